@@ -1,0 +1,142 @@
+"""The ``catalog-images`` command: run a refresh, serve the emulator, run the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog_images.prefect_env import apply_defaults
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Turn product catalogs into generated product images in S3.")
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    from catalog_images.console import console
+    from tasks.secrets import redact
+
+    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    catalog: Annotated[str, typer.Option(help="CSV or Parquet catalog, local path or s3:// URI")],
+    dest: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX for images and reports")],
+    provider: Annotated[str, typer.Option(help="provider name")] = "emulator",
+    concurrency: Annotated[int, typer.Option(help="requests in flight at most")] = 16,
+    prompt_template: Annotated[str | None, typer.Option(help="e.g. 'Photo of {title}'")] = None,
+    report: Annotated[Path | None, typer.Option(help="write the JSON report here too")] = None,
+    chunk_size: Annotated[int, typer.Option(help="rows per Prefect task run")] = 100,
+    max_attempts: Annotated[int, typer.Option(help="provider attempts per row")] = 6,
+    providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
+    aws_credentials_block: Annotated[str | None, typer.Option(
+        help="Prefect AwsCredentials block name")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run one catalog refresh and print its summary.
+
+    Exit status 0 when every accepted row ended with an image, 1 when some did not,
+    2 when the settings or the catalog are unusable (nothing was sent).
+    """
+    apply_defaults(quiet_console=progress)
+    code = execute_run(
+        catalog=catalog, dest=dest, provider=provider, concurrency=concurrency,
+        prompt_template=prompt_template, report_path=str(report) if report else None,
+        chunk_size=chunk_size, max_attempts=max_attempts,
+        providers_file=str(providers_file) if providers_file else None,
+        aws_credentials_block=aws_credentials_block, show_progress=progress,
+    )
+    raise typer.Exit(code)
+
+
+def execute_run(show_progress: bool = True, **params) -> int:
+    """Validate, run the flow in this process, print the summary; return the exit code."""
+    from catalog_images.console import console, print_summary, progress_bar, run_coroutine
+    from tasks.providers.config import ConfigError, get_provider
+    from tasks.settings import RunSettings, SettingsError
+
+    try:
+        settings = RunSettings(**params)
+        get_provider(settings.provider, settings.providers_file).resolve_api_key()
+    except (SettingsError, ConfigError) as exc:
+        _fail(str(exc))
+    from flows.catalog_refresh import catalog_refresh
+
+    with progress_bar(show_progress):
+        state = run_coroutine(catalog_refresh(**settings.model_dump(), return_state=True))
+    outcome = state.result(raise_on_failure=False) if state.is_completed() else state.data
+    if isinstance(outcome, dict) and "summary" in outcome:
+        print_summary(outcome["summary"])
+        if outcome.get("report_path"):
+            console.print(f"Report written to {outcome['report_path']}")
+        return EXIT_OK if state.is_completed() else EXIT_ROWS_FAILED
+    _fail(f"run failed before any image was generated: {state.message}")
+    return EXIT_BAD_INPUT
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8790,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    latency: Annotated[float, typer.Option(help="seconds per image")] = 0.5,
+    jitter: Annotated[float, typer.Option(help="extra random seconds per image")] = 0.0,
+    rpm: Annotated[int | None, typer.Option(help="requests per quota window")] = None,
+    window: Annotated[float, typer.Option(help="quota window in seconds")] = 60.0,
+    fault: Annotated[list[str] | None, typer.Option(
+        help="KIND=RATE, e.g. 503=0.1 (kinds: 429 503 500 hang reset malformed truncated "
+             "safety no_image blocked); repeatable")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed for faults")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="require the key held in this environment variable")] = None,
+) -> None:
+    """Serve the built-in provider emulator (Gemini wire format) until Ctrl-C."""
+    import os
+
+    from catalog_images.emulator import EmulatorConfig, run_server
+
+    faults: dict[str, float] = {}
+    for item in fault or []:
+        kind, _, rate = item.partition("=")
+        try:
+            faults[kind] = float(rate)
+        except ValueError:
+            _fail(f"--fault {item!r}: expected KIND=RATE, e.g. 503=0.1")
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        _fail(f"--api-key-env {api_key_env}: that variable is not set")
+    config = EmulatorConfig(latency_s=latency, latency_jitter_s=jitter, rpm=rpm,
+                            quota_window_s=window, faults=faults, seed=seed, api_key=api_key)
+    run_server(config, host, port)
+
+
+@app.command()
+def demo(
+    rows: Annotated[int | None, typer.Option(help="use only the first N catalog rows")] = None,
+) -> None:
+    """Start the emulator and a local S3 server, refresh data/sample_catalog.csv, summarise."""
+    apply_defaults(quiet_console=True)
+    from catalog_images.demo import run_demo
+
+    raise typer.Exit(run_demo(rows))
+
+
+@app.command()
+def report(path: Path) -> None:
+    """Print the totals of a JSON run report."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"{path}: {exc}")
+    json.dump({"run_id": data.get("run_id"), "totals": data.get("totals")}, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,229 @@
+"""The catalog refresh flow: read, plan, generate, upload, report."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from tasks.generate import open_run_context
+from tasks.models import RowStatus
+from tasks.plan import PlanSummary, iter_jobs, iter_rejections
+from tasks.prefect_tasks import generate_chunk_task, plan_task
+from tasks.progress import RunProgress
+from tasks.providers.config import get_provider
+from tasks.report import problem_examples, problem_rows, summary_markdown, write_report_json
+from tasks.results import ResultSink, RowResult
+from tasks.retry import RetryPolicy
+from tasks.secrets import install_log_redaction
+from tasks.settings import RunSettings
+from tasks.spool import Spool, default_spool_root
+from tasks.storage import S3Location, S3Settings, check_bucket, put_file
+
+PROGRESS_LOG_EVERY_S = 10.0
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: UTC time plus a short random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid4().hex[:6]}"
+
+
+@flow(name="catalog-refresh", description="Generate product images for a catalog into S3.")
+async def catalog_refresh(
+    catalog: str,
+    dest: str,
+    provider: str = "emulator",
+    concurrency: int = 16,
+    prompt_template: str | None = None,
+    report_path: str | None = None,
+    chunk_size: int = 100,
+    max_attempts: int = 6,
+    providers_file: str | None = None,
+    aws_credentials_block: str | None = None,
+):
+    """Read the catalog, validate every row, generate and upload images, write the report.
+
+    The run ends Failed only when some accepted row has no image; its report says why.
+    """
+    install_log_redaction()
+    logger = get_run_logger()
+    settings = RunSettings(
+        catalog=catalog, dest=dest, provider=provider, concurrency=concurrency,
+        prompt_template=prompt_template, report_path=report_path, chunk_size=chunk_size,
+        max_attempts=max_attempts, providers_file=providers_file,
+        aws_credentials_block=aws_credentials_block,
+    )
+    started_wall = time.monotonic()
+    started_at = datetime.now(UTC).isoformat()
+    run_id = new_run_id()
+    location = S3Location.parse(settings.dest)
+    provider_config = get_provider(settings.provider, settings.providers_file)
+    provider_config.resolve_api_key()
+    s3 = S3Settings.from_environment(settings.aws_credentials_block)
+    check_bucket(s3, location)
+    logger.info(
+        "run %s: catalog %s -> %s, provider %s (%s), concurrency %d",
+        run_id, settings.catalog, settings.dest, provider_config.name, provider_config.model,
+        settings.concurrency,
+    )
+    work_dir = Path(tempfile.mkdtemp(prefix=f"catalog-images-{run_id}-"))
+    try:
+        plan: PlanSummary = plan_task(
+            settings.catalog, settings.prompt_template, provider_config, s3, str(work_dir)
+        )
+        logger.info(
+            "plan: %d rows, %d accepted (%s), %d rejected; projected cost $%.2f",
+            plan.rows, plan.accepted, plan.by_resolution, plan.rejected, plan.projected_cost_usd,
+        )
+        sink = ResultSink(work_dir / "manifest.parquet")
+        for rejected in iter_rejections(plan.rejections_path):
+            sink.add(RowResult(sku=rejected["sku"], row=rejected["row"],
+                               status=RowStatus.REJECTED, reason=rejected["reason"]))
+        progress = RunProgress(run_id, total=plan.accepted, phase="generating")
+        progress.publish()
+        generation_started = time.monotonic()
+        async with open_run_context(
+            run_id, location, provider_config, settings.concurrency, s3,
+            Spool(default_spool_root(), settings.dest), RetryPolicy(settings.max_attempts),
+        ) as ctx:
+            await _generate(ctx, plan, settings.chunk_size, sink, progress, logger)
+        generation_s = time.monotonic() - generation_started
+        sink.close()
+        progress.phase = "reporting"
+        progress.publish()
+        totals = sink.totals.summary(time.monotonic() - started_wall, generation_s)
+        header = {
+            "run_id": run_id, "flow_run_id": str(flow_run.id) if flow_run.id else None,
+            "catalog": settings.catalog, "dest": settings.dest,
+            "provider": provider_config.name, "model": provider_config.model,
+            "started_at": started_at, "finished_at": datetime.now(UTC).isoformat(),
+            "report_uri": location.uri("runs", run_id, "report.json"),
+            "manifest_uri": location.uri("runs", run_id, "manifest.parquet"),
+            "images_uri": location.uri("images") + "/",
+            "plan": {"rows": plan.rows, "accepted": plan.accepted, "rejected": plan.rejected,
+                     "projected_cost_usd": plan.projected_cost_usd},
+        }
+        outcome = await _publish_report(header, totals, work_dir, location, s3, settings)
+        progress.phase = "done"
+        progress.publish()
+        logger.info(
+            "done: %d succeeded, %d failed, %d rejected, %d skipped; cost $%.4f; %s images/s; "
+            "report %s", totals["succeeded"], totals["failed"], totals["rejected"],
+            totals["skipped"], totals["cost_usd"], totals["images_per_s"], header["report_uri"],
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if totals["failed"]:
+        return Failed(
+            message=f"{totals['failed']} of {totals['accepted']} accepted rows have no image; "
+            f"see {header['report_uri']}",
+            data=outcome,
+        )
+    return outcome
+
+
+async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
+                    progress: RunProgress, logger) -> None:
+    """Fan accepted rows out as chunk tasks, keeping enough rows queued to fill the gate."""
+    recorded: set[int] = set()
+    artifact_id = await acreate_progress_artifact(
+        0.0, key=None, description=f"Rows finished in run {ctx.run_id}"
+    )
+    last_artifact, last_log = 0.0, time.monotonic()
+
+    def on_result(result: RowResult) -> None:
+        nonlocal last_log
+        sink.add(result)
+        recorded.add(result.row)
+        progress.record(result.status, result.cost_usd)
+        if time.monotonic() - last_log >= PROGRESS_LOG_EVERY_S:
+            last_log = time.monotonic()
+            logger.info(progress.line())
+
+    ctx.on_result = on_result
+    base_chunks = math.ceil(ctx.gate.max_concurrency / chunk_size) + 1
+    max_chunks = base_chunks * 4
+    jobs = iter_jobs(plan.plan_path, chunk_size)
+    pending: dict[asyncio.Task, list[dict]] = {}
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < max_chunks and (
+            len(pending) < base_chunks or ctx.gate.waiting < chunk_size
+        ):
+            chunk = next(jobs, None)
+            if chunk is None:
+                exhausted = True
+                break
+            task = asyncio.ensure_future(generate_chunk_task(
+                ctx.run_id, chunk, first_row=chunk[0]["row"], last_row=chunk[-1]["row"]
+            ))
+            pending[task] = chunk
+        if not pending:
+            break
+        done, _ = await asyncio.wait(pending, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            chunk = pending.pop(task)
+            _record_lost_rows(task, chunk, recorded, on_result, ctx)
+        if time.monotonic() - last_artifact >= 1.0:
+            last_artifact = time.monotonic()
+            await aupdate_progress_artifact(artifact_id, progress=round(progress.fraction * 100, 1))
+    await aupdate_progress_artifact(artifact_id, progress=100.0)
+
+
+def _record_lost_rows(task: asyncio.Task, chunk: list[dict], recorded: set[int], on_result,
+                      ctx) -> None:
+    """Give every row of a finished chunk an outcome, even if the chunk task crashed."""
+    error = task.exception()
+    for job in chunk:
+        if job["row"] in recorded:
+            recorded.discard(job["row"])
+            continue
+        on_result(RowResult(
+            sku=job["sku"], row=job["row"], status=RowStatus.FAILED, error_class="internal",
+            reason=f"internal error: {type(error).__name__ if error else 'row not processed'}",
+            provider=ctx.provider_config.name, model=ctx.provider_config.model,
+            resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
+        ))
+        recorded.discard(job["row"])
+
+
+async def _publish_report(header: dict, totals: dict, work_dir: Path, location: S3Location,
+                          s3: S3Settings, settings: RunSettings) -> dict:
+    """Write the report locally and to S3, and as Prefect artifacts."""
+    manifest = work_dir / "manifest.parquet"
+    report = work_dir / "report.json"
+    write_report_json(report, header, totals, manifest)
+    run_prefix = ("runs", header["run_id"])
+    await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "report.json"),
+                            report, "application/json")
+    await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "manifest.parquet"),
+                            manifest, "application/vnd.apache.parquet")
+    local_report = None
+    if settings.report_path:
+        local_report = Path(settings.report_path).expanduser().resolve()
+        local_report.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report, local_report)
+    markdown = summary_markdown(header, totals, problem_examples(manifest))
+    await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
+                                    description=f"Run {header['run_id']}")
+    problems = problem_rows(manifest)
+    if problems:
+        await acreate_table_artifact(problems, key="catalog-refresh-problems",
+                                     description="Failed and rejected rows")
+    return {"run_id": header["run_id"], "totals": totals, "report_uri": header["report_uri"],
+            "report_path": str(local_report) if local_report else None, "summary": markdown}

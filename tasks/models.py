@@ -1,0 +1,56 @@
+"""Plain data types that travel along a row's path: catalog row -> job -> result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+Resolution = Literal["1K", "2K", "4K"]
+RESOLUTIONS: tuple[str, ...] = ("1K", "2K", "4K")
+DEFAULT_RESOLUTION: Resolution = "2K"
+# Gemini's documented list for gemini-3-pro-image-preview (no "auto").
+ASPECT_RATIOS: tuple[str, ...] = (
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+)
+DEFAULT_ASPECT_RATIO = "1:1"
+
+
+class RowStatus(StrEnum):
+    """Final state of a catalog row in a run report."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceImage:
+    """An input image sent inline with the prompt."""
+
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """What one provider call is asked to produce."""
+
+    prompt: str
+    resolution: str = DEFAULT_RESOLUTION
+    aspect_ratio: str = DEFAULT_ASPECT_RATIO
+    reference_images: tuple[ReferenceImage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """A decoded, verified image returned by a provider."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    usage: dict = field(default_factory=dict)
+    model_version: str | None = None
+    response_id: str | None = None

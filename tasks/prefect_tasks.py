@@ -1,0 +1,38 @@
+"""The Prefect tasks of a catalog refresh: thin wrappers over the plain modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.generate import get_context, process_rows
+from tasks.plan import PlanSummary, plan_catalog
+from tasks.providers.config import ProviderConfig
+from tasks.storage import S3Settings
+
+
+@task(name="plan-catalog", cache_policy=NO_CACHE, persist_result=False)
+def plan_task(
+    catalog: str, prompt_template: str | None, provider: ProviderConfig, s3: S3Settings,
+    work_dir: str,
+) -> PlanSummary:
+    """Read and validate the catalog into a local plan; no provider is called."""
+    return plan_catalog(catalog, prompt_template, provider, s3, Path(work_dir))
+
+
+@task(
+    name="generate-chunk", cache_policy=NO_CACHE, persist_result=False,
+    task_run_name="generate-rows-{first_row}-{last_row}",
+)
+async def generate_chunk_task(
+    run_id: str, jobs: list[dict], first_row: int, last_row: int
+) -> int:
+    """Generate and upload a chunk of rows concurrently; per-row retries happen inside.
+
+    Row results are recorded as each row finishes (through the run context), so a chunk
+    never loses a row's outcome; the return value is the number of rows processed.
+    """
+    results = await process_rows(jobs, get_context(run_id))
+    return len(results)

@@ -1,0 +1,25 @@
+"""Provider registry: one module per wire format, one entry per kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tasks.providers.base import ImageProvider
+from tasks.providers.config import ConfigError, ProviderConfig
+from tasks.providers.gemini import GeminiProvider
+
+ProviderFactory = Callable[[ProviderConfig, str | None, int], ImageProvider]
+
+# kind -> client class. The emulator speaks the Gemini wire format.
+PROVIDER_KINDS: dict[str, ProviderFactory] = {
+    "gemini": GeminiProvider,
+    "emulator": GeminiProvider,
+}
+
+
+def create_provider(config: ProviderConfig, concurrency: int) -> ImageProvider:
+    """Build the client for ``config`` with a connection pool sized to ``concurrency``."""
+    factory = PROVIDER_KINDS.get(config.kind)
+    if factory is None:
+        raise ConfigError(f"provider {config.name!r}: unknown kind {config.kind!r}")
+    return factory(config, config.resolve_api_key(), concurrency)

@@ -1,0 +1,175 @@
+"""Turn catalog rows into generation jobs, or into rejections with a reason.
+
+Nothing here calls a provider: every check runs before money is spent.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.catalog import BAD_LINE, ROW_NUMBER, CatalogError
+from tasks.images import ImageCheckError, inspect_image
+from tasks.models import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, DEFAULT_RESOLUTION, RESOLUTIONS
+from tasks.storage import S3Settings, StorageError, read_object
+
+SAFE_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+MAX_PROMPT_CHARS = 20_000
+MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's limit per inline image
+PRIORITIES = ("high", "normal", "low")
+JOB_FIELDS = ("sku", "prompt", "resolution", "aspect_ratio", "reference_image", "priority", "row")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A catalog row that will not be generated, and why."""
+
+    row: int
+    sku: str | None
+    reason: str
+
+
+def template_fields(template: str) -> list[str]:
+    """Column names used as ``{column}`` placeholders; CatalogError when malformed."""
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+    except ValueError as exc:
+        raise CatalogError(f"prompt_template is malformed: {exc}") from None
+    for name in names:
+        if not name.isidentifier() and not re.fullmatch(r"[\w .-]+", name):
+            raise CatalogError(f"prompt_template placeholder {{{name}}} is not a column name")
+    return names
+
+
+def check_columns(columns: list[str], prompt_template: str | None) -> None:
+    """Stop the run when a required column or a template's column is missing."""
+    if "sku" not in columns:
+        raise CatalogError(f"catalog has no 'sku' column (columns: {', '.join(columns)})")
+    if prompt_template:
+        missing = [f for f in template_fields(prompt_template) if f not in columns]
+        if missing:
+            raise CatalogError(
+                f"prompt_template uses {', '.join('{' + m + '}' for m in missing)} but the "
+                f"catalog has no such column (columns: {', '.join(columns)})"
+            )
+    elif "prompt" not in columns:
+        raise CatalogError(
+            "catalog has no 'prompt' column; add one or pass a prompt template "
+            "(--prompt-template 'Studio photo of {title}')"
+        )
+
+
+def _clean(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def sku_problem(sku: str) -> str | None:
+    """Why ``sku`` cannot be an object name under the key prefix, or None when it can."""
+    if not sku:
+        return "missing sku"
+    if "/" in sku or "\\" in sku or ".." in sku:
+        return f"sku {sku[:80]!r} would escape the key prefix (no '/', '\\' or '..')"
+    if not SAFE_SKU.match(sku):
+        return (
+            f"sku {sku[:80]!r} is not a safe object name (use letters, digits, '.', '_', '-'; "
+            "start with a letter or digit; at most 200 characters)"
+        )
+    return None
+
+
+class RowValidator:
+    """Checks rows one by one, remembering SKUs seen and reference images checked."""
+
+    def __init__(
+        self, prompt_template: str | None, catalog_base: str, s3: S3Settings | None
+    ) -> None:
+        self.prompt_template = prompt_template
+        self.catalog_base = catalog_base
+        self.s3 = s3
+        self._seen: set[str] = set()
+        self._references: dict[str, str | None] = {}
+
+    def check(self, row: dict) -> dict | Rejection:
+        """A job dict (JOB_FIELDS) for a good row, a Rejection for a bad one."""
+        number = int(row[ROW_NUMBER])
+        if row.get(BAD_LINE):
+            return Rejection(number, None, f"malformed CSV {row[BAD_LINE]}")
+        sku = _clean(row.get("sku"))
+        problem = sku_problem(sku)
+        if problem:
+            return Rejection(number, sku or None, problem)
+        if sku in self._seen:
+            return Rejection(number, sku, f"duplicate sku {sku!r} (first seen on an earlier row)")
+        self._seen.add(sku)
+        job_or_reason = self._job(sku, row, number)
+        if isinstance(job_or_reason, str):
+            return Rejection(number, sku, job_or_reason)
+        return job_or_reason
+
+    def _job(self, sku: str, row: dict, number: int) -> dict | str:
+        prompt = self._prompt(row)
+        if not prompt:
+            return "empty prompt"
+        if len(prompt) > MAX_PROMPT_CHARS:
+            return f"prompt is {len(prompt)} characters, over the {MAX_PROMPT_CHARS} limit"
+        resolution = _clean(row.get("resolution")).upper() or DEFAULT_RESOLUTION
+        if resolution not in RESOLUTIONS:
+            return f"unknown resolution {resolution!r} (use {', '.join(RESOLUTIONS)})"
+        ratio = _clean(row.get("aspect_ratio")) or DEFAULT_ASPECT_RATIO
+        if ratio not in ASPECT_RATIOS:
+            return f"unknown aspect_ratio {ratio!r} (use one of {' '.join(ASPECT_RATIOS)})"
+        priority = _clean(row.get("priority")).lower() or "normal"
+        if priority not in PRIORITIES:
+            return f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})"
+        reference = _clean(row.get("reference_image"))
+        if reference:
+            reference = self.resolve_reference(reference)
+            problem = self._reference_problem(reference)
+            if problem:
+                return problem
+        return {
+            "sku": sku, "prompt": prompt, "resolution": resolution, "aspect_ratio": ratio,
+            "reference_image": reference or None, "priority": priority, "row": number,
+        }
+
+    def _prompt(self, row: dict) -> str:
+        if not self.prompt_template:
+            return _clean(row.get("prompt"))
+        values = {k: _clean(v) for k, v in row.items() if isinstance(k, str)}
+        return self.prompt_template.format_map(values).strip()
+
+    def resolve_reference(self, value: str) -> str:
+        """An absolute local path or s3:// URI for a reference_image cell."""
+        if value.startswith("s3://") or Path(value).is_absolute():
+            return value
+        if self.catalog_base.startswith("s3://"):
+            return f"{self.catalog_base}/{value}"
+        return str(Path(self.catalog_base) / value)
+
+    def _reference_problem(self, reference: str) -> str | None:
+        if reference not in self._references:
+            self._references[reference] = self._check_reference(reference)
+        return self._references[reference]
+
+    def _check_reference(self, reference: str) -> str | None:
+        try:
+            data = load_reference_bytes(reference, self.s3)
+            inspect_image(data)
+        except (OSError, StorageError, ImageCheckError, ValueError) as exc:
+            return f"unreadable reference image {reference}: {exc}"
+        return None
+
+
+def load_reference_bytes(reference: str, s3: S3Settings | None) -> bytes:
+    """Read a reference image (local or s3://), refusing files over Gemini's 7 MB limit."""
+    if reference.startswith("s3://"):
+        if s3 is None:
+            raise StorageError("no S3 settings to read an s3:// reference image")
+        return read_object(s3, reference, MAX_REFERENCE_BYTES)
+    path = Path(reference)
+    size = path.stat().st_size
+    if size > MAX_REFERENCE_BYTES:
+        raise ValueError(f"{size} bytes, over the 7 MB limit")
+    return path.read_bytes()

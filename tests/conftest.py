@@ -1,0 +1,72 @@
+"""Shared fixtures: a real SeaweedFS server, the real emulator, a real Prefect API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
+
+from catalog_images.emulator import Emulator, EmulatorConfig  # noqa: E402
+from catalog_images.local_s3 import LocalS3  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_CSV = REPO / "data" / "sample_catalog.csv"
+SAMPLE_PARQUET = REPO / "data" / "sample_catalog.parquet"
+
+
+@pytest.fixture(scope="session")
+def local_s3(tmp_path_factory):
+    """One SeaweedFS server for the session, stopped by its PID at the end."""
+    with LocalS3(data_dir=tmp_path_factory.mktemp("seaweedfs")).start() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(local_s3, monkeypatch, tmp_path):
+    """Point the pipeline (boto3/aiobotocore) at the local server, with a private spool."""
+    for name, value in local_s3.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CATALOG_IMAGES_SPOOL_DIR", str(tmp_path / "spool"))
+    return local_s3
+
+
+@pytest.fixture
+def dest(local_s3) -> str:
+    """A fresh destination prefix in the session bucket."""
+    return f"s3://{local_s3.bucket}/t-{uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    """A fresh emulator on a free port, the provider named 'emulator'."""
+    emu = Emulator(EmulatorConfig(latency_s=0.02, seed=11)).start()
+    monkeypatch.setenv("CATALOG_IMAGES_EMULATOR_URL", emu.base_url)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real Prefect API (temporary database) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def sample_catalog(tmp_path) -> Path:
+    """A private copy of the sample CSV with its reference images beside it."""
+    shutil.copy(SAMPLE_CSV, tmp_path / SAMPLE_CSV.name)
+    shutil.copytree(SAMPLE_CSV.parent / "reference", tmp_path / "reference")
+    return tmp_path / SAMPLE_CSV.name
