@@ -67,12 +67,12 @@ def execute_run(show_progress: bool = True, **params) -> int:
         get_provider(settings.provider, settings.providers_file).resolve_api_key()
     except (SettingsError, ConfigError) as exc:
         _fail(str(exc))
-    from flows.catalog_refresh import catalog_refresh
+    from flows.catalog_refresh import catalog_refresh, outcome_of
 
     with progress_bar(show_progress):
         state = run_coroutine(catalog_refresh(**settings.model_dump(), return_state=True))
-    outcome = state.result(raise_on_failure=False) if state.is_completed() else state.data
-    if isinstance(outcome, dict) and "summary" in outcome:
+    outcome = outcome_of(state)
+    if outcome is not None:
         print_summary(outcome["summary"])
         if outcome.get("report_path"):
             console.print(f"Report written to {outcome['report_path']}")

@@ -225,5 +225,17 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
     if problems:
         await acreate_table_artifact(problems, key="catalog-refresh-problems",
                                      description="Failed and rejected rows")
-    return {"run_id": header["run_id"], "totals": totals, "report_uri": header["report_uri"],
-            "report_path": str(local_report) if local_report else None, "summary": markdown}
+    return {
+        "run_id": header["run_id"], "flow_run_id": header["flow_run_id"], "totals": totals,
+        "report_uri": header["report_uri"], "summary": markdown,
+        "report_path": str(local_report) if local_report else None,
+    }
+
+
+def outcome_of(state) -> dict | None:
+    """The outcome dict of a finished run (Completed or Failed with rows), else None."""
+    if state.is_completed():
+        data = state.result(raise_on_failure=False)
+    else:
+        data = getattr(state.data, "result", state.data)
+    return data if isinstance(data, dict) and "totals" in data else None

@@ -70,3 +70,26 @@ def sample_catalog(tmp_path) -> Path:
     shutil.copy(SAMPLE_CSV, tmp_path / SAMPLE_CSV.name)
     shutil.copytree(SAMPLE_CSV.parent / "reference", tmp_path / "reference")
     return tmp_path / SAMPLE_CSV.name
+
+
+def write_catalog(path: Path, count: int, prefix: str = "SKU", **columns) -> Path:
+    """A CSV catalog of ``count`` distinct products (extra columns repeat the given value)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "sku": [f"{prefix}-{i:05d}" for i in range(count)],
+        "prompt": [f"Studio photo of product {prefix} number {i}" for i in range(count)],
+        **{name: [value] * count for name, value in columns.items()},
+    })
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_refresh(**params):
+    """Run the flow in this process; return (final state, outcome dict)."""
+    import asyncio
+
+    from flows.catalog_refresh import catalog_refresh, outcome_of
+
+    state = asyncio.run(catalog_refresh(**params, return_state=True))
+    return state, outcome_of(state)
