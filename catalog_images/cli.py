@@ -30,6 +30,10 @@ def run(
     catalog: Annotated[str, typer.Option(help="CSV or Parquet catalog, local path or s3:// URI")],
     dest: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX for images and reports")],
     provider: Annotated[str, typer.Option(help="provider name")] = "emulator",
+    fallback_provider: Annotated[list[str] | None, typer.Option(
+        help="provider to fail over to, in order; repeatable")] = None,
+    priority_provider: Annotated[list[str] | None, typer.Option(
+        help="route for rows with priority=high, in order; repeatable")] = None,
     concurrency: Annotated[int, typer.Option(help="requests in flight at most")] = 16,
     prompt_template: Annotated[str | None, typer.Option(help="e.g. 'Photo of {title}'")] = None,
     report: Annotated[Path | None, typer.Option(help="write the JSON report here too")] = None,
@@ -48,6 +52,7 @@ def run(
     apply_defaults(quiet_console=progress)
     code = execute_run(
         catalog=catalog, dest=dest, provider=provider, concurrency=concurrency,
+        fallback_providers=fallback_provider or [], priority_providers=priority_provider or [],
         prompt_template=prompt_template, report_path=str(report) if report else None,
         chunk_size=chunk_size, max_attempts=max_attempts,
         providers_file=str(providers_file) if providers_file else None,
@@ -64,7 +69,8 @@ def execute_run(show_progress: bool = True, **params) -> int:
 
     try:
         settings = RunSettings(**params)
-        get_provider(settings.provider, settings.providers_file).resolve_api_key()
+        for name in settings.provider_names:
+            get_provider(name, settings.providers_file).resolve_api_key()
     except (SettingsError, ConfigError) as exc:
         _fail(str(exc))
     from flows.catalog_refresh import catalog_refresh, outcome_of

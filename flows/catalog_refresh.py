@@ -48,6 +48,8 @@ async def catalog_refresh(
     catalog: str,
     dest: str,
     provider: str = "emulator",
+    fallback_providers: list[str] | None = None,
+    priority_providers: list[str] | None = None,
     concurrency: int = 16,
     prompt_template: str | None = None,
     report_path: str | None = None,
@@ -55,6 +57,8 @@ async def catalog_refresh(
     max_attempts: int = 6,
     providers_file: str | None = None,
     aws_credentials_block: str | None = None,
+    breaker_cooldown_s: float = 10.0,
+    global_limits: bool = False,
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
 
@@ -72,14 +76,15 @@ async def catalog_refresh(
     started_at = datetime.now(UTC).isoformat()
     run_id = new_run_id()
     location = S3Location.parse(settings.dest)
-    provider_config = get_provider(settings.provider, settings.providers_file)
-    provider_config.resolve_api_key()
+    provider_configs = [get_provider(n, settings.providers_file) for n in settings.provider_names]
+    for config in provider_configs:
+        config.resolve_api_key()
+    provider_config = provider_configs[0]
     s3 = S3Settings.from_environment(settings.aws_credentials_block)
     check_bucket(s3, location)
     logger.info(
-        "run %s: catalog %s -> %s, provider %s (%s), concurrency %d",
-        run_id, settings.catalog, settings.dest, provider_config.name, provider_config.model,
-        settings.concurrency,
+        "run %s: catalog %s -> %s, routes %s, concurrency %d",
+        run_id, settings.catalog, settings.dest, settings.routes, settings.concurrency,
     )
     work_dir = Path(tempfile.mkdtemp(prefix=f"catalog-images-{run_id}-"))
     try:
@@ -98,19 +103,24 @@ async def catalog_refresh(
         progress.publish()
         generation_started = time.monotonic()
         async with open_run_context(
-            run_id, location, provider_config, settings.concurrency, s3,
+            run_id, location, provider_configs, settings.routes, settings.concurrency, s3,
             Spool(default_spool_root(), settings.dest), RetryPolicy(settings.max_attempts),
+            breaker_cooldown_s=settings.breaker_cooldown_s,
+            global_limits=settings.global_limits,
         ) as ctx:
             await _generate(ctx, plan, settings.chunk_size, sink, progress, logger)
+            provider_summary = ctx.router.summary()
         generation_s = time.monotonic() - generation_started
         sink.close()
         progress.phase = "reporting"
         progress.publish()
         totals = sink.totals.summary(time.monotonic() - started_wall, generation_s)
+        totals["providers"] = provider_summary
         header = {
             "run_id": run_id, "flow_run_id": str(flow_run.id) if flow_run.id else None,
             "catalog": settings.catalog, "dest": settings.dest,
             "provider": provider_config.name, "model": provider_config.model,
+            "routes": settings.routes,
             "started_at": started_at, "finished_at": datetime.now(UTC).isoformat(),
             "report_uri": location.uri("runs", run_id, "report.json"),
             "manifest_uri": location.uri("runs", run_id, "manifest.parquet"),
@@ -156,14 +166,14 @@ async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
             logger.info(progress.line())
 
     ctx.on_result = on_result
-    base_chunks = math.ceil(ctx.gate.max_concurrency / chunk_size) + 1
+    base_chunks = math.ceil(ctx.capacity / chunk_size) + 1
     max_chunks = base_chunks * 4
     jobs = iter_jobs(plan.plan_path, chunk_size)
     pending: dict[asyncio.Task, list[dict]] = {}
     exhausted = False
     while True:
         while not exhausted and len(pending) < max_chunks and (
-            len(pending) < base_chunks or ctx.gate.waiting < chunk_size
+            len(pending) < base_chunks or ctx.waiting < chunk_size
         ):
             chunk = next(jobs, None)
             if chunk is None:
@@ -196,7 +206,7 @@ def _record_lost_rows(task: asyncio.Task, chunk: list[dict], recorded: set[int],
         on_result(RowResult(
             sku=job["sku"], row=job["row"], status=RowStatus.FAILED, error_class="internal",
             reason=f"internal error: {type(error).__name__ if error else 'row not processed'}",
-            provider=ctx.provider_config.name, model=ctx.provider_config.model,
+            provider=None, model=None,
             resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
         ))
         recorded.discard(job["row"])

@@ -16,23 +16,24 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tasks.breaker import CircuitBreaker
 from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import EXTENSION_BY_MIME, inspect_image
 from tasks.limits import ProviderGate
 from tasks.models import GeneratedImage, ImageRequest, ReferenceImage, RowStatus
 from tasks.providers import create_provider
-from tasks.providers.base import ImageProvider
 from tasks.providers.config import ProviderConfig
-from tasks.providers.errors import ErrorClass, ProviderError
+from tasks.providers.errors import PROVIDER_FAULTS, ErrorClass, ProviderError
 from tasks.results import RowResult
 from tasks.retry import RetryPolicy
+from tasks.routing import ProviderRuntime, Router
 from tasks.spool import Spool
 from tasks.storage import S3Location, S3Settings, describe_s3_error
 from tasks.validate import load_reference_bytes
 
 UPLOAD_ATTEMPTS = 5
-# Images delivered intact are billed even when they are unusable (wrong shape).
-BILLED_FAILURES = frozenset({ErrorClass.WRONG_SHAPE})
+MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
+MAX_WAIT_FOR_PROVIDER_S = 600.0
 
 
 def image_key(location: S3Location, sku: str, mime_type: str) -> str:
@@ -46,9 +47,7 @@ class RunContext:
 
     run_id: str
     location: S3Location
-    provider_config: ProviderConfig
-    provider: ImageProvider
-    gate: ProviderGate
+    router: Router
     s3_client: object
     spool: Spool
     s3_settings: S3Settings
@@ -56,6 +55,16 @@ class RunContext:
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
     _references: OrderedDict = field(default_factory=OrderedDict)
+
+    @property
+    def waiting(self) -> int:
+        """Rows queued for a provider slot, over all providers."""
+        return sum(r.gate.waiting for r in self.router.runtimes.values())
+
+    @property
+    def capacity(self) -> int:
+        """Requests that may be in flight at once, over all providers."""
+        return sum(r.gate.max_concurrency for r in self.router.runtimes.values())
 
     async def reference(self, uri: str) -> ReferenceImage:
         """Load (and keep the last few) reference images."""
@@ -82,64 +91,115 @@ def get_context(run_id: str) -> RunContext:
 
 
 class open_run_context:  # noqa: N801 - used as ``async with open_run_context(...)``
-    """Create the run's provider client, S3 client and gate; close them at the end."""
+    """Create the run's provider clients, gates, breakers and S3 client; close them after."""
 
     def __init__(
-        self, run_id: str, location: S3Location, provider_config: ProviderConfig,
-        concurrency: int, s3_settings: S3Settings, spool: Spool,
-        policy: RetryPolicy | None = None,
+        self, run_id: str, location: S3Location, providers: list[ProviderConfig],
+        routes: dict[str, list[str]], concurrency: int, s3_settings: S3Settings, spool: Spool,
+        policy: RetryPolicy | None = None, breaker_cooldown_s: float = 10.0,
+        global_limits: bool = False,
     ) -> None:
-        self._args = (run_id, location, provider_config, concurrency, s3_settings, spool, policy)
+        self.run_id, self.location, self.providers, self.routes = (
+            run_id, location, providers, routes)
+        self.concurrency, self.s3_settings, self.spool, self.policy = (
+            concurrency, s3_settings, spool, policy)
+        self.breaker_cooldown_s = breaker_cooldown_s
+        self.global_limits = global_limits
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> RunContext:
-        run_id, location, config, concurrency, s3_settings, spool, policy = self._args
-        concurrency = min(concurrency, config.max_concurrency)
-        provider = create_provider(config, concurrency)
-        self._stack.push_async_callback(provider.aclose)
+        runtimes: dict[str, ProviderRuntime] = {}
+        for config in self.providers:
+            concurrency = min(self.concurrency, config.max_concurrency)
+            client = create_provider(config, concurrency)
+            self._stack.push_async_callback(client.aclose)
+            gate = ProviderGate(
+                concurrency, rpm=config.rpm, window_s=config.quota_window_s, rpd=config.rpd,
+                global_limit=f"catalog-images-{config.name}" if self.global_limits else None,
+            )
+            runtimes[config.name] = ProviderRuntime(
+                config, client, gate, CircuitBreaker(cooldown_s=self.breaker_cooldown_s))
+        s3_pool = max(r.gate.max_concurrency for r in runtimes.values())
         s3_client = await self._stack.enter_async_context(
-            s3_settings.aio_client_context(max_pool_connections=concurrency)
+            self.s3_settings.aio_client_context(max_pool_connections=s3_pool)
         )
         ctx = RunContext(
-            run_id=run_id, location=location, provider_config=config, provider=provider,
-            gate=ProviderGate(concurrency, rpm=config.rpm), s3_client=s3_client, spool=spool,
-            s3_settings=s3_settings, policy=policy or RetryPolicy(),
+            run_id=self.run_id, location=self.location, router=Router(runtimes, self.routes),
+            s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
+            policy=self.policy or RetryPolicy(),
         )
-        _CONTEXTS[run_id] = ctx
+        _CONTEXTS[self.run_id] = ctx
         return ctx
 
     async def __aexit__(self, *exc_info) -> None:
-        _CONTEXTS.pop(self._args[0], None)
+        _CONTEXTS.pop(self.run_id, None)
         await self._stack.aclose()
 
 
+def _note_failover(route: list[ProviderRuntime], previous: ProviderRuntime | None,
+                   chosen: ProviderRuntime) -> None:
+    origin = previous or route[0]
+    if chosen is not origin:
+        origin.stats.failovers_out += 1
+        chosen.stats.failovers_in += 1
+
+
 async def _generate_with_retries(
-    ctx: RunContext, request: ImageRequest, result: RowResult
-) -> GeneratedImage | ProviderError:
-    """Call the provider until an image, a final error, or the attempts run out."""
-    last_error: ProviderError | None = None
-    for attempt in range(1, ctx.policy.max_attempts + 1):
-        result.attempts = attempt
-        async with ctx.gate.slot():
-            started = time.monotonic()
-            try:
-                image = await ctx.provider.generate(request)
-                result.latency_s = round(time.monotonic() - started, 4)
-                return image
-            except ProviderError as exc:
-                last_error = exc
-        if not last_error.retryable:
-            return last_error
-        result.retries[last_error.error_class.value] = (
-            result.retries.get(last_error.error_class.value, 0) + 1
-        )
-        if attempt == ctx.policy.max_attempts:
-            break
-        if last_error.error_class is ErrorClass.RATE_LIMITED and last_error.retry_after_s:
-            ctx.gate.pause(last_error.retry_after_s)
-        await asyncio.sleep(ctx.policy.delay(attempt, last_error.retry_after_s, ctx.rng))
-    assert last_error is not None
-    return last_error
+    ctx: RunContext, route: list[ProviderRuntime], request: ImageRequest, result: RowResult
+) -> tuple[ProviderRuntime | None, GeneratedImage | ProviderError]:
+    """Send the row to its route's providers until an image, a final error, or no budget."""
+    attempts = rate_limited = 0
+    waited = 0.0
+    previous: ProviderRuntime | None = None
+    while True:
+        runtime = ctx.router.choose(route)
+        if runtime is None:
+            if Router.exhausted(route):
+                return previous, ProviderError(
+                    ErrorClass.DAILY_QUOTA, "daily quota reached on every provider of the route")
+            if waited >= MAX_WAIT_FOR_PROVIDER_S:
+                return previous, ProviderError(
+                    ErrorClass.CIRCUIT_OPEN, "every provider of the route stayed unavailable")
+            pause = Router.wait_hint(route)
+            await asyncio.sleep(pause)
+            waited += pause
+            continue
+        _note_failover(route, previous, runtime)
+        previous = runtime
+        stats = runtime.stats
+        try:
+            async with runtime.gate.slot():
+                stats.requests += 1
+                result.attempts += 1
+                started = time.monotonic()
+                image = await runtime.client.generate(request)
+        except ProviderError as exc:
+            error = exc
+        else:
+            result.latency_s = round(time.monotonic() - started, 4)
+            stats.latencies.append(result.latency_s)
+            stats.images += 1
+            runtime.breaker.record(True)
+            runtime.gate.on_success()
+            return runtime, image
+        if error.error_class is ErrorClass.DAILY_QUOTA:
+            continue  # refused before sending: the router moves on
+        if error.error_class is ErrorClass.RATE_LIMITED:
+            stats.rate_limited += 1
+            rate_limited += 1
+        else:
+            attempts += 1
+            runtime.breaker.record(error.error_class not in PROVIDER_FAULTS)
+        if error.error_class in (ErrorClass.RATE_LIMITED, ErrorClass.UNAVAILABLE):
+            runtime.gate.on_overload(error.retry_after_s)
+        if not error.retryable or attempts >= ctx.policy.max_attempts or (
+            rate_limited >= MAX_RATE_LIMITED_RETRIES
+        ):
+            return runtime, error
+        stats.retries += 1
+        key = error.error_class.value
+        result.retries[key] = result.retries.get(key, 0) + 1
+        await asyncio.sleep(ctx.policy.delay(max(1, attempts), error.retry_after_s, ctx.rng))
 
 
 async def _upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta: dict) -> None:
@@ -158,10 +218,11 @@ async def _upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta:
 
 async def process_row(job: dict, ctx: RunContext) -> RowResult:
     """Generate, spool and upload one accepted row; always returns its result."""
-    config = ctx.provider_config
+    route = ctx.router.route_for(job.get("priority"))
+    first = route[0].config
     result = RowResult(
-        sku=job["sku"], row=job["row"], status=RowStatus.FAILED, provider=config.name,
-        model=config.model, resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
+        sku=job["sku"], row=job["row"], status=RowStatus.FAILED, provider=first.name,
+        model=first.model, resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
         prompt_sha256=sha256_hex(job["prompt"]),
     )
     try:
@@ -174,32 +235,39 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         return _finish(ctx, result)
     request = ImageRequest(job["prompt"], job["resolution"], job["aspect_ratio"], refs)
     fp = fingerprint(
-        request.prompt, request.resolution, request.aspect_ratio, config.model,
+        request.prompt, request.resolution, request.aspect_ratio, first.family,
         sha256_hex(refs[0].data) if refs else None,
     )
     spooled = ctx.spool.find(job["sku"], fp)
     if spooled is not None:
         data, mime = spooled.data, spooled.meta["mime_type"]
         result.width, result.height = spooled.meta["width"], spooled.meta["height"]
+        result.provider, result.model = spooled.meta["provider"], spooled.meta["model"]
         result.reason = f"uploaded from spool (paid in run {spooled.meta.get('run_id')})"
     else:
-        outcome = await _generate_with_retries(ctx, request, result)
+        runtime, outcome = await _generate_with_retries(ctx, route, request, result)
+        if runtime is not None:
+            result.provider, result.model = runtime.name, runtime.config.model
         if isinstance(outcome, ProviderError):
             result.error_class = outcome.error_class.value
             result.reason = str(outcome)
-            if outcome.error_class in BILLED_FAILURES:
-                result.cost_usd = config.prices.for_resolution(job["resolution"])
+            if outcome.error_class is ErrorClass.DAILY_QUOTA:
+                result.status, result.reason = RowStatus.SKIPPED, "daily quota"
+            if outcome.billed and runtime is not None:
+                result.cost_usd = runtime.config.prices.for_resolution(job["resolution"])
+                runtime.stats.cost_usd += result.cost_usd
             return _finish(ctx, result)
         data, mime = outcome.data, outcome.mime_type
         result.width, result.height = outcome.width, outcome.height
-        result.cost_usd = config.prices.for_resolution(job["resolution"])
+        result.cost_usd = runtime.config.prices.for_resolution(job["resolution"])
+        runtime.stats.cost_usd += result.cost_usd
         meta = {"mime_type": mime, "width": outcome.width, "height": outcome.height,
-                "run_id": ctx.run_id, "provider": config.name, "model": config.model}
+                "run_id": ctx.run_id, "provider": runtime.name, "model": runtime.config.model}
         await asyncio.to_thread(ctx.spool.write, job["sku"], fp, data, meta)
     key = image_key(ctx.location, job["sku"], mime)
     metadata = {
         "sku": job["sku"], "prompt-sha256": result.prompt_sha256, "fingerprint": fp,
-        "provider": config.name, "model": config.model, "run-id": ctx.run_id,
+        "provider": result.provider, "model": result.model, "run-id": ctx.run_id,
     }
     try:
         await _upload(ctx, key, data, mime, metadata)

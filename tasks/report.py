@@ -69,6 +69,17 @@ def summary_markdown(header: dict, totals: dict, examples: dict[str, list]) -> s
     if totals["retries_by_class"]:
         lines += ["**Retries by error class:** " + ", ".join(
             f"{k} {v}" for k, v in totals["retries_by_class"].items()), ""]
+    if totals.get("providers"):
+        lines += ["## Providers", "",
+                  "| provider | requests | images | 429s | retries | failovers in/out | "
+                  "p50 s | p95 s | cost |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | "
+                  "---: | ---: |"]
+        for name, p in totals["providers"].items():
+            lines.append(
+                f"| {name} | {p['requests']} | {p['images']} | {p['429s']} | {p['retries']} | "
+                f"{p['failovers_in']}/{p['failovers_out']} | {p['latency_p50_s']} | "
+                f"{p['latency_p95_s']} | {_money(p['cost_usd'])} |")
+        lines.append("")
     if examples:
         lines += ["## Problems", "", "| reason | rows | example SKUs |", "| --- | ---: | --- |"]
         for reason, (count, skus) in examples.items():

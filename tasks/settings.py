@@ -20,6 +20,11 @@ class RunSettings(BaseModel):
     catalog: str = Field(description="CSV or Parquet catalog: a local path or s3:// URI")
     dest: str = Field(description="s3://BUCKET/PREFIX where images and reports go")
     provider: str = Field("emulator", description="provider name (see providers file)")
+    fallback_providers: list[str] = Field(
+        default_factory=list, description="providers to fail over to, in order")
+    priority_providers: list[str] = Field(
+        default_factory=list,
+        description="route for rows with priority=high (default: the same as the others)")
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight at most")
     prompt_template: str | None = Field(None, description="e.g. 'Studio photo of {title}'")
     report_path: str | None = Field(None, description="also write the JSON report here")
@@ -27,6 +32,23 @@ class RunSettings(BaseModel):
     max_attempts: int = Field(6, ge=1, le=20, description="provider attempts per row")
     providers_file: str | None = None
     aws_credentials_block: str | None = None
+    breaker_cooldown_s: float = Field(10.0, gt=0, description="seconds before a probe")
+    global_limits: bool = Field(
+        False, description="share rpm limits across runs via Prefect global concurrency limits")
+
+    @property
+    def routes(self) -> dict[str, list[str]]:
+        """Ordered provider names per row class."""
+        bulk = list(dict.fromkeys([self.provider, *self.fallback_providers]))
+        routes = {"bulk": bulk}
+        if self.priority_providers:
+            routes["priority"] = list(dict.fromkeys(self.priority_providers))
+        return routes
+
+    @property
+    def provider_names(self) -> list[str]:
+        """Every provider the run may call."""
+        return list(dict.fromkeys(name for names in self.routes.values() for name in names))
 
     @field_validator("dest")
     @classmethod

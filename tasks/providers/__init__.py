@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tasks.providers.async_task import AsyncTaskProvider
 from tasks.providers.base import ImageProvider
 from tasks.providers.config import ConfigError, ProviderConfig
 from tasks.providers.gemini import GeminiProvider
+from tasks.providers.openai_images import OpenAIImagesProvider
 
 ProviderFactory = Callable[[ProviderConfig, str | None, int], ImageProvider]
 
 # kind -> client class. The emulator speaks the Gemini wire format.
 PROVIDER_KINDS: dict[str, ProviderFactory] = {
     "gemini": GeminiProvider,
+    "openai-images": OpenAIImagesProvider,
+    "async-task": AsyncTaskProvider,
     "emulator": GeminiProvider,
 }
 

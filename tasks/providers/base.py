@@ -53,6 +53,7 @@ def verified_image(
         raise ProviderError(
             ErrorClass.WRONG_SHAPE,
             f"image is {info.width}x{info.height}, not aspect ratio {request.aspect_ratio}",
+            billed=True,
         )
     return GeneratedImage(
         data=data, mime_type=info.mime_type, width=info.width, height=info.height,

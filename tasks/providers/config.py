@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.secrets import register_secret
 
-ProviderKind = Literal["gemini", "emulator"]
+ProviderKind = Literal["gemini", "openai-images", "async-task", "emulator"]
 AuthStyle = Literal["x-goog-api-key", "bearer", "none"]
 PROVIDERS_FILE_ENV = "CATALOG_IMAGES_PROVIDERS_FILE"
 EMULATOR_URL_ENV = "CATALOG_IMAGES_EMULATOR_URL"
@@ -52,13 +52,22 @@ class ProviderConfig(BaseModel):
     api_key_env: str | None = None
     api_key_block: str | None = Field(None, description="name of a Prefect Secret block")
     model: str = "gemini-3-pro-image-preview"
+    family: str = Field(
+        "gemini-3-pro-image-preview",
+        description="the underlying model, whoever resells it: same family, same image",
+    )
     prices: Prices = Field(default_factory=Prices)
     batch_prices: Prices | None = None
-    rpm: int | None = Field(None, gt=0)
-    rpd: int | None = Field(None, gt=0)
+    rpm: int | None = Field(None, gt=0, description="requests per quota window")
+    quota_window_s: float = Field(60.0, gt=0, description="length of the rpm window")
+    rpd: int | None = Field(None, gt=0, description="requests per day")
     max_concurrency: int = Field(64, gt=0)
     timeout_s: float = Field(180.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
+    response_format: Literal["b64_json", "url"] = "b64_json"  # openai-images
+    poll_initial_s: float = Field(2.5, gt=0)  # async-task
+    poll_max_s: float = Field(15.0, gt=0)
+    task_deadline_s: float = Field(900.0, gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -109,6 +118,17 @@ def builtin_presets() -> dict[str, dict]:
             "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY", "rpm": 300,
             "rpd": 1500, "max_concurrency": 32,
             "batch_prices": {"1K": 0.067, "2K": 0.067, "4K": 0.12},
+        },
+        "openai-relay": {
+            "kind": "openai-images", "base_url": "https://openai-relay.example.com",
+            "auth": "bearer", "api_key_env": "OPENAI_RELAY_API_KEY", "max_concurrency": 64,
+            "prices": {"1K": 0.05, "2K": 0.05, "4K": 0.05},
+        },
+        "async-task-relay": {
+            "kind": "async-task", "base_url": "https://async-relay.example.com",
+            "auth": "bearer", "api_key_env": "ASYNC_RELAY_API_KEY", "model": "nano-banana-pro",
+            "rpm": 20, "quota_window_s": 10.0, "max_concurrency": 200,
+            "prices": {"1K": 0.09, "2K": 0.09, "4K": 0.12},
         },
         "gemini-relay": {
             "kind": "gemini", "base_url": "https://relay.example.com", "auth": "bearer",

@@ -26,6 +26,8 @@ class ErrorClass(StrEnum):
     AUTH = "auth"  # 401/403 or an invalid key
     NOT_FOUND = "not_found"  # 404: wrong model or base URL
     DAILY_QUOTA = "daily_quota"
+    TASK_DEADLINE = "task_deadline"  # an async task still unfinished at its deadline
+    CIRCUIT_OPEN = "circuit_open"  # no provider of the row's route would take it
 
 
 RETRYABLE = frozenset(
@@ -51,8 +53,10 @@ class ProviderError(Exception):
         *,
         status: int | None = None,
         retry_after_s: float | None = None,
+        billed: bool = False,
     ) -> None:
         self.error_class = error_class
+        self.billed = billed  # the provider charged for this failed request
         self.status = status
         self.retry_after_s = retry_after_s
         self.message = redact(message)[:500]
@@ -60,8 +64,8 @@ class ProviderError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """True when the same request may succeed if sent again."""
-        return self.error_class in RETRYABLE
+        """True when the same request may succeed if sent again without paying twice."""
+        return self.error_class in RETRYABLE and not self.billed
 
     def __str__(self) -> str:
         status = f"HTTP {self.status} " if self.status else ""

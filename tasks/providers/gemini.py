@@ -17,6 +17,7 @@ from tasks.providers.errors import (
     parse_retry_after_header,
     retry_delay_from_error_body,
 )
+from tasks.providers.http import new_http_client, send
 
 SAFETY_REASONS = frozenset(
     {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT", "SPII",
@@ -126,27 +127,11 @@ class GeminiProvider:
         self.name = config.name
         self.model = config.model
         self._url = f"{config.base_url}/v1beta/models/{config.model}:generateContent"
-        headers = {"content-type": "application/json"}
-        if api_key and config.auth == "x-goog-api-key":
-            headers["x-goog-api-key"] = api_key
-        elif api_key and config.auth == "bearer":
-            headers["authorization"] = f"Bearer {api_key}"
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            ),
-        )
+        self._client = new_http_client(config, api_key, concurrency)
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """Send one generateContent request and return the verified image."""
-        try:
-            response = await self._client.post(self._url, json=build_request_body(request))
-        except httpx.TimeoutException as exc:
-            raise ProviderError(ErrorClass.TIMEOUT, type(exc).__name__) from None
-        except httpx.TransportError as exc:
-            raise ProviderError(ErrorClass.CONNECTION, type(exc).__name__) from None
+        response = await send(self._client, "POST", self._url, json=build_request_body(request))
         if response.status_code != 200:
             raise error_from_response(response)
         try:

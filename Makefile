@@ -1,0 +1,31 @@
+# Two commands on a fresh machine with python3 (3.11+) and make:
+#   make demo   - run the sample catalog through the emulator into a local S3 server
+#   make test   - the whole test suite
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test lint bench clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed
+
+demo: install
+	$(UV) run catalog-images demo
+
+test: install
+	$(UV) run ruff check .
+	$(UV) run pytest
+
+lint: install
+	$(UV) run ruff check .
+
+clean:
+	rm -rf .demo .bench .pytest_cache

@@ -1,0 +1,99 @@
+"""Which provider serves a row: ordered routes per row class, health, daily budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tasks.breaker import CircuitBreaker
+from tasks.limits import ProviderGate
+from tasks.providers.base import ImageProvider
+from tasks.providers.config import ProviderConfig
+
+PRIORITY_ROUTE, BULK_ROUTE = "priority", "bulk"
+
+
+@dataclass
+class ProviderStats:
+    """What one provider did during a run."""
+
+    requests: int = 0
+    images: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    failovers_in: int = 0
+    failovers_out: int = 0
+    breaker_opened: int = 0
+    cost_usd: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """JSON-ready totals for the report."""
+        lat = np.array(self.latencies) if self.latencies else None
+        return {
+            "requests": self.requests, "images": self.images, "429s": self.rate_limited,
+            "retries": self.retries, "failovers_in": self.failovers_in,
+            "failovers_out": self.failovers_out, "breaker_opened": self.breaker_opened,
+            "cost_usd": round(self.cost_usd, 6),
+            "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
+            "latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat is not None else None,
+        }
+
+
+@dataclass
+class ProviderRuntime:
+    """A provider as the run sees it: config, client, gate, breaker and stats."""
+
+    config: ProviderConfig
+    client: ImageProvider
+    gate: ProviderGate
+    breaker: CircuitBreaker
+    stats: ProviderStats = field(default_factory=ProviderStats)
+
+    @property
+    def name(self) -> str:
+        """The provider's configured name."""
+        return self.config.name
+
+    def available(self) -> bool:
+        """Has daily budget left; the breaker is asked separately (it may hand out a probe)."""
+        return self.gate.daily_quota_left
+
+
+class Router:
+    """Ordered provider lists per row class; the first healthy provider with budget wins."""
+
+    def __init__(self, runtimes: dict[str, ProviderRuntime], routes: dict[str, list[str]]):
+        self.runtimes = runtimes
+        self.routes = routes
+
+    def route_for(self, priority: str | None) -> list[ProviderRuntime]:
+        """Providers for a row, in order: the priority route for high-priority rows."""
+        name = PRIORITY_ROUTE if priority == "high" and self.routes.get(PRIORITY_ROUTE) else (
+            BULK_ROUTE)
+        return [self.runtimes[n] for n in self.routes[name]]
+
+    def choose(self, route: list[ProviderRuntime]) -> ProviderRuntime | None:
+        """The first provider of ``route`` that has budget and whose breaker lets a call by."""
+        for runtime in route:
+            if runtime.available() and runtime.breaker.allow():
+                return runtime
+        return None
+
+    @staticmethod
+    def exhausted(route: list[ProviderRuntime]) -> bool:
+        """True when no provider of ``route`` has daily budget left."""
+        return not any(r.available() for r in route)
+
+    @staticmethod
+    def wait_hint(route: list[ProviderRuntime]) -> float:
+        """Seconds until some provider of ``route`` may take a probe."""
+        waits = [r.breaker.seconds_until_probe() for r in route if r.available()]
+        return max(0.05, min(waits)) if waits else 0.0
+
+    def summary(self) -> dict:
+        """Per-provider stats for the report."""
+        for runtime in self.runtimes.values():
+            runtime.stats.breaker_opened = runtime.breaker.opened_count
+        return {name: r.stats.summary() for name, r in self.runtimes.items()}
