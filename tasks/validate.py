@@ -70,7 +70,7 @@ def sku_problem(sku: str) -> str | None:
     if not sku:
         return "missing sku"
     if "/" in sku or "\\" in sku or ".." in sku:
-        return f"sku {sku[:80]!r} would escape the key prefix (no '/', '\\' or '..')"
+        return f"sku {sku[:80]!r} would escape the key prefix (no '/', backslash or '..')"
     if not SAFE_SKU.match(sku):
         return (
             f"sku {sku[:80]!r} is not a safe object name (use letters, digits, '.', '_', '-'; "
@@ -157,6 +157,8 @@ class RowValidator:
         try:
             data = load_reference_bytes(reference, self.s3)
             inspect_image(data)
+        except FileNotFoundError:
+            return f"unreadable reference image {reference}: no such file"
         except (OSError, StorageError, ImageCheckError, ValueError) as exc:
             return f"unreadable reference image {reference}: {exc}"
         return None

@@ -1,0 +1,34 @@
+"""Build the aiohttp application: one shared core, one route module per wire format."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import admin_routes, gemini_routes
+from .core import EmulatorCore
+from .http_util import CORE_KEY
+
+MAX_REQUEST_BYTES = 128 * 1024 * 1024  # 14 reference images of 7 MB, base64-encoded
+
+
+def build_app(core: EmulatorCore) -> web.Application:
+    """An application serving every wire format from ``core``.
+
+    New wire formats (OpenAI-compatible images, async-task relays) add a module with
+    ``add_routes(app)`` that reads ``app[CORE_KEY]`` and registers it here.
+    """
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app[CORE_KEY] = core
+    gemini_routes.add_routes(app)
+    admin_routes.add_routes(app)
+    return app
+
+
+def make_runner(core: EmulatorCore) -> web.AppRunner:
+    """A runner tuned for load: no access log, hung handlers cancelled on disconnect."""
+    return web.AppRunner(
+        build_app(core),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=0.5,
+    )

@@ -1,0 +1,112 @@
+"""Emulator settings: one validated, immutable dataclass shared by the core and all routes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "503",
+    "500",
+    "hang",
+    "reset",
+    "malformed",
+    "truncated",
+    "safety",
+    "no_image",
+    "blocked",
+)
+SCRIPT_ENTRIES: frozenset[str] = frozenset((*FAULT_KINDS, "ok"))
+ASPECT_RATIOS: tuple[str, ...] = (
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "4:5",
+    "5:4",
+    "9:16",
+    "16:9",
+    "21:9",
+)
+IMAGE_SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+
+
+def _default_prices() -> dict[str, float]:
+    return {"1K": 0.134, "2K": 0.134, "4K": 0.24}
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Behaviour of the emulated provider; every field has a default.
+
+    ``faults`` maps a kind from ``FAULT_KINDS`` to its per-request probability (sum <= 1).
+    ``prices_usd`` keys are tried as ``"MODEL:SIZE"``, ``"MODEL"``, then ``"SIZE"``.
+    """
+
+    latency_s: float = 0.05
+    latency_jitter_s: float = 0.0
+    rpm: int | None = None
+    quota_window_s: float = 60.0
+    retry_after_header: bool = False
+    faults: dict[str, float] = field(default_factory=dict)
+    fault_retry_delay_s: float = 1.0
+    seed: int | None = None
+    api_key: str | None = None
+    hang_s: float = 120.0
+    image_as_data_uri: bool = False
+    thought_parts: bool = True
+    prices_usd: dict[str, float] = field(default_factory=_default_prices)
+    models: tuple[str, ...] = ("gemini-3-pro-image-preview", "gemini-2.5-flash-image")
+
+    def __post_init__(self) -> None:
+        try:
+            faults = {str(k): float(v) for k, v in dict(self.faults).items()}
+            prices = {str(k): float(v) for k, v in dict(self.prices_usd).items()}
+            models = (self.models,) if isinstance(self.models, str) else tuple(self.models)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid config value: {exc}") from None
+        object.__setattr__(self, "faults", faults)
+        object.__setattr__(self, "prices_usd", prices)
+        object.__setattr__(self, "models", models)
+        try:
+            _validate(self)
+        except TypeError as exc:
+            raise ValueError(f"invalid config value: {exc}") from None
+
+    def updated(self, changes: Mapping[str, Any]) -> EmulatorConfig:
+        """Return a copy with ``changes`` applied; unknown fields raise ValueError."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def public_dict(self) -> dict[str, Any]:
+        """JSON-ready view with the API key redacted."""
+        data = dataclasses.asdict(self)
+        data["models"] = list(self.models)
+        if self.api_key is not None:
+            data["api_key"] = "***"
+        return data
+
+
+def _validate(cfg: EmulatorConfig) -> None:
+    unknown = set(cfg.faults) - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
+    if any(not 0.0 <= p <= 1.0 for p in cfg.faults.values()):
+        raise ValueError("fault probabilities must be within [0, 1]")
+    if sum(cfg.faults.values()) > 1.0 + 1e-9:
+        raise ValueError("fault probabilities must sum to at most 1")
+    for name in ("latency_s", "latency_jitter_s", "hang_s", "fault_retry_delay_s"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0")
+    if cfg.rpm is not None and cfg.rpm < 1:
+        raise ValueError("rpm must be None or >= 1")
+    if cfg.quota_window_s <= 0:
+        raise ValueError("quota_window_s must be > 0")
+    if not cfg.models:
+        raise ValueError("models must not be empty")

@@ -1,0 +1,215 @@
+"""Wire-format-independent emulator state: config, auth, quota, faults, images, billing, stats.
+
+Route modules (Gemini native now; OpenAI-compatible and async-task relays later) parse their
+own wire format, ask the core what to do with a request and format the answer themselves.
+All methods are thread-safe: routes run on the server loop, control calls come from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import random
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .config import EmulatorConfig
+from .faults import OK, FaultPlan
+from .ledger import Ledger, Stats, price_for
+from .png import PngTemplate, TemplateCache, image_dimensions, palette_for
+from .quota import SlidingWindowQuota
+
+
+class Auth(Enum):
+    """Outcome of checking the presented API key(s)."""
+
+    OK = "ok"
+    MISSING = "missing"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Decision for a request: rejected by quota (``quota_wait_s``) or admitted with ``fault``."""
+
+    fault: str = OK
+    scripted: bool = False
+    quota_wait_s: float | None = None
+    slot: float | None = None
+
+    @property
+    def over_quota(self) -> bool:
+        return self.quota_wait_s is not None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """A rendered image: PNG of the template size in the prompt's colours."""
+
+    template: PngTemplate
+    palette: bytes
+    mime_type: str = "image/png"
+
+    @property
+    def width(self) -> int:
+        return self.template.width
+
+    @property
+    def height(self) -> int:
+        return self.template.height
+
+    def b64(self) -> str:
+        return self.template.b64(self.palette)
+
+    def png(self) -> bytes:
+        return self.template.png(self.palette)
+
+
+class EmulatorCore:
+    """Shared state and policy of one emulator instance."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self._config = config or EmulatorConfig()
+        self._lock = threading.Lock()
+        self._quota_window = SlidingWindowQuota()
+        self._faults = FaultPlan(self._config.seed)
+        self._jitter = random.Random(self._config.seed)
+        self._ledger = Ledger()
+        self._stats = Stats()
+        self._templates = TemplateCache()
+
+    # ---- configuration -------------------------------------------------------------------
+    @property
+    def config(self) -> EmulatorConfig:
+        """Current configuration (immutable snapshot)."""
+        return self._config
+
+    def configure(self, **changes: Any) -> EmulatorConfig:
+        """Apply config changes atomically; a new ``seed`` restarts the random sequences."""
+        with self._lock:
+            self._config = self._config.updated(changes)
+            if "seed" in changes:
+                self._faults.reseed(self._config.seed)
+                self._jitter = random.Random(self._config.seed)
+            return self._config
+
+    def script(self, prompt_contains: str, faults: Iterable[str]) -> None:
+        """Queue faults for the next requests whose prompt contains the substring."""
+        with self._lock:
+            self._faults.script(prompt_contains, faults)
+
+    def clear_scripts(self) -> None:
+        with self._lock:
+            self._faults.clear_scripts()
+
+    def pending_scripts(self) -> dict[str, list[str]]:
+        with self._lock:
+            return self._faults.pending()
+
+    # ---- request policy ------------------------------------------------------------------
+    def authenticate(self, presented: Iterable[str]) -> Auth:
+        """Check the keys a request carried (any source) against ``api_key``."""
+        expected = self._config.api_key
+        if expected is None:
+            return Auth.OK
+        keys = [k for k in presented if k]
+        if not keys:
+            return Auth.MISSING
+        wanted = expected.encode("utf-8")
+        if any(hmac.compare_digest(k.encode("utf-8"), wanted) for k in keys):
+            return Auth.OK
+        return Auth.INVALID
+
+    def admit(self, prompt: str) -> Admission:
+        """Apply the quota, then choose the fault (scripted first, then random)."""
+        with self._lock:
+            cfg = self._config
+            slot = None
+            if cfg.rpm is not None:
+                now = time.monotonic()
+                wait = self._quota_window.try_acquire(now, cfg.rpm, cfg.quota_window_s)
+                if wait > 0:
+                    self._stats.quota_429 += 1
+                    return Admission(quota_wait_s=wait)
+                slot = now
+            fault, scripted = self._faults.pick(prompt, cfg.faults)
+            if fault != OK:
+                self._stats.injected[fault] += 1
+            if scripted:
+                self._stats.scripted += 1
+            return Admission(fault=fault, scripted=scripted, slot=slot)
+
+    def release(self, admission: Admission) -> None:
+        """Give back the quota slot of an admitted request that was answered with a 429."""
+        if admission.slot is not None:
+            with self._lock:
+                self._quota_window.release(admission.slot)
+
+    def generation_delay(self) -> float:
+        """Seconds a successful generation takes: base latency plus uniform jitter."""
+        cfg = self._config
+        if cfg.latency_jitter_s <= 0:
+            return cfg.latency_s
+        with self._lock:
+            return cfg.latency_s + self._jitter.uniform(0.0, cfg.latency_jitter_s)
+
+    async def render(self, prompt: str, image_size: str, aspect_ratio: str) -> GeneratedImage:
+        """The prompt's image at the requested size; a new size is built off the event loop."""
+        width, height = image_dimensions(image_size, aspect_ratio)
+        template = self._templates.peek(width, height)
+        if template is None:
+            template = await asyncio.to_thread(self._templates.get, width, height)
+        return GeneratedImage(template=template, palette=palette_for(prompt))
+
+    def warm(self, sizes: Iterable[tuple[str, str]]) -> None:
+        """Pre-build templates for (imageSize, aspectRatio) pairs (blocking)."""
+        for image_size, aspect_ratio in sizes:
+            self._templates.get(*image_dimensions(image_size, aspect_ratio))
+
+    # ---- accounting ----------------------------------------------------------------------
+    def bill(self, prompt: str, model: str, image_size: str) -> float:
+        """Charge one image about to be delivered; returns its price in USD (for ``refund``)."""
+        with self._lock:
+            usd = price_for(self._config.prices_usd, model, image_size)
+            self._ledger.bill(prompt, model, image_size, usd)
+            return usd
+
+    def refund(self, prompt: str, model: str, image_size: str, usd: float) -> None:
+        """Undo ``bill`` for an image whose response could not be written."""
+        with self._lock:
+            self._ledger.bill(prompt, model, image_size, usd, count=-1)
+
+    def count_request(self) -> None:
+        with self._lock:
+            self._stats.requests += 1
+
+    def count_outcome(self, outcome: str) -> None:
+        with self._lock:
+            self._stats.by_outcome[outcome] += 1
+
+    def count_status(self, status: int) -> None:
+        with self._lock:
+            self._stats.by_status[str(status)] += 1
+
+    def ledger(self) -> dict[str, Any]:
+        with self._lock:
+            return self._ledger.snapshot()
+
+    def duplicates(self) -> dict[str, int]:
+        with self._lock:
+            return self._ledger.duplicates()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return self._stats.snapshot()
+
+    def reset_counters(self) -> None:
+        """Clear the ledger, the stats and the quota window (scripts and config stay)."""
+        with self._lock:
+            self._ledger = Ledger()
+            self._stats = Stats()
+            self._quota_window.clear()

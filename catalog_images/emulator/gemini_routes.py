@@ -1,0 +1,164 @@
+"""Gemini native route: ``POST /v1beta/models/{model}:generateContent``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from typing import Any
+
+from aiohttp import web
+
+from . import gemini_response as wire
+from .core import Admission, Auth, EmulatorCore
+from .gemini_request import GenerateRequest, InvalidRequest, parse_generate_request
+from .http_util import CORE_KEY, dump_json, send_json
+
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+    "500": (
+        500,
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in "
+        "https://developers.generativeai.google/guide/troubleshooting",
+    ),
+    "hang": (504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
+}
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the generateContent route (v1beta and v1 prefixes)."""
+    for version in ("v1beta", "v1"):
+        app.router.add_post(f"/{version}/models/{{model_action}}", generate_content)
+
+
+def _presented_keys(request: web.Request) -> list[str]:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else ""
+    return [request.headers.get("x-goog-api-key", ""), bearer, request.query.get("key", "")]
+
+
+async def _answer(
+    request: web.Request,
+    core: EmulatorCore,
+    status: int,
+    body: Any,
+    outcome: str,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """Count and send a response whose delivery does not matter for billing."""
+    core.count_outcome(outcome)
+    core.count_status(status)
+    return (await send_json(request, status, body, headers))[0]
+
+
+async def generate_content(request: web.Request) -> web.StreamResponse:
+    """Authenticate, validate, apply quota and faults, then answer like Gemini."""
+    core = request.app[CORE_KEY]
+    core.count_request()
+    model, _, action = request.match_info["model_action"].partition(":")
+    auth = core.authenticate(_presented_keys(request))
+    if auth is Auth.MISSING:
+        return await _answer(request, core, 403, wire.missing_key_body(), "unauthenticated")
+    if auth is Auth.INVALID:
+        return await _answer(request, core, 400, wire.api_key_invalid_body(), "api_key_invalid")
+    if action != "generateContent" or model not in core.config.models:
+        message = (
+            f"models/{model} is not found for API version v1beta, or is not supported for "
+            f"{action or 'generateContent'}. Call ListModels to see the list of available "
+            "models and their supported methods."
+        )
+        body = wire.error_body(404, "NOT_FOUND", message)
+        return await _answer(request, core, 404, body, "not_found")
+    try:
+        req = parse_generate_request(await request.read())
+    except InvalidRequest as exc:
+        body = wire.error_body(400, "INVALID_ARGUMENT", str(exc))
+        return await _answer(request, core, 400, body, "invalid")
+
+    admission = core.admit(req.prompt)
+    if admission.over_quota:
+        assert admission.quota_wait_s is not None
+        return await _too_many(request, core, model, admission.quota_wait_s, "quota_429")
+    return await _generate(request, core, model, req, admission)
+
+
+async def _too_many(
+    request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str
+) -> web.StreamResponse:
+    cfg = core.config
+    headers = {"Retry-After": str(max(1, math.ceil(delay_s)))} if cfg.retry_after_header else None
+    body = wire.quota_error_body(model, cfg.rpm, delay_s)
+    return await _answer(request, core, 429, body, outcome, headers)
+
+
+async def _generate(
+    request: web.Request,
+    core: EmulatorCore,
+    model: str,
+    req: GenerateRequest,
+    admission: Admission,
+) -> web.StreamResponse:
+    cfg = core.config
+    fault = admission.fault
+    if fault == "429":
+        core.release(admission)
+        return await _too_many(request, core, model, cfg.fault_retry_delay_s, fault)
+    if fault in ERRORS:
+        code, status, message = ERRORS[fault]
+        if fault == "hang":
+            core.count_outcome(fault)  # counted up front: the client usually gives up first
+            await asyncio.sleep(cfg.hang_s)
+            core.count_status(code)
+            return (await send_json(request, code, wire.error_body(code, status, message)))[0]
+        return await _answer(request, core, code, wire.error_body(code, status, message), fault)
+
+    await asyncio.sleep(core.generation_delay())
+    if fault == "reset":
+        core.count_outcome(fault)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response()  # nothing reaches the client: the write fails silently
+    refs = req.reference_images
+    if fault == "safety":
+        return await _answer(request, core, 200, wire.safety_body(model, req.prompt, refs), fault)
+    if fault == "blocked":
+        return await _answer(request, core, 200, wire.blocked_body(model, req.prompt, refs), fault)
+    if fault == "no_image" or not req.wants_image:
+        outcome = fault if fault == "no_image" else "text_only"
+        body = wire.text_only_body(model, req.prompt, refs)
+        return await _answer(request, core, 200, body, outcome)
+
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    if fault == "truncated":
+        png = image.png()
+        image_b64 = base64.b64encode(png[: len(png) // 2]).decode("ascii")
+    else:
+        image_b64 = image.b64()
+    body = wire.success_body(
+        model=model,
+        prompt=req.prompt,
+        image_size=req.image_size,
+        references=refs,
+        image_b64=image_b64,
+        mime_type=image.mime_type,
+        as_data_uri=cfg.image_as_data_uri,
+        thought_parts=cfg.thought_parts,
+    )
+    if fault == "malformed":
+        text = dump_json(body)
+        return await _answer(request, core, 200, text[: len(text) // 2], fault)
+    if fault != "ok":
+        return await _answer(request, core, 200, body, fault)
+    core.count_outcome("ok")
+    core.count_status(200)
+    # Bill before writing so the ledger is current when the client holds the response;
+    # refund if the connection is already gone.
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return web.Response()
+    usd = core.bill(req.prompt, model, req.image_size)
+    response, delivered = await send_json(request, 200, body)
+    if not delivered:
+        core.refund(req.prompt, model, req.image_size, usd)
+    return response

@@ -1,0 +1,83 @@
+"""Billing ledger (delivered images only) and request counters."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+
+def prompt_key(prompt: str) -> str:
+    """Ledger key of a prompt: sha256 hex of its UTF-8 text."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
+def price_for(prices: dict[str, float], model: str, image_size: str) -> float:
+    """Price of one image: ``MODEL:SIZE``, then ``MODEL``, then ``SIZE``; 0.0 when unlisted."""
+    for key in (f"{model}:{image_size}", model, image_size):
+        if key in prices:
+            return prices[key]
+    return 0.0
+
+
+class Ledger:
+    """What the emulated provider charged; not thread-safe by itself."""
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.usd = 0.0
+        self.by_prompt: Counter[str] = Counter()
+        self.usd_by_prompt: Counter[str] = Counter()
+        self.by_size: Counter[str] = Counter()
+        self.by_model: Counter[str] = Counter()
+
+    def bill(self, prompt: str, model: str, image_size: str, usd: float, count: int = 1) -> None:
+        """Charge one delivered image (``count=-1`` refunds one that failed to go out)."""
+        key = prompt_key(prompt)
+        self.images += count
+        self.usd += usd * count
+        self.by_prompt[key] += count
+        self.usd_by_prompt[key] += usd * count
+        self.by_size[image_size] += count
+        self.by_model[model] += count
+        for counter in (self.by_prompt, self.usd_by_prompt, self.by_size, self.by_model):
+            for name in [k for k, v in counter.items() if v <= 0]:
+                del counter[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready copy: images, usd, by_prompt, usd_by_prompt, by_size, by_model."""
+        return {
+            "images": self.images,
+            "usd": round(self.usd, 6),
+            "by_prompt": dict(self.by_prompt),
+            "usd_by_prompt": {k: round(v, 6) for k, v in self.usd_by_prompt.items()},
+            "by_size": dict(self.by_size),
+            "by_model": dict(self.by_model),
+        }
+
+    def duplicates(self) -> dict[str, int]:
+        """Prompts (sha256 hex) billed more than once, with their counts."""
+        return {k: n for k, n in self.by_prompt.items() if n > 1}
+
+
+class Stats:
+    """Request counters; not thread-safe by itself."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.by_status: Counter[str] = Counter()
+        self.by_outcome: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.scripted = 0
+        self.quota_429 = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready copy of all counters."""
+        return {
+            "requests": self.requests,
+            "by_status": dict(self.by_status),
+            "by_outcome": dict(self.by_outcome),
+            "quota_429": self.quota_429,
+            "injected": dict(self.injected),
+            "scripted": self.scripted,
+        }
