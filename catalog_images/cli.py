@@ -42,6 +42,8 @@ def run(
     providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
     aws_credentials_block: Annotated[str | None, typer.Option(
         help="Prefect AwsCredentials block name")] = None,
+    global_limits: Annotated[bool, typer.Option(
+        help="share rate limits with other runs via Prefect global concurrency limits")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one catalog refresh and print its summary.
@@ -56,7 +58,8 @@ def run(
         prompt_template=prompt_template, report_path=str(report) if report else None,
         chunk_size=chunk_size, max_attempts=max_attempts,
         providers_file=str(providers_file) if providers_file else None,
-        aws_credentials_block=aws_credentials_block, show_progress=progress,
+        aws_credentials_block=aws_credentials_block, global_limits=global_limits,
+        show_progress=progress,
     )
     raise typer.Exit(code)
 

@@ -60,8 +60,10 @@ def prefect_api():
     """A real Prefect API (temporary database) for the whole session."""
     from prefect.testing.utilities import prefect_test_harness
 
+    from prefect.settings import PREFECT_API_URL
+
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        yield PREFECT_API_URL.value()
 
 
 @pytest.fixture
