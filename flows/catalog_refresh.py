@@ -58,6 +58,7 @@ async def catalog_refresh(
     providers_file: str | None = None,
     aws_credentials_block: str | None = None,
     breaker_cooldown_s: float = 10.0,
+    max_provider_wait_s: float = 300.0,
     global_limits: bool = False,
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
@@ -68,9 +69,11 @@ async def catalog_refresh(
     logger = get_run_logger()
     settings = RunSettings(
         catalog=catalog, dest=dest, provider=provider, concurrency=concurrency,
+        fallback_providers=fallback_providers or [], priority_providers=priority_providers or [],
         prompt_template=prompt_template, report_path=report_path, chunk_size=chunk_size,
         max_attempts=max_attempts, providers_file=providers_file,
-        aws_credentials_block=aws_credentials_block,
+        aws_credentials_block=aws_credentials_block, breaker_cooldown_s=breaker_cooldown_s,
+        max_provider_wait_s=max_provider_wait_s, global_limits=global_limits,
     )
     started_wall = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
@@ -104,7 +107,8 @@ async def catalog_refresh(
         generation_started = time.monotonic()
         async with open_run_context(
             run_id, location, provider_configs, settings.routes, settings.concurrency, s3,
-            Spool(default_spool_root(), settings.dest), RetryPolicy(settings.max_attempts),
+            Spool(default_spool_root(), settings.dest),
+            RetryPolicy(settings.max_attempts, max_provider_wait_s=settings.max_provider_wait_s),
             breaker_cooldown_s=settings.breaker_cooldown_s,
             global_limits=settings.global_limits,
         ) as ctx:

@@ -51,6 +51,19 @@ class CircuitBreaker:
             return True
         return False
 
+    def would_allow(self) -> bool:
+        """What ``allow`` would answer now, without handing out the probe."""
+        if self.state is BreakerState.CLOSED:
+            return True
+        if self.state is BreakerState.OPEN:
+            return self._clock() - self._opened_at >= self.cooldown_s
+        return not self._probe_out
+
+    @property
+    def closed(self) -> bool:
+        """True while traffic flows freely."""
+        return self.state is BreakerState.CLOSED
+
     def seconds_until_probe(self) -> float:
         """How long until ``allow`` may say yes again."""
         if self.state is BreakerState.OPEN:
@@ -60,6 +73,8 @@ class CircuitBreaker:
     def record(self, healthy: bool) -> None:
         """Record the outcome of a request sent through this breaker."""
         self._outcomes.append(healthy)
+        if self.state is BreakerState.OPEN:
+            return  # an answer to a request sent before the breaker opened
         if healthy:
             self._streak = 0
             if self.state is BreakerState.HALF_OPEN:

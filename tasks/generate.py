@@ -13,13 +13,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.breaker import CircuitBreaker
 from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import EXTENSION_BY_MIME, inspect_image
-from tasks.limits import ProviderGate
+from tasks.limits import ProviderGate, SlotDeclined
 from tasks.models import GeneratedImage, ImageRequest, ReferenceImage, RowStatus
 from tasks.providers import create_provider
 from tasks.providers.config import ProviderConfig
@@ -33,7 +34,6 @@ from tasks.validate import load_reference_bytes
 
 UPLOAD_ATTEMPTS = 5
 MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
-MAX_WAIT_FOR_PROVIDER_S = 600.0
 
 
 def image_key(location: S3Location, sku: str, mime_type: str) -> str:
@@ -144,6 +144,18 @@ def _note_failover(route: list[ProviderRuntime], previous: ProviderRuntime | Non
         chosen.stats.failovers_in += 1
 
 
+def _still_wanted(route: list[ProviderRuntime], runtime: ProviderRuntime, probe: bool) -> bool:
+    """Asked when the row's turn comes at ``runtime``: is it still the right provider?
+
+    No when it turned unhealthy while the row queued, or when a provider earlier in the
+    route is healthy again (or due a probe): traffic goes back to where it belongs.
+    """
+    if not probe and not runtime.breaker.closed:
+        return False
+    better = route[: route.index(runtime)]
+    return not any(b.available() and b.breaker.would_allow() for b in better)
+
+
 async def _generate_with_retries(
     ctx: RunContext, route: list[ProviderRuntime], request: ImageRequest, result: RowResult
 ) -> tuple[ProviderRuntime | None, GeneratedImage | ProviderError]:
@@ -157,22 +169,25 @@ async def _generate_with_retries(
             if Router.exhausted(route):
                 return previous, ProviderError(
                     ErrorClass.DAILY_QUOTA, "daily quota reached on every provider of the route")
-            if waited >= MAX_WAIT_FOR_PROVIDER_S:
+            if waited >= ctx.policy.max_provider_wait_s:
                 return previous, ProviderError(
                     ErrorClass.CIRCUIT_OPEN, "every provider of the route stayed unavailable")
             pause = Router.wait_hint(route)
             await asyncio.sleep(pause)
             waited += pause
             continue
+        probe = not runtime.breaker.closed  # allow() handed this row the half-open probe
         _note_failover(route, previous, runtime)
         previous = runtime
         stats = runtime.stats
         try:
-            async with runtime.gate.slot():
-                stats.requests += 1
-                result.attempts += 1
+            async with runtime.gate.slot(partial(_still_wanted, route, runtime, probe)):
                 started = time.monotonic()
+                stats.sent(started)
+                result.attempts += 1
                 image = await runtime.client.generate(request)
+        except SlotDeclined:
+            continue  # the provider turned unhealthy while this row queued: route again
         except ProviderError as exc:
             error = exc
         else:

@@ -6,9 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from tasks.providers.errors import ErrorClass, ProviderError
+from tasks.send_stamp import SEND_STAMP
+
+
+class SlotDeclined(Exception):  # noqa: N818 - a signal, not an error
+    """The caller no longer wants this provider once its turn came (it turned unhealthy)."""
 
 
 class ProviderGate:
@@ -37,7 +43,7 @@ class ProviderGate:
         self.in_flight = 0
         self.waiting = 0  # rows queued for a slot: tells the flow when to feed more work
         self._waiters: deque[asyncio.Future] = deque()
-        self._sent: deque[float] = deque()
+        self._sent: deque[list] = deque()  # [send time, confirmed] per request in the window
         self._rate_lock = asyncio.Lock()
         self._paused_until = 0.0
         self._last_decrease = 0.0
@@ -103,22 +109,26 @@ class ProviderGate:
                 if self.rpm is None:
                     break
                 horizon = now - self.window_s - self.SAFETY_MARGIN_S
-                while self._sent and self._sent[0] <= horizon:
+                while self._sent and self._sent[0][0] <= horizon:
                     self._sent.popleft()
                 if len(self._sent) < self.rpm:
-                    self._sent.append(now)
+                    stamp = [now, False]
+                    self._sent.append(stamp)
+                    SEND_STAMP.set(stamp)
                     break
-                await asyncio.sleep(self._sent[0] - horizon)
+                await asyncio.sleep(self._sent[0][0] - horizon)
         if self.global_limit:
             from prefect.concurrency.asyncio import rate_limit
 
             await rate_limit(self.global_limit, occupy=1, strict=False)
 
     @asynccontextmanager
-    async def slot(self):
+    async def slot(self, still_wanted: Callable[[], bool] | None = None):
         """Hold one in-flight slot and one rate token for the duration of a request.
 
-        Raises ProviderError(DAILY_QUOTA) when the day's budget is spent.
+        ``still_wanted`` is asked once a slot is free, before any rate token is taken: when
+        it says no, SlotDeclined is raised and nothing is counted. Raises
+        ProviderError(DAILY_QUOTA) when the day's budget is spent.
         """
         if not self.daily_quota_left:
             raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
@@ -128,6 +138,8 @@ class ProviderGate:
         finally:
             self.waiting -= 1
         try:
+            if still_wanted is not None and not still_wanted():
+                raise SlotDeclined()
             await self._wait_for_rate()
             if not self.daily_quota_left:
                 raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")

@@ -14,6 +14,7 @@ class RetryPolicy:
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
     hint_jitter_s: float = 0.25  # spread added to a server-given delay so waiters don't stampede
+    max_provider_wait_s: float = 300.0  # a row's patience while every provider is unavailable
 
     def delay(self, attempt: int, hint_s: float | None, rng: random.Random) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""

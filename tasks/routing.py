@@ -26,7 +26,26 @@ class ProviderStats:
     failovers_out: int = 0
     breaker_opened: int = 0
     cost_usd: float = 0.0
+    first_send: float | None = None  # monotonic times, for quota utilization
+    last_send: float | None = None
     latencies: list[float] = field(default_factory=list)
+
+    def sent(self, now: float) -> None:
+        """Count one request leaving now."""
+        self.requests += 1
+        if self.first_send is None:
+            self.first_send = now
+        self.last_send = now
+
+    def quota_utilization(self, rpm: int | None, window_s: float) -> float | None:
+        """Requests sent ÷ the most the quota allows over the same span (≤ 1 when honoured).
+
+        Over a span S, a quota of R requests per window W admits at most R·(S/W + 1).
+        """
+        if not rpm or self.first_send is None or self.last_send is None:
+            return None
+        span = self.last_send - self.first_send
+        return round(self.requests / (rpm * (span / window_s + 1)), 4)
 
     def summary(self) -> dict:
         """JSON-ready totals for the report."""
@@ -36,6 +55,7 @@ class ProviderStats:
             "retries": self.retries, "failovers_in": self.failovers_in,
             "failovers_out": self.failovers_out, "breaker_opened": self.breaker_opened,
             "cost_usd": round(self.cost_usd, 6),
+            "busy_s": round(self.last_send - self.first_send, 3) if self.first_send else None,
             "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
             "latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat is not None else None,
         }
@@ -96,4 +116,10 @@ class Router:
         """Per-provider stats for the report."""
         for runtime in self.runtimes.values():
             runtime.stats.breaker_opened = runtime.breaker.opened_count
-        return {name: r.stats.summary() for name, r in self.runtimes.items()}
+        out = {}
+        for name, runtime in self.runtimes.items():
+            summary = runtime.stats.summary()
+            summary["quota_utilization"] = runtime.stats.quota_utilization(
+                runtime.config.rpm, runtime.config.quota_window_s)
+            out[name] = summary
+        return out

@@ -33,6 +33,8 @@ class RunSettings(BaseModel):
     providers_file: str | None = None
     aws_credentials_block: str | None = None
     breaker_cooldown_s: float = Field(10.0, gt=0, description="seconds before a probe")
+    max_provider_wait_s: float = Field(
+        300.0, gt=0, description="how long a row waits for a provider whose breaker is open")
     global_limits: bool = Field(
         False, description="share rpm limits across runs via Prefect global concurrency limits")
 

@@ -58,9 +58,8 @@ def emulator(monkeypatch):
 @pytest.fixture(scope="session")
 def prefect_api():
     """A real Prefect API (temporary database) for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
-
     from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()

@@ -28,7 +28,8 @@ def test_run_writes_the_report_and_exits_by_outcome(
     done = subprocess.run(
         [*CLI, "run", "--catalog", str(catalog), "--dest", dest, "--concurrency", "4",
          "--report", str(report), "--no-progress"],
-        env=_env(local_s3, emulator, tmp_path, prefect_api), capture_output=True, text=True, timeout=240,
+        env=_env(local_s3, emulator, tmp_path, prefect_api), capture_output=True, text=True,
+        timeout=240,
     )
     assert done.returncode == 1, done.stderr[-2000:]
     data = json.loads(report.read_text())
@@ -37,7 +38,8 @@ def test_run_writes_the_report_and_exits_by_outcome(
 
     done = subprocess.run(
         [*CLI, "run", "--catalog", str(catalog), "--dest", dest, "--report", str(report)],
-        env=_env(local_s3, emulator, tmp_path, prefect_api), capture_output=True, text=True, timeout=240,
+        env=_env(local_s3, emulator, tmp_path, prefect_api), capture_output=True, text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(report.read_text())["totals"]["failed"] == 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tasks.providers.config import ProviderConfig
 from tasks.providers.errors import ErrorClass, ProviderError
+from tasks.send_stamp import confirm_send
 
 
 def new_http_client(
@@ -25,10 +28,15 @@ def new_http_client(
     )
 
 
+async def _trace(event: str, info: dict) -> None:
+    if event.endswith("send_request_headers.complete"):
+        confirm_send(time.monotonic())
+
+
 async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> httpx.Response:
     """Send a request; timeouts and transport errors become retryable ProviderErrors."""
     try:
-        return await client.request(method, url, **kwargs)
+        return await client.request(method, url, extensions={"trace": _trace}, **kwargs)
     except httpx.TimeoutException as exc:
         raise ProviderError(ErrorClass.TIMEOUT, type(exc).__name__) from None
     except httpx.TransportError as exc:
