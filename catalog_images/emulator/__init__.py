@@ -1,4 +1,8 @@
-"""Loopback HTTP emulator of image-generation providers (Gemini native generateContent).
+"""Loopback HTTP emulator of image-generation providers.
+
+Wire formats: Gemini native ``generateContent``, Gemini Batch Mode with the Files API subset
+it needs, OpenAI-compatible ``/v1/images/generations`` and Kie-style async tasks; all share one
+``EmulatorCore`` (auth, quota, faults, images, billing ledger, stats).
 
 Used for dry runs, load tests and CI::
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin_routes, gemini_routes
+from . import (
+    admin_routes,
+    file_routes,
+    gemini_batch_routes,
+    gemini_files,
+    gemini_routes,
+    kie_routes,
+    openai_routes,
+)
 from .core import EmulatorCore
 from .http_util import CORE_KEY
 
@@ -14,12 +22,18 @@ MAX_REQUEST_BYTES = 128 * 1024 * 1024  # 14 reference images of 7 MB, base64-enc
 def build_app(core: EmulatorCore) -> web.Application:
     """An application serving every wire format from ``core``.
 
-    New wire formats (OpenAI-compatible images, async-task relays) add a module with
-    ``add_routes(app)`` that reads ``app[CORE_KEY]`` and registers it here.
+    Each wire format is a module with ``add_routes(app)`` that reads ``app[CORE_KEY]``:
+    Gemini native, Gemini Files + Batch Mode, OpenAI-compatible images, Kie-style tasks.
+    Batch routes come before ``gemini_routes``, whose ``models/{model_action}`` is a catch-all.
     """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[CORE_KEY] = core
+    gemini_files.add_routes(app)
+    gemini_batch_routes.add_routes(app)
     gemini_routes.add_routes(app)
+    openai_routes.add_routes(app)
+    kie_routes.add_routes(app)
+    file_routes.add_routes(app)
     admin_routes.add_routes(app)
     return app
 

@@ -33,10 +33,20 @@ ASPECT_RATIOS: tuple[str, ...] = (
     "21:9",
 )
 IMAGE_SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+BATCH_OUTCOMES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "EXPIRED", "CANCELLED")
 
 
 def _default_prices() -> dict[str, float]:
     return {"1K": 0.134, "2K": 0.134, "4K": 0.24}
+
+
+def _default_batch_prices() -> dict[str, float]:
+    return {"1K": 0.067, "2K": 0.067, "4K": 0.12}
+
+
+def batch_outcome_state(outcome: str) -> str:
+    """``"EXPIRED"`` or ``"JOB_STATE_EXPIRED"`` -> ``"JOB_STATE_EXPIRED"``."""
+    return "JOB_STATE_" + str(outcome).upper().removeprefix("JOB_STATE_")
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,12 @@ class EmulatorConfig:
     """Behaviour of the emulated provider; every field has a default.
 
     ``faults`` maps a kind from ``FAULT_KINDS`` to its per-request probability (sum <= 1).
-    ``prices_usd`` keys are tried as ``"MODEL:SIZE"``, ``"MODEL"``, then ``"SIZE"``.
+    ``prices_usd`` keys are tried as ``"MODEL:SIZE"``, ``"MODEL"``, then ``"SIZE"``;
+    ``batch_prices_usd`` likewise for images delivered by Gemini Batch Mode.
+    ``task_queue_s`` is the extra time an async task (Kie-style) spends ``waiting``;
+    ``batch_delay_s`` the time a batch takes from creation to its terminal state, and
+    ``batch_outcome`` that state (``SUCCEEDED``, ``FAILED``, ``EXPIRED`` or ``CANCELLED``,
+    with or without the ``JOB_STATE_`` prefix).
     """
 
     latency_s: float = 0.05
@@ -61,17 +76,26 @@ class EmulatorConfig:
     thought_parts: bool = True
     prices_usd: dict[str, float] = field(default_factory=_default_prices)
     models: tuple[str, ...] = ("gemini-3-pro-image-preview", "gemini-2.5-flash-image")
+    task_models: tuple[str, ...] = ("nano-banana-pro",)
+    task_queue_s: float = 0.0
+    batch_delay_s: float = 2.0
+    batch_outcome: str = "SUCCEEDED"
+    batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
 
     def __post_init__(self) -> None:
         try:
             faults = {str(k): float(v) for k, v in dict(self.faults).items()}
             prices = {str(k): float(v) for k, v in dict(self.prices_usd).items()}
-            models = (self.models,) if isinstance(self.models, str) else tuple(self.models)
+            batch_prices = {str(k): float(v) for k, v in dict(self.batch_prices_usd).items()}
+            models = _names(self.models)
+            task_models = _names(self.task_models)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid config value: {exc}") from None
         object.__setattr__(self, "faults", faults)
         object.__setattr__(self, "prices_usd", prices)
+        object.__setattr__(self, "batch_prices_usd", batch_prices)
         object.__setattr__(self, "models", models)
+        object.__setattr__(self, "task_models", task_models)
         try:
             _validate(self)
         except TypeError as exc:
@@ -88,9 +112,14 @@ class EmulatorConfig:
         """JSON-ready view with the API key redacted."""
         data = dataclasses.asdict(self)
         data["models"] = list(self.models)
+        data["task_models"] = list(self.task_models)
         if self.api_key is not None:
             data["api_key"] = "***"
         return data
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
 def _validate(cfg: EmulatorConfig) -> None:
@@ -101,12 +130,21 @@ def _validate(cfg: EmulatorConfig) -> None:
         raise ValueError("fault probabilities must be within [0, 1]")
     if sum(cfg.faults.values()) > 1.0 + 1e-9:
         raise ValueError("fault probabilities must sum to at most 1")
-    for name in ("latency_s", "latency_jitter_s", "hang_s", "fault_retry_delay_s"):
+    for name in (
+        "latency_s",
+        "latency_jitter_s",
+        "hang_s",
+        "fault_retry_delay_s",
+        "task_queue_s",
+        "batch_delay_s",
+    ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
     if cfg.rpm is not None and cfg.rpm < 1:
         raise ValueError("rpm must be None or >= 1")
     if cfg.quota_window_s <= 0:
         raise ValueError("quota_window_s must be > 0")
-    if not cfg.models:
-        raise ValueError("models must not be empty")
+    if not cfg.models or not cfg.task_models:
+        raise ValueError("models and task_models must not be empty")
+    if batch_outcome_state(cfg.batch_outcome).removeprefix("JOB_STATE_") not in BATCH_OUTCOMES:
+        raise ValueError(f"batch_outcome must be one of {', '.join(BATCH_OUTCOMES)}")

@@ -1,7 +1,7 @@
 """Wire-format-independent emulator state: config, auth, quota, faults, images, billing, stats.
 
-Route modules (Gemini native now; OpenAI-compatible and async-task relays later) parse their
-own wire format, ask the core what to do with a request and format the answer themselves.
+Route modules (Gemini native and batch, OpenAI-compatible images, async-task relays) parse
+their own wire format, ask the core what to do with a request and format the answer themselves.
 All methods are thread-safe: routes run on the server loop, control calls come from any thread.
 """
 
@@ -12,13 +12,14 @@ import hmac
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from .config import EmulatorConfig
 from .faults import OK, FaultPlan
+from .files import FileStore, StoredFile, new_id
 from .ledger import Ledger, Stats, price_for
 from .png import PngTemplate, TemplateCache, image_dimensions, palette_for
 from .quota import SlidingWindowQuota
@@ -81,6 +82,7 @@ class EmulatorCore:
         self._ledger = Ledger()
         self._stats = Stats()
         self._templates = TemplateCache()
+        self._files = FileStore()
 
     # ---- configuration -------------------------------------------------------------------
     @property
@@ -127,21 +129,45 @@ class EmulatorCore:
     def admit(self, prompt: str) -> Admission:
         """Apply the quota, then choose the fault (scripted first, then random)."""
         with self._lock:
-            cfg = self._config
-            slot = None
-            if cfg.rpm is not None:
-                now = time.monotonic()
-                wait = self._quota_window.try_acquire(now, cfg.rpm, cfg.quota_window_s)
-                if wait > 0:
-                    self._stats.quota_429 += 1
-                    return Admission(quota_wait_s=wait)
-                slot = now
-            fault, scripted = self._faults.pick(prompt, cfg.faults)
-            if fault != OK:
-                self._stats.injected[fault] += 1
-            if scripted:
-                self._stats.scripted += 1
-            return Admission(fault=fault, scripted=scripted, slot=slot)
+            admission = self._take_quota()
+            if admission.over_quota:
+                return admission
+            fault, scripted = self._pick_fault(prompt, None)
+            return Admission(fault=fault, scripted=scripted, slot=admission.slot)
+
+    def check_quota(self) -> Admission:
+        """Apply the quota only (requests without a prompt of their own, e.g. batch creation)."""
+        with self._lock:
+            return self._take_quota()
+
+    def pick_fault(self, prompt: str, applicable: Collection[str] | None = None) -> str:
+        """Choose a fault without quota; kinds outside ``applicable`` become "ok" (uncounted).
+
+        A scripted entry is consumed even when it does not apply.
+        """
+        with self._lock:
+            return self._pick_fault(prompt, applicable)[0]
+
+    def _take_quota(self) -> Admission:
+        cfg = self._config
+        if cfg.rpm is None:
+            return Admission()
+        now = time.monotonic()
+        wait = self._quota_window.try_acquire(now, cfg.rpm, cfg.quota_window_s)
+        if wait > 0:
+            self._stats.quota_429 += 1
+            return Admission(quota_wait_s=wait)
+        return Admission(slot=now)
+
+    def _pick_fault(self, prompt: str, applicable: Collection[str] | None) -> tuple[str, bool]:
+        fault, scripted = self._faults.pick(prompt, self._config.faults)
+        if applicable is not None and fault not in applicable:
+            fault = OK
+        if fault != OK:
+            self._stats.injected[fault] += 1
+        if scripted:
+            self._stats.scripted += 1
+        return fault, scripted
 
     def release(self, admission: Admission) -> None:
         """Give back the quota slot of an admitted request that was answered with a 429."""
@@ -165,23 +191,40 @@ class EmulatorCore:
             template = await asyncio.to_thread(self._templates.get, width, height)
         return GeneratedImage(template=template, palette=palette_for(prompt))
 
+    def publish(self, data: bytes, content_type: str = "image/png", suffix: str = ".png") -> str:
+        """Keep a file for download under ``/_emulator/files/NAME``; returns NAME."""
+        name = new_id() + suffix
+        self._files.put(name, StoredFile(data, content_type, time.time()))
+        return name
+
+    def published(self, name: str) -> StoredFile | None:
+        """A file kept by ``publish`` (None once evicted from the bounded store)."""
+        return self._files.get(name)
+
     def warm(self, sizes: Iterable[tuple[str, str]]) -> None:
         """Pre-build templates for (imageSize, aspectRatio) pairs (blocking)."""
         for image_size, aspect_ratio in sizes:
             self._templates.get(*image_dimensions(image_size, aspect_ratio))
 
     # ---- accounting ----------------------------------------------------------------------
-    def bill(self, prompt: str, model: str, image_size: str) -> float:
-        """Charge one image about to be delivered; returns its price in USD (for ``refund``)."""
+    def bill(self, prompt: str, model: str, image_size: str, mode: str = "standard") -> float:
+        """Charge one image about to be delivered; returns its price in USD (for ``refund``).
+
+        ``mode="batch"`` uses ``batch_prices_usd`` instead of ``prices_usd``.
+        """
         with self._lock:
-            usd = price_for(self._config.prices_usd, model, image_size)
-            self._ledger.bill(prompt, model, image_size, usd)
+            cfg = self._config
+            prices = cfg.batch_prices_usd if mode == "batch" else cfg.prices_usd
+            usd = price_for(prices, model, image_size)
+            self._ledger.bill(prompt, model, image_size, usd, mode=mode)
             return usd
 
-    def refund(self, prompt: str, model: str, image_size: str, usd: float) -> None:
+    def refund(
+        self, prompt: str, model: str, image_size: str, usd: float, mode: str = "standard"
+    ) -> None:
         """Undo ``bill`` for an image whose response could not be written."""
         with self._lock:
-            self._ledger.bill(prompt, model, image_size, usd, count=-1)
+            self._ledger.bill(prompt, model, image_size, usd, count=-1, mode=mode)
 
     def count_request(self) -> None:
         with self._lock:

@@ -121,6 +121,11 @@ def parse_generate_request(raw: bytes) -> GenerateRequest:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"Invalid JSON payload received. {exc.msg}.") from None
+    return parse_generate_body(body)
+
+
+def parse_generate_body(body: Any) -> GenerateRequest:
+    """Validate an already decoded request (e.g. one entry of a batch); raises InvalidRequest."""
     if not isinstance(body, dict):
         raise InvalidRequest("Invalid JSON payload received. Expected an object.")
     prompt, references = _prompt_and_references(body)

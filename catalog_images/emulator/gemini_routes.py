@@ -12,7 +12,7 @@ from aiohttp import web
 from . import gemini_response as wire
 from .core import Admission, Auth, EmulatorCore
 from .gemini_request import GenerateRequest, InvalidRequest, parse_generate_request
-from .http_util import CORE_KEY, dump_json, send_json
+from .http_util import CORE_KEY, dump_json, gemini_keys, send_json
 
 ERRORS: dict[str, tuple[int, str, str]] = {
     "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
@@ -33,9 +33,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _presented_keys(request: web.Request) -> list[str]:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    bearer = token.strip() if scheme.lower() == "bearer" else ""
-    return [request.headers.get("x-goog-api-key", ""), bearer, request.query.get("key", "")]
+    return gemini_keys(request)
 
 
 async def _answer(

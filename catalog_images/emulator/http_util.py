@@ -42,3 +42,32 @@ async def send_json(
     except ConnectionError:
         return response, False
     return response, True
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of an ``Authorization: Bearer TOKEN`` header, or ""."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def gemini_keys(request: web.Request) -> list[str]:
+    """Keys in every form Gemini endpoints accept: x-goog-api-key, Bearer, ``?key=``."""
+    header = request.headers.get("x-goog-api-key", "")
+    return [header, bearer_token(request), request.query.get("key", "")]
+
+
+def origin(request: web.Request) -> str:
+    """``http://HOST:PORT`` as the client addressed this server."""
+    return str(request.url.origin())
+
+
+def file_url(base: str, name: str) -> str:
+    """Download URL of a file published by the core (served without auth)."""
+    return f"{base}/_emulator/files/{name}"
+
+
+def abort(request: web.Request) -> web.Response:
+    """Drop the connection without an answer (the "reset" fault)."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response()  # nothing reaches the client: the write fails silently

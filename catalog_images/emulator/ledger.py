@@ -30,9 +30,21 @@ class Ledger:
         self.usd_by_prompt: Counter[str] = Counter()
         self.by_size: Counter[str] = Counter()
         self.by_model: Counter[str] = Counter()
+        self.by_mode: Counter[str] = Counter()
 
-    def bill(self, prompt: str, model: str, image_size: str, usd: float, count: int = 1) -> None:
-        """Charge one delivered image (``count=-1`` refunds one that failed to go out)."""
+    def bill(
+        self,
+        prompt: str,
+        model: str,
+        image_size: str,
+        usd: float,
+        count: int = 1,
+        mode: str = "standard",
+    ) -> None:
+        """Charge one delivered image (``count=-1`` refunds one that failed to go out).
+
+        ``mode`` is the price list that billed it: ``"standard"`` or ``"batch"``.
+        """
         key = prompt_key(prompt)
         self.images += count
         self.usd += usd * count
@@ -40,12 +52,20 @@ class Ledger:
         self.usd_by_prompt[key] += usd * count
         self.by_size[image_size] += count
         self.by_model[model] += count
-        for counter in (self.by_prompt, self.usd_by_prompt, self.by_size, self.by_model):
+        self.by_mode[mode] += count
+        counters = (
+            self.by_prompt,
+            self.usd_by_prompt,
+            self.by_size,
+            self.by_model,
+            self.by_mode,
+        )
+        for counter in counters:
             for name in [k for k, v in counter.items() if v <= 0]:
                 del counter[name]
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-ready copy: images, usd, by_prompt, usd_by_prompt, by_size, by_model."""
+        """JSON-ready copy: images, usd, by_prompt, usd_by_prompt, by_size, by_model, by_mode."""
         return {
             "images": self.images,
             "usd": round(self.usd, 6),
@@ -53,6 +73,7 @@ class Ledger:
             "usd_by_prompt": {k: round(v, 6) for k, v in self.usd_by_prompt.items()},
             "by_size": dict(self.by_size),
             "by_model": dict(self.by_model),
+            "by_mode": dict(self.by_mode),
         }
 
     def duplicates(self) -> dict[str, int]:

@@ -141,7 +141,7 @@ class Emulator:
         self.core.warm(sizes)
 
     def ledger(self) -> dict[str, Any]:
-        """``{"images", "usd", "by_prompt": {sha256: n}, "by_size", ...}`` of billed images."""
+        """Billed images: ``{"images", "usd", "by_prompt": {sha256: n}, "by_mode", ...}``."""
         return self.core.ledger()
 
     def duplicates(self) -> dict[str, int]:

@@ -1,0 +1,65 @@
+"""OpenAI-compatible images response and error bodies."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from .gemini_response import image_tokens
+
+OVERLOADED = "The model is overloaded. Please try again later."
+SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+TIMEOUT = "Request timed out."
+SAFETY = (
+    "Your request was rejected as a result of our safety system. Your prompt may contain "
+    "text that is not allowed by our safety system."
+)
+
+
+def usage(model: str, prompt: str, image_size: str, images: int) -> dict[str, Any]:
+    """gpt-image style usage: input (text only here) and output tokens."""
+    text = max(1, len(prompt) // 4)
+    output = image_tokens(model, image_size) * images
+    return {
+        "total_tokens": text + output,
+        "input_tokens": text,
+        "output_tokens": output,
+        "input_tokens_details": {"text_tokens": text, "image_tokens": 0},
+    }
+
+
+def images_body(
+    items: list[dict[str, str]], *, model: str, prompt: str, image_size: str, pixels: str
+) -> dict[str, Any]:
+    """``{"created", "data": [{"b64_json"} | {"url"}], "usage", "size", "output_format"}``."""
+    return {
+        "created": int(time.time()),
+        "data": items,
+        "usage": usage(model, prompt, image_size, len(items)),
+        "size": pixels,
+        "output_format": "png",
+    }
+
+
+def error_body(
+    message: str, kind: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def rate_limit(
+    model: str, limit: int | None, delay_s: float
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """429 body and its ``Retry-After`` (whole seconds, rounded up) / ``retry-after-ms`` headers."""
+    shown = math.ceil(delay_s * 1000) / 1000
+    limit_text = f" Limit: {limit} / min." if limit is not None else ""
+    message = (
+        f"Rate limit reached for requests to {model}.{limit_text} Please try again in {shown:.3f}s."
+    )
+    headers = {
+        "Retry-After": str(max(1, math.ceil(delay_s))),
+        "retry-after-ms": str(max(1, math.ceil(delay_s * 1000))),
+    }
+    return error_body(message, "rate_limit_exceeded", "rate_limit_exceeded"), headers

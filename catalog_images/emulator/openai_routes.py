@@ -1,0 +1,144 @@
+"""OpenAI-compatible images route: ``POST /v1/images/generations`` (Bearer auth)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from aiohttp import web
+
+from . import openai_response as wire
+from .core import Admission, Auth, EmulatorCore
+from .http_util import (
+    CORE_KEY,
+    abort,
+    bearer_token,
+    dump_json,
+    file_url,
+    origin,
+    send_json,
+)
+from .openai_request import ImagesRequest, InvalidImagesRequest, parse_images_request
+
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "503": (503, wire.OVERLOADED, "service_unavailable"),
+    "500": (500, wire.SERVER_ERROR, "internal_error"),
+    "hang": (504, wire.TIMEOUT, "timeout"),
+}
+NO_IMAGE_FAULTS = ("safety", "blocked")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the images generation route."""
+    app.router.add_post("/v1/images/generations", generate_images)
+
+
+async def _answer(
+    request: web.Request,
+    core: EmulatorCore,
+    status: int,
+    body: Any,
+    outcome: str,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """Count and send a response whose delivery does not matter for billing."""
+    core.count_outcome(outcome)
+    core.count_status(status)
+    return (await send_json(request, status, body, headers))[0]
+
+
+async def generate_images(request: web.Request) -> web.StreamResponse:
+    """Authenticate, validate, apply quota and faults, then answer like an OpenAI relay."""
+    core = request.app[CORE_KEY]
+    core.count_request()
+    auth = core.authenticate([bearer_token(request)])
+    if auth is not Auth.OK:
+        message = (
+            "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
+            if auth is Auth.MISSING
+            else "Incorrect API key provided."
+        )
+        body = wire.error_body(message, "invalid_request_error", "invalid_api_key")
+        return await _answer(request, core, 401, body, "api_key_invalid")
+    try:
+        req = parse_images_request(await request.read())
+    except InvalidImagesRequest as exc:
+        body = wire.error_body(str(exc), "invalid_request_error", "invalid_value", exc.param)
+        return await _answer(request, core, 400, body, "invalid")
+    if req.model not in core.config.models:
+        message = f"The model '{req.model}' does not exist or you do not have access to it."
+        body = wire.error_body(message, "invalid_request_error", "model_not_found", "model")
+        return await _answer(request, core, 404, body, "not_found")
+
+    admission = core.admit(req.prompt)
+    if admission.over_quota:
+        assert admission.quota_wait_s is not None
+        return await _too_many(request, core, req.model, admission.quota_wait_s, "quota_429")
+    return await _generate(request, core, req, admission)
+
+
+async def _too_many(
+    request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str
+) -> web.Response:
+    body, headers = wire.rate_limit(model, core.config.rpm, delay_s)
+    return await _answer(request, core, 429, body, outcome, headers)
+
+
+async def _generate(
+    request: web.Request, core: EmulatorCore, req: ImagesRequest, admission: Admission
+) -> web.StreamResponse:
+    cfg = core.config
+    fault = admission.fault
+    if fault == "429":
+        core.release(admission)
+        return await _too_many(request, core, req.model, cfg.fault_retry_delay_s, fault)
+    if fault in ERRORS:
+        status, message, code = ERRORS[fault]
+        body = wire.error_body(message, "server_error", code)
+        if fault == "hang":
+            core.count_outcome(fault)  # counted up front: the client usually gives up first
+            await asyncio.sleep(cfg.hang_s)
+            core.count_status(status)
+            return (await send_json(request, status, body))[0]
+        return await _answer(request, core, status, body, fault)
+
+    await asyncio.sleep(core.generation_delay())
+    if fault == "reset":
+        core.count_outcome(fault)
+        return abort(request)
+    if fault in NO_IMAGE_FAULTS:
+        body = wire.error_body(wire.SAFETY, "invalid_request_error", "content_policy_violation")
+        return await _answer(request, core, 400, body, fault)
+
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    pixels = f"{image.width}x{image.height}"
+    items: list[dict[str, str]] = []
+    if fault != "no_image":
+        png = image.png() if fault == "truncated" or req.response_format == "url" else b""
+        if fault == "truncated":
+            png = png[: len(png) // 2]
+        if req.response_format == "url":
+            items.append({"url": file_url(origin(request), core.publish(png))})
+        elif fault == "truncated":
+            items.append({"b64_json": base64.b64encode(png).decode("ascii")})
+        else:
+            items.append({"b64_json": image.b64()})
+    body = wire.images_body(
+        items, model=req.model, prompt=req.prompt, image_size=req.image_size, pixels=pixels
+    )
+    if fault == "malformed":
+        text = dump_json(body)
+        return await _answer(request, core, 200, text[: len(text) // 2], fault)
+    if fault != "ok":
+        return await _answer(request, core, 200, body, fault)
+    core.count_outcome("ok")
+    core.count_status(200)
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return web.Response()
+    usd = core.bill(req.prompt, req.model, req.image_size)
+    response, delivered = await send_json(request, 200, body)
+    if not delivered:
+        core.refund(req.prompt, req.model, req.image_size, usd)
+    return response
