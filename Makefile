@@ -5,6 +5,8 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 # Use the system certificate store (networks with their own CA, e.g. a registry proxy).
+# UV_NATIVE_TLS is the older name of UV_SYSTEM_CERTS, for an older uv already on the PATH.
+export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 
 .PHONY: install demo test lint bench clean
