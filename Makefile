@@ -28,6 +28,10 @@ test: install
 	$(UV) run ruff check .
 	$(UV) run pytest
 
+bench: install
+	$(UV) run python -m bench.throughput
+	$(UV) run python -m bench.quota
+
 lint: install
 	$(UV) run ruff check .
 
