@@ -270,11 +270,13 @@ class LocalS3:
         if self._owns_dir and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
-    def restart(self, timeout_s: float = 60) -> LocalS3:
-        """Stop and start again on the same ports and data dir (data survives)."""
+    def restart(self, timeout_s: float = 60, down_s: float = 0.0) -> LocalS3:
+        """Stop, stay down ``down_s`` seconds (an outage), and start again on the same ports
+        and data dir (data survives)."""
         if self._ports is None:
             raise RuntimeError("LocalS3 has not been started")
         self._terminate()
+        time.sleep(down_s)
         return self._start(timeout_s, reuse_ports=True)
 
     def __enter__(self) -> LocalS3:

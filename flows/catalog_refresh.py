@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     acreate_markdown_artifact,
@@ -22,8 +23,9 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from tasks.generate import open_run_context
+from tasks.index import part_bytes, part_key, write_snapshot
 from tasks.models import RowStatus
-from tasks.plan import PlanSummary, iter_jobs, iter_rejections
+from tasks.plan import PlanSummary, iter_jobs, iter_settled
 from tasks.prefect_tasks import generate_chunk_task, plan_task
 from tasks.progress import RunProgress
 from tasks.providers.config import get_provider
@@ -59,6 +61,9 @@ async def catalog_refresh(
     aws_credentials_block: str | None = None,
     breaker_cooldown_s: float = 10.0,
     max_provider_wait_s: float = 300.0,
+    max_cost_usd: float | None = None,
+    force: bool = False,
+    force_skus: list[str] | None = None,
     global_limits: bool = False,
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
@@ -74,6 +79,7 @@ async def catalog_refresh(
         max_attempts=max_attempts, providers_file=providers_file,
         aws_credentials_block=aws_credentials_block, breaker_cooldown_s=breaker_cooldown_s,
         max_provider_wait_s=max_provider_wait_s, global_limits=global_limits,
+        max_cost_usd=max_cost_usd, force=force, force_skus=force_skus or [],
     )
     started_wall = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
@@ -92,17 +98,20 @@ async def catalog_refresh(
     work_dir = Path(tempfile.mkdtemp(prefix=f"catalog-images-{run_id}-"))
     try:
         plan: PlanSummary = plan_task(
-            settings.catalog, settings.prompt_template, provider_config, s3, str(work_dir)
+            settings.catalog, settings.prompt_template, provider_config, s3, str(work_dir),
+            location, settings.force, frozenset(settings.force_skus),
         )
         logger.info(
-            "plan: %d rows, %d accepted (%s), %d rejected; projected cost $%.2f",
-            plan.rows, plan.accepted, plan.by_resolution, plan.rejected, plan.projected_cost_usd,
+            "plan: %d rows: %d to generate (%s), %d unchanged, %d rejected, %d removed from "
+            "the catalog; projected cost $%.2f", plan.rows, plan.to_generate,
+            plan.by_resolution, plan.unchanged, plan.rejected, plan.removed,
+            plan.projected_cost_usd,
         )
         sink = ResultSink(work_dir / "manifest.parquet")
-        for rejected in iter_rejections(plan.rejections_path):
-            sink.add(RowResult(sku=rejected["sku"], row=rejected["row"],
-                               status=RowStatus.REJECTED, reason=rejected["reason"]))
-        progress = RunProgress(run_id, total=plan.accepted, phase="generating")
+        for settled in iter_settled(plan.settled_path):
+            sink.add(RowResult(sku=settled["sku"], row=settled["row"], status=settled["status"],
+                               reason=settled["reason"], fingerprint=settled["fingerprint"]))
+        progress = RunProgress(run_id, total=plan.to_generate, phase="generating")
         progress.publish()
         generation_started = time.monotonic()
         async with open_run_context(
@@ -110,10 +119,15 @@ async def catalog_refresh(
             Spool(default_spool_root(), settings.dest),
             RetryPolicy(settings.max_attempts, max_provider_wait_s=settings.max_provider_wait_s),
             breaker_cooldown_s=settings.breaker_cooldown_s,
-            global_limits=settings.global_limits,
+            global_limits=settings.global_limits, max_cost_usd=settings.max_cost_usd,
+            force=settings.force, force_skus=frozenset(settings.force_skus),
         ) as ctx:
-            await _generate(ctx, plan, settings.chunk_size, sink, progress, logger)
+            parts = IndexWriter(ctx)
+            await _generate(ctx, plan, settings.chunk_size, sink, progress, logger, parts)
+            await parts.flush()
             provider_summary = ctx.router.summary()
+        if parts.written:
+            await asyncio.to_thread(write_snapshot, s3, location, run_id)
         generation_s = time.monotonic() - generation_started
         sink.close()
         progress.phase = "reporting"
@@ -129,8 +143,12 @@ async def catalog_refresh(
             "report_uri": location.uri("runs", run_id, "report.json"),
             "manifest_uri": location.uri("runs", run_id, "manifest.parquet"),
             "images_uri": location.uri("images") + "/",
-            "plan": {"rows": plan.rows, "accepted": plan.accepted, "rejected": plan.rejected,
-                     "projected_cost_usd": plan.projected_cost_usd},
+            "plan": {"rows": plan.rows, "accepted": plan.accepted,
+                     "to_generate": plan.to_generate, "unchanged": plan.unchanged,
+                     "rejected": plan.rejected, "projected_cost_usd": plan.projected_cost_usd,
+                     "max_cost_usd": settings.max_cost_usd},
+            "removed": {"count": plan.removed, "skus": plan.removed_sample,
+                        "note": "images of removed skus are kept"},
         }
         outcome = await _publish_report(header, totals, work_dir, location, s3, settings)
         progress.phase = "done"
@@ -151,8 +169,43 @@ async def catalog_refresh(
     return outcome
 
 
+class IndexWriter:
+    """Appends what this run uploaded to the destination's index, a parts file at a time."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.pending: list[dict] = []
+        self.seq = 0
+        self.written = 0
+
+    def add(self, result: RowResult) -> None:
+        """Remember a row whose image is at the destination under its fingerprint."""
+        if result.s3_key and result.fingerprint and result.status in (
+            RowStatus.SUCCEEDED, RowStatus.SKIPPED
+        ):
+            self.pending.append({"sku": result.sku, "fingerprint": result.fingerprint,
+                                 "s3_key": result.s3_key, "run_id": self.ctx.run_id})
+
+    async def flush(self) -> None:
+        """Write the pending entries as one parts file; on an S3 error keep them for later.
+
+        The index only saves work: a row missing from it costs a HEAD request next run.
+        """
+        if not self.pending:
+            return
+        try:
+            await self.ctx.s3_client.put_object(
+                Bucket=self.ctx.location.bucket, Body=part_bytes(self.pending),
+                Key=part_key(self.ctx.location, self.ctx.run_id, self.seq + 1))
+        except (ClientError, BotoCoreError, OSError):
+            return
+        self.seq += 1
+        self.written += len(self.pending)
+        self.pending = []
+
+
 async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
-                    progress: RunProgress, logger) -> None:
+                    progress: RunProgress, logger, parts: IndexWriter) -> None:
     """Fan accepted rows out as chunk tasks, keeping enough rows queued to fill the gate."""
     recorded: set[int] = set()
     artifact_id = await acreate_progress_artifact(
@@ -163,6 +216,7 @@ async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
     def on_result(result: RowResult) -> None:
         nonlocal last_log
         sink.add(result)
+        parts.add(result)
         recorded.add(result.row)
         progress.record(result.status, result.cost_usd)
         if time.monotonic() - last_log >= PROGRESS_LOG_EVERY_S:
@@ -193,6 +247,8 @@ async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
         for task in done:
             chunk = pending.pop(task)
             _record_lost_rows(task, chunk, recorded, on_result, ctx)
+        if done:
+            await parts.flush()
         if time.monotonic() - last_artifact >= 1.0:
             last_artifact = time.monotonic()
             await aupdate_progress_artifact(artifact_id, progress=round(progress.fraction * 100, 1))

@@ -18,6 +18,7 @@ from functools import partial
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.breaker import CircuitBreaker
+from tasks.budget import Budget
 from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import EXTENSION_BY_MIME, inspect_image
 from tasks.limits import ProviderGate, SlotDeclined
@@ -52,6 +53,9 @@ class RunContext:
     spool: Spool
     s3_settings: S3Settings
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    budget: Budget = field(default_factory=lambda: Budget(None))
+    force: bool = False  # regenerate even when the bucket holds an image of this fingerprint
+    force_skus: frozenset[str] = frozenset()
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
     _references: OrderedDict = field(default_factory=OrderedDict)
@@ -97,8 +101,10 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self, run_id: str, location: S3Location, providers: list[ProviderConfig],
         routes: dict[str, list[str]], concurrency: int, s3_settings: S3Settings, spool: Spool,
         policy: RetryPolicy | None = None, breaker_cooldown_s: float = 10.0,
-        global_limits: bool = False,
+        global_limits: bool = False, max_cost_usd: float | None = None, force: bool = False,
+        force_skus: frozenset[str] = frozenset(),
     ) -> None:
+        self.max_cost_usd, self.force, self.force_skus = max_cost_usd, force, force_skus
         self.run_id, self.location, self.providers, self.routes = (
             run_id, location, providers, routes)
         self.concurrency, self.s3_settings, self.spool, self.policy = (
@@ -126,7 +132,8 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         ctx = RunContext(
             run_id=self.run_id, location=self.location, router=Router(runtimes, self.routes),
             s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
-            policy=self.policy or RetryPolicy(),
+            policy=self.policy or RetryPolicy(), budget=Budget(self.max_cost_usd),
+            force=self.force, force_skus=self.force_skus,
         )
         _CONTEXTS[self.run_id] = ctx
         return ctx
@@ -180,16 +187,22 @@ async def _generate_with_retries(
         _note_failover(route, previous, runtime)
         previous = runtime
         stats = runtime.stats
+        price = runtime.config.prices.for_resolution(request.resolution)
+        if not ctx.budget.reserve(price):
+            return runtime, ProviderError(ErrorClass.BUDGET, "budget")
+        billed = False
         try:
             async with runtime.gate.slot(partial(_still_wanted, route, runtime, probe)):
                 started = time.monotonic()
                 stats.sent(started)
                 result.attempts += 1
                 image = await runtime.client.generate(request)
+                billed = True
         except SlotDeclined:
             continue  # the provider turned unhealthy while this row queued: route again
         except ProviderError as exc:
             error = exc
+            billed = exc.billed
         else:
             result.latency_s = round(time.monotonic() - started, 4)
             stats.latencies.append(result.latency_s)
@@ -197,6 +210,8 @@ async def _generate_with_retries(
             runtime.breaker.record(True)
             runtime.gate.on_success()
             return runtime, image
+        finally:
+            ctx.budget.settle(price, billed)
         if error.error_class is ErrorClass.DAILY_QUOTA:
             continue  # refused before sending: the router moves on
         if error.error_class is ErrorClass.RATE_LIMITED:
@@ -231,6 +246,21 @@ async def _upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta:
             await asyncio.sleep(ctx.policy.delay(attempt, None, ctx.rng))
 
 
+async def _already_uploaded(ctx: RunContext, sku: str, fp: str) -> str | None:
+    """The key of an image of this fingerprint already in the bucket, if there is one.
+
+    This is the pipeline's own idempotency check (rather than a Prefect cache policy): it
+    holds across flow retries, re-runs, crashes and overlapping runs, because the truth is
+    the object's ``fingerprint`` metadata, written with the image.
+    """
+    key = image_key(ctx.location, sku, "image/png")
+    try:
+        head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
+    except (ClientError, BotoCoreError, OSError):
+        return None
+    return key if head.get("Metadata", {}).get("fingerprint") == fp else None
+
+
 async def process_row(job: dict, ctx: RunContext) -> RowResult:
     """Generate, spool and upload one accepted row; always returns its result."""
     route = ctx.router.route_for(job.get("priority"))
@@ -238,7 +268,7 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
     result = RowResult(
         sku=job["sku"], row=job["row"], status=RowStatus.FAILED, provider=first.name,
         model=first.model, resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
-        prompt_sha256=sha256_hex(job["prompt"]),
+        prompt_sha256=sha256_hex(job["prompt"]), fingerprint=job.get("fingerprint"),
     )
     try:
         refs: tuple[ReferenceImage, ...] = ()
@@ -249,11 +279,19 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         result.error_class = "reference"
         return _finish(ctx, result)
     request = ImageRequest(job["prompt"], job["resolution"], job["aspect_ratio"], refs)
-    fp = fingerprint(
+    fp = result.fingerprint or fingerprint(
         request.prompt, request.resolution, request.aspect_ratio, first.family,
         sha256_hex(refs[0].data) if refs else None,
     )
+    result.fingerprint = fp
+    forced = ctx.force or job["sku"] in ctx.force_skus
     spooled = ctx.spool.find(job["sku"], fp)
+    if spooled is None and not forced:
+        existing = await _already_uploaded(ctx, job["sku"], fp)
+        if existing:
+            result.status, result.reason, result.s3_key = RowStatus.SKIPPED, "unchanged", existing
+            result.provider = result.model = None
+            return _finish(ctx, result)
     if spooled is not None:
         data, mime = spooled.data, spooled.meta["mime_type"]
         result.width, result.height = spooled.meta["width"], spooled.meta["height"]
@@ -266,8 +304,10 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         if isinstance(outcome, ProviderError):
             result.error_class = outcome.error_class.value
             result.reason = str(outcome)
-            if outcome.error_class is ErrorClass.DAILY_QUOTA:
-                result.status, result.reason = RowStatus.SKIPPED, "daily quota"
+            if outcome.error_class in (ErrorClass.DAILY_QUOTA, ErrorClass.BUDGET):
+                result.status = RowStatus.SKIPPED
+                result.reason = "daily quota" if outcome.error_class is ErrorClass.DAILY_QUOTA \
+                    else "budget"
             if outcome.billed and runtime is not None:
                 result.cost_usd = runtime.config.prices.for_resolution(job["resolution"])
                 runtime.stats.cost_usd += result.cost_usd

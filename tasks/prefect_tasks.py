@@ -8,18 +8,26 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.generate import get_context, process_rows
+from tasks.index import load_index
 from tasks.plan import PlanSummary, plan_catalog
 from tasks.providers.config import ProviderConfig
-from tasks.storage import S3Settings
+from tasks.storage import S3Location, S3Settings
 
 
 @task(name="plan-catalog", cache_policy=NO_CACHE, persist_result=False)
 def plan_task(
     catalog: str, prompt_template: str | None, provider: ProviderConfig, s3: S3Settings,
-    work_dir: str,
+    work_dir: str, dest: S3Location | None = None, force: bool = False,
+    force_skus: frozenset[str] = frozenset(),
 ) -> PlanSummary:
-    """Read and validate the catalog into a local plan; no provider is called."""
-    return plan_catalog(catalog, prompt_template, provider, s3, Path(work_dir))
+    """Read the destination's index, then validate the catalog into a local plan.
+
+    No provider is called. The index is loaded here, not passed in, so Prefect never has
+    to inspect a million-entry parameter.
+    """
+    index = load_index(s3, dest) if dest is not None else None
+    return plan_catalog(catalog, prompt_template, provider, s3, Path(work_dir), index, force,
+                        force_skus)
 
 
 @task(

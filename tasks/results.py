@@ -34,6 +34,7 @@ class RowResult:
     s3_key: str | None = None
     cost_usd: float = 0.0
     prompt_sha256: str | None = None
+    fingerprint: str | None = None
     retries: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -54,7 +55,7 @@ RESULT_SCHEMA = pa.schema(
         ("attempts", pa.int32()), ("latency_s", pa.float64()), ("bytes", pa.int64()),
         ("width", pa.int32()), ("height", pa.int32()), ("s3_key", pa.string()),
         ("cost_usd", pa.float64()), ("prompt_sha256", pa.string()),
-        ("retries", pa.map_(pa.string(), pa.int32())),
+        ("fingerprint", pa.string()), ("retries", pa.map_(pa.string(), pa.int32())),
     ]
 )
 _FIELD_NAMES = [f.name for f in fields(RowResult)]

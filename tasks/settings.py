@@ -35,6 +35,10 @@ class RunSettings(BaseModel):
     breaker_cooldown_s: float = Field(10.0, gt=0, description="seconds before a probe")
     max_provider_wait_s: float = Field(
         300.0, gt=0, description="how long a row waits for a provider whose breaker is open")
+    max_cost_usd: float | None = Field(
+        None, ge=0, description="never start a request that could take spend over this")
+    force: bool = Field(False, description="regenerate every row, even unchanged ones")
+    force_skus: list[str] = Field(default_factory=list, description="regenerate these skus")
     global_limits: bool = Field(
         False, description="share rpm limits across runs via Prefect global concurrency limits")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.catalog import BAD_LINE, ROW_NUMBER, CatalogError
+from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import ImageCheckError, inspect_image
 from tasks.models import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, DEFAULT_RESOLUTION, RESOLUTIONS
 from tasks.storage import S3Settings, StorageError, read_object
@@ -19,7 +20,8 @@ SAFE_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_PROMPT_CHARS = 20_000
 MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's limit per inline image
 PRIORITIES = ("high", "normal", "low")
-JOB_FIELDS = ("sku", "prompt", "resolution", "aspect_ratio", "reference_image", "priority", "row")
+JOB_FIELDS = ("sku", "prompt", "resolution", "aspect_ratio", "reference_image", "priority", "row",
+              "fingerprint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +85,15 @@ class RowValidator:
     """Checks rows one by one, remembering SKUs seen and reference images checked."""
 
     def __init__(
-        self, prompt_template: str | None, catalog_base: str, s3: S3Settings | None
+        self, prompt_template: str | None, catalog_base: str, s3: S3Settings | None,
+        family: str = "gemini-3-pro-image-preview",
     ) -> None:
         self.prompt_template = prompt_template
         self.catalog_base = catalog_base
         self.s3 = s3
-        self._seen: set[str] = set()
-        self._references: dict[str, str | None] = {}
+        self.family = family
+        self.seen: set[str] = set()
+        self._references: dict[str, tuple[str | None, str | None]] = {}
 
     def check(self, row: dict) -> dict | Rejection:
         """A job dict (JOB_FIELDS) for a good row, a Rejection for a bad one."""
@@ -100,9 +104,9 @@ class RowValidator:
         problem = sku_problem(sku)
         if problem:
             return Rejection(number, sku or None, problem)
-        if sku in self._seen:
+        if sku in self.seen:
             return Rejection(number, sku, f"duplicate sku {sku!r} (first seen on an earlier row)")
-        self._seen.add(sku)
+        self.seen.add(sku)
         job_or_reason = self._job(sku, row, number)
         if isinstance(job_or_reason, str):
             return Rejection(number, sku, job_or_reason)
@@ -124,14 +128,16 @@ class RowValidator:
         if priority not in PRIORITIES:
             return f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})"
         reference = _clean(row.get("reference_image"))
+        reference_sha = None
         if reference:
             reference = self.resolve_reference(reference)
-            problem = self._reference_problem(reference)
+            problem, reference_sha = self._reference(reference)
             if problem:
                 return problem
         return {
             "sku": sku, "prompt": prompt, "resolution": resolution, "aspect_ratio": ratio,
             "reference_image": reference or None, "priority": priority, "row": number,
+            "fingerprint": fingerprint(prompt, resolution, ratio, self.family, reference_sha),
         }
 
     def _prompt(self, row: dict) -> str:
@@ -148,20 +154,21 @@ class RowValidator:
             return f"{self.catalog_base}/{value}"
         return str(Path(self.catalog_base) / value)
 
-    def _reference_problem(self, reference: str) -> str | None:
+    def _reference(self, reference: str) -> tuple[str | None, str | None]:
+        """(problem, content sha256) of a reference image, checked once per run."""
         if reference not in self._references:
             self._references[reference] = self._check_reference(reference)
         return self._references[reference]
 
-    def _check_reference(self, reference: str) -> str | None:
+    def _check_reference(self, reference: str) -> tuple[str | None, str | None]:
         try:
             data = load_reference_bytes(reference, self.s3)
             inspect_image(data)
         except FileNotFoundError:
-            return f"unreadable reference image {reference}: no such file"
+            return f"unreadable reference image {reference}: no such file", None
         except (OSError, StorageError, ImageCheckError, ValueError) as exc:
-            return f"unreadable reference image {reference}: {exc}"
-        return None
+            return f"unreadable reference image {reference}: {exc}", None
+        return None, sha256_hex(data)
 
 
 def load_reference_bytes(reference: str, s3: S3Settings | None) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tasks.catalog import CatalogError, iter_rows, open_catalog, read_columns
-from tasks.plan import iter_jobs, iter_rejections, plan_catalog
+from tasks.plan import iter_jobs, iter_settled, plan_catalog
 from tasks.providers.config import get_provider
 from tasks.storage import S3Settings
 from tasks.validate import Rejection, RowValidator, check_columns, sku_problem
@@ -154,7 +154,7 @@ def test_plan_writes_jobs_and_rejections_and_projects_cost(tmp_path):
     jobs = [j for chunk in iter_jobs(plan.plan_path, 2) for j in chunk]
     assert [j["sku"] for j in jobs] == ["A", "B", "D"]
     assert jobs[1]["reference_image"] == str(tmp_path / "ref.png")
-    reasons = {r["row"]: r["reason"] for r in iter_rejections(plan.rejections_path)}
+    reasons = {r["row"]: r["reason"] for r in iter_settled(plan.settled_path)}
     assert "duplicate" in reasons[3] and "empty prompt" in reasons[4]
 
 

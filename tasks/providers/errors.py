@@ -28,6 +28,7 @@ class ErrorClass(StrEnum):
     DAILY_QUOTA = "daily_quota"
     TASK_DEADLINE = "task_deadline"  # an async task still unfinished at its deadline
     CIRCUIT_OPEN = "circuit_open"  # no provider of the row's route would take it
+    BUDGET = "budget"  # the request could take the run over its spending cap
 
 
 RETRYABLE = frozenset(
