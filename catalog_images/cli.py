@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.prefect_env import apply_defaults
 
@@ -88,6 +89,77 @@ def execute_run(show_progress: bool = True, **params) -> int:
         return EXIT_OK if state.is_completed() else EXIT_ROWS_FAILED
     _fail(f"run failed before any image was generated: {state.message}")
     return EXIT_BAD_INPUT
+
+
+@app.command()
+def estimate(
+    catalog: Annotated[str, typer.Option(help="CSV or Parquet catalog, local path or s3:// URI")],
+    dest: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX the run would write to")],
+    provider: Annotated[str, typer.Option(help="provider name")] = "emulator",
+    priority_provider: Annotated[list[str] | None, typer.Option(
+        help="route for rows with priority=high; repeatable")] = None,
+    concurrency: Annotated[int, typer.Option(help="requests in flight at most")] = 16,
+    prompt_template: Annotated[str | None, typer.Option(help="e.g. 'Photo of {title}'")] = None,
+    force: Annotated[bool, typer.Option(help="count unchanged rows as to generate")] = False,
+    providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
+) -> None:
+    """Print what a run would generate, skip and reject, its cost and duration: no request."""
+    import tempfile
+
+    from tasks.catalog import CatalogError
+    from tasks.estimate import estimate as project
+    from tasks.index import load_index
+    from tasks.plan import plan_catalog
+    from tasks.providers.config import ConfigError, get_provider
+    from tasks.settings import RunSettings, SettingsError
+    from tasks.storage import S3Location, S3Settings, StorageError, describe_s3_error
+
+    try:
+        settings = RunSettings(catalog=catalog, dest=dest, provider=provider,
+                               priority_providers=priority_provider or [],
+                               concurrency=concurrency, prompt_template=prompt_template,
+                               force=force,
+                               providers_file=str(providers_file) if providers_file else None)
+        routes = {name: [get_provider(p, settings.providers_file) for p in names]
+                  for name, names in settings.routes.items()}
+        s3 = S3Settings.from_environment()
+        location = S3Location.parse(dest)
+        with tempfile.TemporaryDirectory() as work:
+            plan = plan_catalog(catalog, settings.prompt_template, routes["bulk"][0], s3,
+                                Path(work), load_index(s3, location), force)
+    except (SettingsError, ConfigError, CatalogError, StorageError, ValueError) as exc:
+        _fail(str(exc))
+    except (BotoCoreError, ClientError) as exc:
+        _fail(f"{dest}: {describe_s3_error(exc)}")
+    json.dump(project(plan, routes, concurrency), sys.stdout, indent=2)
+    print()
+
+
+@app.command()
+def history(
+    dest: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX of the runs")],
+) -> None:
+    """Print the runs ledger of a destination, oldest first."""
+    from rich.table import Table
+
+    from catalog_images.console import console
+    from tasks.history import read_history
+    from tasks.storage import S3Location, S3Settings, StorageError, describe_s3_error
+
+    try:
+        rows = read_history(S3Settings.from_environment(), S3Location.parse(dest))
+    except (StorageError, ValueError) as exc:
+        _fail(str(exc))
+    except (BotoCoreError, ClientError) as exc:
+        _fail(f"{dest}: {describe_s3_error(exc)}")
+    table = Table("run", "finished", "rows", "ok", "failed", "rejected", "skipped", "cost",
+                  "wall s", "providers")
+    for row in rows:
+        table.add_row(row["run_id"], row["finished_at"][:19], str(row["rows"]),
+                      str(row["succeeded"]), str(row["failed"]), str(row["rejected"]),
+                      str(row["skipped"]), f"${row['cost_usd']:.2f}", str(row["wall_s"]),
+                      ", ".join(f"{k} {v}" for k, v in row["provider_mix"].items()))
+    console.print(table)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from tasks.generate import open_run_context
+from tasks.history import history_row
 from tasks.index import part_bytes, part_key, write_snapshot
 from tasks.models import RowStatus
 from tasks.plan import PlanSummary, iter_jobs, iter_settled
@@ -283,6 +285,10 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
                             report, "application/json")
     await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "manifest.parquet"),
                             manifest, "application/vnd.apache.parquet")
+    ledger_row = work_dir / "summary.json"
+    ledger_row.write_text(json.dumps(history_row(header, totals)))
+    await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "summary.json"),
+                            ledger_row, "application/json")
     local_report = None
     if settings.report_path:
         local_report = Path(settings.report_path).expanduser().resolve()

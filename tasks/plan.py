@@ -42,6 +42,7 @@ class PlanSummary:
     removed_sample: list[str] = field(default_factory=list)
     by_resolution: dict[str, int] = field(default_factory=dict)  # rows to generate
     by_priority: dict[str, int] = field(default_factory=dict)
+    by_priority_resolution: dict[str, dict[str, int]] = field(default_factory=dict)
     projected_cost_usd: float = 0.0
 
 
@@ -83,6 +84,8 @@ def plan_catalog(
                     jobs.append(outcome)
                     by_resolution[outcome["resolution"]] += 1
                     by_priority[outcome["priority"]] += 1
+                    cell = summary.by_priority_resolution.setdefault(outcome["priority"], {})
+                    cell[outcome["resolution"]] = cell.get(outcome["resolution"], 0) + 1
             summary.rows += len(batch)
             summary.to_generate += len(jobs)
             summary.rejected += sum(1 for s in settled if s["status"] == "rejected")

@@ -132,3 +132,25 @@ def test_sigkill_mid_run_then_rerun_completes_and_bills_no_prompt_twice(
     assert all(count == 2 for count in duplicates.values())
     assert len(duplicates) <= 8
     assert len(emulator.ledger()["by_prompt"]) == 80
+
+
+def test_estimate_and_history_commands(emulator, local_s3, dest, tmp_path):
+    catalog = write_catalog(tmp_path / "c.csv", 10, resolution="4K")
+    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url}
+    estimate = [sys.executable, "-m", "catalog_images.cli", "estimate", "--catalog",
+                str(catalog), "--dest", dest, "--concurrency", "8"]
+    before = json.loads(subprocess.run(estimate, env=env, capture_output=True, text=True,
+                                       timeout=120, check=True).stdout)
+    assert before["to_generate"] == 10 and before["cost_usd"] == pytest.approx(2.4)
+    assert before["cost_by_resolution"] == {"4K": 2.4}
+    assert before["duration_s"] == pytest.approx(10 / (8 / 0.5), abs=0.1)
+    assert emulator.stats()["requests"] == 0
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest)
+    after = json.loads(subprocess.run(estimate, env=env, capture_output=True, text=True,
+                                      timeout=120, check=True).stdout)
+    assert after["to_generate"] == 0 and after["unchanged"] == 10 and after["cost_usd"] == 0
+    listing = subprocess.run([sys.executable, "-m", "catalog_images.cli", "history", "--dest",
+                              dest], env={**env, "COLUMNS": "250"}, capture_output=True,
+                             text=True, timeout=120, check=True)
+    assert outcome["run_id"] in listing.stdout + listing.stderr
+    assert "$2.40" in listing.stdout + listing.stderr

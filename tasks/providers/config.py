@@ -64,6 +64,8 @@ class ProviderConfig(BaseModel):
     max_concurrency: int = Field(64, gt=0)
     timeout_s: float = Field(180.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
+    typical_latency_s: float = Field(
+        12.0, gt=0, description="seconds per image, for duration estimates only")
     response_format: Literal["b64_json", "url"] = "b64_json"  # openai-images
     poll_initial_s: float = Field(2.5, gt=0)  # async-task
     poll_max_s: float = Field(15.0, gt=0)
@@ -111,7 +113,7 @@ def builtin_presets() -> dict[str, dict]:
         "emulator": {
             "kind": "emulator", "base_url": emulator_url, "auth": "x-goog-api-key",
             "api_key_env": "CATALOG_IMAGES_EMULATOR_KEY", "max_concurrency": 64,
-            "timeout_s": 60.0,
+            "timeout_s": 60.0, "typical_latency_s": 0.5,
         },
         "google": {
             "kind": "gemini", "base_url": "https://generativelanguage.googleapis.com",
@@ -127,7 +129,7 @@ def builtin_presets() -> dict[str, dict]:
         "async-task-relay": {
             "kind": "async-task", "base_url": "https://async-relay.example.com",
             "auth": "bearer", "api_key_env": "ASYNC_RELAY_API_KEY", "model": "nano-banana-pro",
-            "rpm": 20, "quota_window_s": 10.0, "max_concurrency": 200,
+            "rpm": 20, "quota_window_s": 10.0, "max_concurrency": 200, "typical_latency_s": 60.0,
             "prices": {"1K": 0.09, "2K": 0.09, "4K": 0.12},
         },
         "gemini-relay": {
