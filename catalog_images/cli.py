@@ -43,6 +43,13 @@ def run(
     providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
     aws_credentials_block: Annotated[str | None, typer.Option(
         help="Prefect AwsCredentials block name")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        help="USD cap: no request starts that could take spend over it")] = None,
+    force: Annotated[bool, typer.Option(help="regenerate unchanged rows too")] = False,
+    force_sku: Annotated[list[str] | None, typer.Option(
+        help="regenerate this sku even if unchanged; repeatable")] = None,
+    mode: Annotated[str, typer.Option(
+        help="standard, or batch (Gemini Batch Mode: half price, within 24 h)")] = "standard",
     global_limits: Annotated[bool, typer.Option(
         help="share rate limits with other runs via Prefect global concurrency limits")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -60,6 +67,7 @@ def run(
         chunk_size=chunk_size, max_attempts=max_attempts,
         providers_file=str(providers_file) if providers_file else None,
         aws_credentials_block=aws_credentials_block, global_limits=global_limits,
+        max_cost_usd=max_cost, force=force, force_skus=force_sku or [], mode=mode,
         show_progress=progress,
     )
     raise typer.Exit(code)

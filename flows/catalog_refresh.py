@@ -23,6 +23,7 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from tasks.batch_run import collect_recorded, run_batch_mode
 from tasks.generate import open_run_context
 from tasks.history import history_row
 from tasks.index import part_bytes, part_key, write_snapshot
@@ -66,6 +67,10 @@ async def catalog_refresh(
     max_cost_usd: float | None = None,
     force: bool = False,
     force_skus: list[str] | None = None,
+    mode: str = "standard",
+    batch_rows: int = 1000,
+    batch_deadline_s: float = 86_400.0,
+    batch_poll_s: float = 30.0,
     global_limits: bool = False,
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
@@ -81,7 +86,8 @@ async def catalog_refresh(
         max_attempts=max_attempts, providers_file=providers_file,
         aws_credentials_block=aws_credentials_block, breaker_cooldown_s=breaker_cooldown_s,
         max_provider_wait_s=max_provider_wait_s, global_limits=global_limits,
-        max_cost_usd=max_cost_usd, force=force, force_skus=force_skus or [],
+        max_cost_usd=max_cost_usd, force=force, force_skus=force_skus or [], mode=mode,
+        batch_rows=batch_rows, batch_deadline_s=batch_deadline_s, batch_poll_s=batch_poll_s,
     )
     started_wall = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
@@ -125,7 +131,18 @@ async def catalog_refresh(
             force=settings.force, force_skus=frozenset(settings.force_skus),
         ) as ctx:
             parts = IndexWriter(ctx)
-            await _generate(ctx, plan, settings.chunk_size, sink, progress, logger, parts)
+            recorder = Recorder(sink, parts, progress, logger)
+            ctx.on_result = recorder
+            settled = await collect_recorded(ctx, provider_config, settings.batch_deadline_s,
+                                             settings.batch_poll_s)
+            if settings.mode == "batch":
+                logger.info("batch mode: %d rows in jobs of up to %d", plan.to_generate,
+                            settings.batch_rows)
+                await run_batch_mode(ctx, provider_config, iter_jobs(plan.plan_path, 10_000),
+                                     settings.batch_rows, settings.batch_deadline_s,
+                                     settings.batch_poll_s, settled)
+            else:
+                await _generate(ctx, plan, settings.chunk_size, recorder, parts, settled)
             await parts.flush()
             provider_summary = ctx.router.summary()
         if parts.written:
@@ -206,26 +223,35 @@ class IndexWriter:
         self.pending = []
 
 
-async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
-                    progress: RunProgress, logger, parts: IndexWriter) -> None:
+class Recorder:
+    """Where every row's outcome goes: report sink, index, progress, periodic log line."""
+
+    def __init__(self, sink: ResultSink, parts: IndexWriter, progress: RunProgress,
+                 logger) -> None:
+        self.sink, self.parts, self.progress, self.logger = sink, parts, progress, logger
+        self.recorded: set[int] = set()
+        self._last_log = time.monotonic()
+
+    def __call__(self, result: RowResult) -> None:
+        self.sink.add(result)
+        self.parts.add(result)
+        self.recorded.add(result.row)
+        self.progress.record(result.status, result.cost_usd)
+        if time.monotonic() - self._last_log >= PROGRESS_LOG_EVERY_S:
+            self._last_log = time.monotonic()
+            self.logger.info(self.progress.line())
+
+
+async def _generate(ctx, plan: PlanSummary, chunk_size: int, recorder: Recorder,
+                    parts: IndexWriter, settled: set[str]) -> None:
     """Fan accepted rows out as chunk tasks, keeping enough rows queued to fill the gate."""
-    recorded: set[int] = set()
+    progress = recorder.progress
+    recorded = recorder.recorded
+    on_result = recorder
     artifact_id = await acreate_progress_artifact(
         0.0, key=None, description=f"Rows finished in run {ctx.run_id}"
     )
-    last_artifact, last_log = 0.0, time.monotonic()
-
-    def on_result(result: RowResult) -> None:
-        nonlocal last_log
-        sink.add(result)
-        parts.add(result)
-        recorded.add(result.row)
-        progress.record(result.status, result.cost_usd)
-        if time.monotonic() - last_log >= PROGRESS_LOG_EVERY_S:
-            last_log = time.monotonic()
-            logger.info(progress.line())
-
-    ctx.on_result = on_result
+    last_artifact = 0.0
     base_chunks = math.ceil(ctx.capacity / chunk_size) + 1
     max_chunks = base_chunks * 4
     jobs = iter_jobs(plan.plan_path, chunk_size)
@@ -239,6 +265,9 @@ async def _generate(ctx, plan: PlanSummary, chunk_size: int, sink: ResultSink,
             if chunk is None:
                 exhausted = True
                 break
+            chunk = [job for job in chunk if job["sku"] not in settled]  # collected batches
+            if not chunk:
+                continue
             task = asyncio.ensure_future(generate_chunk_task(
                 ctx.run_id, chunk, first_row=chunk[0]["row"], last_row=chunk[-1]["row"]
             ))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.storage import S3Location
@@ -39,6 +41,12 @@ class RunSettings(BaseModel):
         None, ge=0, description="never start a request that could take spend over this")
     force: bool = Field(False, description="regenerate every row, even unchanged ones")
     force_skus: list[str] = Field(default_factory=list, description="regenerate these skus")
+    mode: Literal["standard", "batch"] = Field(
+        "standard", description="batch: Gemini Batch Mode, half price, results within 24 h")
+    batch_rows: int = Field(1000, ge=1, le=100_000, description="rows per batch job")
+    batch_deadline_s: float = Field(
+        86_400.0, gt=0, description="how long a run waits for its batch jobs")
+    batch_poll_s: float = Field(30.0, gt=0, description="first poll interval of a batch job")
     global_limits: bool = Field(
         False, description="share rpm limits across runs via Prefect global concurrency limits")
 

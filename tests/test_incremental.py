@@ -154,3 +154,50 @@ def test_estimate_and_history_commands(emulator, local_s3, dest, tmp_path):
                              text=True, timeout=120, check=True)
     assert outcome["run_id"] in listing.stdout + listing.stderr
     assert "$2.40" in listing.stdout + listing.stderr
+
+
+def test_batch_mode_completes_a_catalog_at_the_batch_price(emulator, dest, tmp_path):
+    emulator.configure(batch_delay_s=0.5)
+    catalog = write_catalog(tmp_path / "c.csv", 25, resolution="1K")
+    frame = pd.read_csv(catalog)
+    frame.loc[3, "resolution"] = "4K"
+    frame.to_csv(catalog, index=False)
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch", batch_rows=10,
+                                 batch_poll_s=0.2)
+    assert state.is_completed(), state.message
+    totals = outcome["totals"]
+    assert totals["succeeded"] == 25
+    ledger = emulator.ledger()
+    assert ledger["by_mode"] == {"batch": 25} or ledger["by_mode"].get("batch") == 25
+    assert totals["cost_usd"] == pytest.approx(24 * 0.067 + 0.12)
+    assert totals["cost_usd"] == pytest.approx(ledger["usd"])
+
+
+def test_an_expired_batch_returns_its_rows_to_the_queue(emulator, dest, tmp_path):
+    emulator.configure(batch_delay_s=0.3, batch_outcome="EXPIRED")
+    catalog = write_catalog(tmp_path / "c.csv", 6, resolution="1K")
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                 batch_poll_s=0.1)
+    assert outcome["totals"]["skipped"] == 6 and emulator.ledger()["images"] == 0
+    assert "queued for the next run" in outcome["summary"] or state.is_completed()
+    emulator.configure(batch_outcome="SUCCEEDED")
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                 batch_poll_s=0.1)
+    assert outcome["totals"]["succeeded"] == 6
+    assert emulator.ledger()["images"] == 6 and not emulator.duplicates()
+
+
+def test_a_batch_still_running_at_the_deadline_is_collected_by_the_next_run(
+    emulator, dest, tmp_path
+):
+    emulator.configure(batch_delay_s=4.0)
+    catalog = write_catalog(tmp_path / "c.csv", 5, resolution="1K")
+    state, first = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                               batch_poll_s=0.1, batch_deadline_s=0.5)
+    assert first["totals"]["skipped"] == 5 and emulator.ledger()["images"] == 0
+    time.sleep(4.0)
+    state, second = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                batch_poll_s=0.1)
+    assert state.is_completed(), state.message
+    assert emulator.ledger()["images"] == 5 and not emulator.duplicates()
+    assert second["totals"]["succeeded"] == 5 and second["totals"]["rows"] == 5
