@@ -31,6 +31,7 @@ test: install
 bench: install
 	$(UV) run python -m bench.throughput
 	$(UV) run python -m bench.quota
+	$(UV) run python -m bench.noop
 
 lint: install
 	$(UV) run ruff check .
