@@ -10,6 +10,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from uuid import uuid4
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -67,7 +68,7 @@ async def catalog_refresh(
     max_cost_usd: float | None = None,
     force: bool = False,
     force_skus: list[str] | None = None,
-    mode: str = "standard",
+    mode: Literal["standard", "batch"] = "standard",
     batch_rows: int = 1000,
     batch_deadline_s: float = 86_400.0,
     batch_poll_s: float = 30.0,
