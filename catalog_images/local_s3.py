@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -238,21 +239,26 @@ class LocalS3:
             self._data_dir = Path(tempfile.mkdtemp(prefix="local-s3-"))
             self._owns_dir = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        weed = find_weed()
-        attempts = 1 if reuse_ports else 3
-        for attempt in range(1, attempts + 1):
-            if not reuse_ports:
-                picked = _pick_ports(self.host, len(COMPONENTS))
-                self._ports = dict(zip(COMPONENTS, picked, strict=True))
-            try:
-                self._spawn_and_wait(weed, timeout_s)
-                break
-            except _PortClash as exc:
-                if attempt == attempts:
-                    raise RuntimeError(
-                        f"SeaweedFS could not bind its ports (attempt {attempt}/{attempts}); "
-                        f"log tail:\n{exc}"
-                    ) from None
+        try:
+            weed = find_weed()
+            attempts = 1 if reuse_ports else 3
+            for attempt in range(1, attempts + 1):
+                if not reuse_ports:
+                    picked = _pick_ports(self.host, len(COMPONENTS))
+                    self._ports = dict(zip(COMPONENTS, picked, strict=True))
+                try:
+                    self._spawn_and_wait(weed, timeout_s)
+                    break
+                except _PortClash as exc:
+                    if attempt == attempts:
+                        raise RuntimeError(
+                            f"SeaweedFS could not bind its ports (attempt {attempt}/{attempts}); "
+                            f"log tail:\n{exc}"
+                        ) from None
+        except BaseException:
+            if self._owns_dir and not reuse_ports:  # the error carries the log tail
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
         if not self._atexit_registered:
             atexit.register(self._atexit_stop)
             self._atexit_registered = True
@@ -341,7 +347,7 @@ class LocalS3:
         try:
             self._wait_ready(timeout_s, log_start)
         except BaseException:
-            self._terminate()
+            self._terminate(wait_ports=False)
             raise
 
     def _wait_ready(self, timeout_s: float, log_start: int) -> None:
@@ -351,11 +357,12 @@ class LocalS3:
         )
         deadline = time.monotonic() + timeout_s
         last_error = "no response yet"
+        denied_since: float | None = None
         while True:
             code = self._proc.poll()
             if code is not None:
                 tail = _tail(self.log_path, log_start)
-                if "address already in use" in tail.lower():
+                if any(m in tail.lower() for m in _CLASH_MARKERS):
                     raise _PortClash(tail)
                 raise RuntimeError(f"SeaweedFS exited early with code {code}; log tail:\n{tail}")
             if _port_open(self.host, self.port):
@@ -365,6 +372,15 @@ class LocalS3:
                 except ClientError as exc:
                     err = exc.response.get("Error", {}).get("Code")
                     last_error = f"head_bucket: {err}"
+                    if err in ("403", "AccessDenied", "InvalidAccessKeyId"):
+                        denied_since = denied_since or time.monotonic()
+                        if time.monotonic() - denied_since > 5:
+                            raise RuntimeError(
+                                f"SeaweedFS at {self.endpoint_url} refuses the dummy "
+                                "credentials (HTTP 403): S3 auth is enabled, e.g. by credentials "
+                                f"stored in {self.data_dir} from an earlier run; use a fresh "
+                                f"data dir. Log tail:\n{_tail(self.log_path, log_start, 10)}"
+                            ) from None
                     if err in ("404", "NoSuchBucket"):
                         with contextlib.suppress(ClientError, BotoCoreError):
                             probe.create_bucket(Bucket=self.bucket)
@@ -377,7 +393,7 @@ class LocalS3:
                 )
             time.sleep(0.1)
 
-    def _terminate(self, timeout_s: float = 15) -> None:
+    def _terminate(self, timeout_s: float = 15, wait_ports: bool = True) -> None:
         """SIGTERM our PID, SIGKILL its process group if needed, wait for ports to close."""
         proc, self._proc = self._proc, None
         if proc is None:
@@ -392,17 +408,24 @@ class LocalS3:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        self._wait_ports_closed()
+        if wait_ports:
+            self._wait_ports_closed(proc.pid)
         self._remove_sockets()
 
-    def _wait_ports_closed(self, timeout_s: float = 10) -> None:
+    def _wait_ports_closed(self, pid: int, timeout_s: float = 10) -> None:
         if self._ports is None:
             return
         ports = [p + off for p in self._ports.values() for off in (0, GRPC_OFFSET)]
         deadline = time.monotonic() + timeout_s
-        while any(_port_open(self.host, p) for p in ports):
+        while still_open := [p for p in ports if _port_open(self.host, p)]:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"ports {ports} still open after SeaweedFS exited")
+                warnings.warn(
+                    f"ports {still_open} still accept connections after SeaweedFS "
+                    f"(pid {pid}) exited; something else may be listening on them",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return
             time.sleep(0.1)
 
     def _remove_sockets(self) -> None:
@@ -419,6 +442,9 @@ class LocalS3:
     def _atexit_stop(self) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+_CLASH_MARKERS = ("address already in use", "port allocation failed")
 
 
 class _PortClash(RuntimeError):

@@ -118,8 +118,53 @@ PRODUCTS = [
 ]
 
 
+# Subjects where "<color> <material> <title>" reads badly; the rest use that phrase.
+SUBJECTS = {
+    "APP-JEANS-003": "a pair of indigo stretch-denim slim-fit jeans",
+    "APP-SOCKS-005": "a three-pack of pastel bamboo-viscose ankle socks",
+    "HOM-MUG-009": "a speckled cream glazed stoneware mug",
+    "HOM-LAMP-010": "a brass table lamp with a white linen shade",
+    "HOM-THROW-011": "an oatmeal chunky cotton-knit throw blanket",
+    "HOM-VASE-012": "a sage green matte ceramic bud vase",
+    "HOM-CANDLE-013": "a soy wax scented candle in an amber glass jar",
+    "HOM-CUSHION-014": "a dusty rose washed linen cushion",
+    "HOM-CLOCK-015": "a walnut veneer wall clock",
+    "HOM-RUG-016": "a navy and ivory jute-and-wool flatweave rug",
+    "ELE-CABLE-017": "a graphite braided nylon USB-C cable",
+    "ELE-CASE-019": "a clear TPU phone case with blue edges",
+    "ELE-EARBUDS-021": "a pair of matte black wireless earbuds",
+    "ELE-SLEEVE-023": "an olive felt laptop sleeve with leather trim",
+    "BEA-SERUM-025": "a vitamin C serum in an amber glass dropper bottle",
+    "BEA-CREAM-026": "a night cream in a frosted white glass jar",
+    "BEA-LIPSTICK-027": "a brick red satin lipstick in a metal case",
+    "BEA-BRUSH-028": "a rose gold kabuki brush with synthetic bristles",
+    "BEA-SOAP-029": "a natural green cold-process olive oil soap bar",
+    "BEA-MIST-030": "a rose face mist in a pink glass spray bottle",
+    "BEA-PALETTE-031": "a warm-neutrals pressed-powder eyeshadow palette",
+    "KIT-KNIFE-032": "a Damascus steel chef's knife with a pakkawood handle",
+    "KIT-PAN-033": "a black pre-seasoned cast iron skillet",
+    "KIT-BOARD-034": "a walnut end-grain cutting board",
+    "KIT-JAR-036": "a clear borosilicate glass storage jar",
+    "KIT-GRINDER-037": "a stainless steel burr coffee grinder",
+    "KIT-TOWEL-038": "a set of blue-striped cotton waffle tea towels",
+    "SPO-SHOE-043": "an orange and grey mesh trail running shoe with a rubber outsole",
+    "TOY-BLOCKS-044": "a set of beech wood building blocks in natural and primary colours",
+    "TOY-PLUSH-045": "a caramel plush bear made from recycled fibres",
+    "PET-BOWL-046": "a sky blue ceramic pet bowl",
+    "PET-LEASH-047": "a red climbing-rope dog leash",
+    "OFF-PEN-049": "a burgundy resin fountain pen with a gold nib",
+}
+
+
+def _subject(sku: str, title: str, color: str, material: str) -> str:
+    if sku in SUBJECTS:
+        return SUBJECTS[sku]
+    phrase = f"{color} {material} {title}"
+    return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
+
+
 def _row(sku, title, category, color, material, scene, resolution, ratio, priority, ref):
-    prompt = f"Studio product photo of a {color} {material} {title}, {scene}, {BG}"
+    prompt = f"Studio product photo of {_subject(sku, title, color, material)}, {scene}, {BG}"
     return {"sku": sku, "title": title, "category": category, "color": color,
             "material": material, "prompt": prompt, "resolution": resolution,
             "aspect_ratio": ratio, "priority": priority, "reference_image": ref}
@@ -129,14 +174,20 @@ def rows() -> list[dict]:
     """50 valid products with 7 rightly rejected rows spread among them."""
     good = [_row(*p) for p in PRODUCTS]
     bad = {
-        5: {**_row(*PRODUCTS[4]), "sku": "", "title": "mystery item"},
-        12: {**_row(*PRODUCTS[11]), "sku": "HOM-TRAY-900", "prompt": ""},
-        18: {**_row(*PRODUCTS[2]), "prompt": "Duplicate of the jeans row with another prompt"},
-        25: {**_row(*PRODUCTS[20]), "sku": "ELE-SPEAKER-901", "resolution": "8K"},
-        31: {**_row(*PRODUCTS[27]), "sku": "BEA-COMB-902", "aspect_ratio": "7:3"},
+        5: _row("", "no-show sock five-pack", "apparel", "white", "cotton", "fanned out",
+                "", "1:1", "normal", ""),
+        12: {**_row("HOM-TRAY-900", "serving tray", "home", "natural oak", "solid oak", "",
+                    "1K", "3:2", "normal", ""), "prompt": ""},
+        18: {**_row(*PRODUCTS[2]), "title": "slim-fit jeans (re-listed)",
+             "prompt": f"Studio product photo of folded indigo slim-fit jeans, {BG}"},
+        25: _row("ELE-SPEAKER-901", "portable Bluetooth speaker", "electronics", "slate blue",
+                 "fabric-wrapped", "three-quarter view", "8K", "1:1", "normal", ""),
+        31: _row("BEA-COMB-902", "wide-tooth comb", "beauty", "tortoiseshell",
+                 "cellulose acetate", "lying diagonally", "", "7:3", "normal", ""),
         38: {**_row(*PRODUCTS[33]), "sku": "../etc/passwd"},
-        44: {**_row(*PRODUCTS[8]), "sku": "HOM-TEAPOT-903",
-             "reference_image": "reference/missing-teapot.png"},
+        44: _row("HOM-TEAPOT-903", "teapot", "home", "speckled cream", "stoneware",
+                 "lid on, spout to the left", "", "1:1", "normal",
+                 "reference/missing-teapot.png"),
     }
     out: list[dict] = []
     for index, row in enumerate(good):

@@ -16,6 +16,7 @@ from uuid import uuid4
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
+    acreate_link_artifact,
     acreate_markdown_artifact,
     acreate_progress_artifact,
     acreate_table_artifact,
@@ -327,6 +328,11 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
     markdown = summary_markdown(header, totals, problem_examples(manifest))
     await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
                                     description=f"Run {header['run_id']}")
+    run_folder = location.uri(*run_prefix) + "/"
+    await acreate_link_artifact(
+        link=_browsable(s3, location, location.key(*run_prefix)) or run_folder,
+        link_text=f"Run folder {run_folder}", key="catalog-refresh-run-folder",
+        description="Report, manifest and ledger row of this run")
     problems = problem_rows(manifest)
     if problems:
         await acreate_table_artifact(problems, key="catalog-refresh-problems",
@@ -336,6 +342,13 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
         "report_uri": header["report_uri"], "summary": markdown,
         "report_path": str(local_report) if local_report else None,
     }
+
+
+def _browsable(s3: S3Settings, location: S3Location, key: str) -> str | None:
+    """An http(s) URL of an S3 folder when the store has an explicit endpoint."""
+    if not s3.endpoint_url:
+        return None
+    return f"{s3.endpoint_url.rstrip('/')}/{location.bucket}/{key}/"
 
 
 def outcome_of(state) -> dict | None:

@@ -80,7 +80,8 @@ def test_sample_catalog_ends_with_every_valid_row_in_the_bucket(
     artifacts = _flow_artifacts(report["flow_run_id"])
     kinds = {a.type for a in artifacts}
     assert {"markdown", "table", "progress"} <= kinds
-    markdown = next(a for a in artifacts if a.type == "markdown").data
+    assert any(a.key == "catalog-refresh-run-folder" and "/runs/" in a.data for a in artifacts)
+    markdown = next(a for a in artifacts if a.key == "catalog-refresh-summary").data
     assert "| 57 | 50 | 0 | 7 | 0 |" in markdown and "duplicate sku" in markdown
     progress = next(a for a in artifacts if a.type == "progress")
     assert progress.data == 100.0
