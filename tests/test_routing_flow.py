@@ -148,3 +148,27 @@ def test_high_priority_rows_go_to_the_priority_provider(emulators, dest, tmp_pat
     totals = outcome["totals"]
     assert totals["cost_by_provider"] == pytest.approx({"official": 5 * 0.134,
                                                         "relay": 15 * 0.05})
+
+
+def test_global_limits_pace_requests_through_a_prefect_rate_limit(emulator, dest, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    async def create_limit():
+        async with get_client() as client:
+            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+                name="catalog-images-emulator", limit=4, slot_decay_per_second=4.0))
+
+    import asyncio
+
+    asyncio.run(create_limit())
+    emulator.configure(latency_s=0.01)
+    catalog = write_catalog(tmp_path / "c.csv", 16, resolution="1K")
+    state, free = run_refresh(catalog=str(catalog), dest=dest + "-free", concurrency=16)
+    state, paced = run_refresh(catalog=str(catalog), dest=dest, concurrency=16,
+                               global_limits=True)
+    assert state.is_completed(), state.message
+    assert paced["totals"]["succeeded"] == 16
+    # 4 slots decaying at 4/s: 16 requests need about 3 s; unpaced they take a fraction.
+    assert paced["totals"]["providers"]["emulator"]["busy_s"] >= 2.0
+    assert free["totals"]["providers"]["emulator"]["busy_s"] < 1.5
