@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-from typing import Any
 
 from aiohttp import web
 
 from . import gemini_response as wire
 from .core import Admission, Auth, EmulatorCore
 from .gemini_request import GenerateRequest, InvalidRequest, parse_generate_request
-from .http_util import CORE_KEY, dump_json, gemini_keys, send_json
+from .http_util import CORE_KEY, answer, dump_json, gemini_keys, send_json
 
 ERRORS: dict[str, tuple[int, str, str]] = {
     "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
@@ -36,20 +35,6 @@ def _presented_keys(request: web.Request) -> list[str]:
     return gemini_keys(request)
 
 
-async def _answer(
-    request: web.Request,
-    core: EmulatorCore,
-    status: int,
-    body: Any,
-    outcome: str,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """Count and send a response whose delivery does not matter for billing."""
-    core.count_outcome(outcome)
-    core.count_status(status)
-    return (await send_json(request, status, body, headers))[0]
-
-
 async def generate_content(request: web.Request) -> web.StreamResponse:
     """Authenticate, validate, apply quota and faults, then answer like Gemini."""
     core = request.app[CORE_KEY]
@@ -57,9 +42,9 @@ async def generate_content(request: web.Request) -> web.StreamResponse:
     model, _, action = request.match_info["model_action"].partition(":")
     auth = core.authenticate(_presented_keys(request))
     if auth is Auth.MISSING:
-        return await _answer(request, core, 403, wire.missing_key_body(), "unauthenticated")
+        return await answer(request, core, 403, wire.missing_key_body(), "unauthenticated")
     if auth is Auth.INVALID:
-        return await _answer(request, core, 400, wire.api_key_invalid_body(), "api_key_invalid")
+        return await answer(request, core, 400, wire.api_key_invalid_body(), "api_key_invalid")
     if action != "generateContent" or model not in core.config.models:
         message = (
             f"models/{model} is not found for API version v1beta, or is not supported for "
@@ -67,12 +52,12 @@ async def generate_content(request: web.Request) -> web.StreamResponse:
             "models and their supported methods."
         )
         body = wire.error_body(404, "NOT_FOUND", message)
-        return await _answer(request, core, 404, body, "not_found")
+        return await answer(request, core, 404, body, "not_found")
     try:
         req = parse_generate_request(await request.read())
     except InvalidRequest as exc:
         body = wire.error_body(400, "INVALID_ARGUMENT", str(exc))
-        return await _answer(request, core, 400, body, "invalid")
+        return await answer(request, core, 400, body, "invalid")
 
     admission = core.admit(req.prompt)
     if admission.over_quota:
@@ -87,7 +72,7 @@ async def _too_many(
     cfg = core.config
     headers = {"Retry-After": str(max(1, math.ceil(delay_s)))} if cfg.retry_after_header else None
     body = wire.quota_error_body(model, cfg.rpm, delay_s)
-    return await _answer(request, core, 429, body, outcome, headers)
+    return await answer(request, core, 429, body, outcome, headers)
 
 
 async def _generate(
@@ -109,7 +94,7 @@ async def _generate(
             await asyncio.sleep(cfg.hang_s)
             core.count_status(code)
             return (await send_json(request, code, wire.error_body(code, status, message)))[0]
-        return await _answer(request, core, code, wire.error_body(code, status, message), fault)
+        return await answer(request, core, code, wire.error_body(code, status, message), fault)
 
     await asyncio.sleep(core.generation_delay())
     if fault == "reset":
@@ -119,13 +104,13 @@ async def _generate(
         return web.Response()  # nothing reaches the client: the write fails silently
     refs = req.reference_images
     if fault == "safety":
-        return await _answer(request, core, 200, wire.safety_body(model, req.prompt, refs), fault)
+        return await answer(request, core, 200, wire.safety_body(model, req.prompt, refs), fault)
     if fault == "blocked":
-        return await _answer(request, core, 200, wire.blocked_body(model, req.prompt, refs), fault)
+        return await answer(request, core, 200, wire.blocked_body(model, req.prompt, refs), fault)
     if fault == "no_image" or not req.wants_image:
         outcome = fault if fault == "no_image" else "text_only"
         body = wire.text_only_body(model, req.prompt, refs)
-        return await _answer(request, core, 200, body, outcome)
+        return await answer(request, core, 200, body, outcome)
 
     image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
     if fault == "truncated":
@@ -145,9 +130,9 @@ async def _generate(
     )
     if fault == "malformed":
         text = dump_json(body)
-        return await _answer(request, core, 200, text[: len(text) // 2], fault)
+        return await answer(request, core, 200, text[: len(text) // 2], fault)
     if fault != "ok":
-        return await _answer(request, core, 200, body, fault)
+        return await answer(request, core, 200, body, fault)
     core.count_outcome("ok")
     core.count_status(200)
     # Bill before writing so the ledger is current when the client holds the response;

@@ -71,3 +71,17 @@ def abort(request: web.Request) -> web.Response:
     if request.transport is not None:
         request.transport.abort()
     return web.Response()  # nothing reaches the client: the write fails silently
+
+
+async def answer(
+    request: web.Request,
+    core: EmulatorCore,
+    status: int,
+    body: Any,
+    outcome: str,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """Count and send a response whose delivery does not matter for billing."""
+    core.count_outcome(outcome)
+    core.count_status(status)
+    return (await send_json(request, status, body, headers))[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +12,7 @@ from .core import Admission, Auth, EmulatorCore
 from .http_util import (
     CORE_KEY,
     abort,
+    answer,
     bearer_token,
     dump_json,
     file_url,
@@ -34,20 +34,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/images/generations", generate_images)
 
 
-async def _answer(
-    request: web.Request,
-    core: EmulatorCore,
-    status: int,
-    body: Any,
-    outcome: str,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """Count and send a response whose delivery does not matter for billing."""
-    core.count_outcome(outcome)
-    core.count_status(status)
-    return (await send_json(request, status, body, headers))[0]
-
-
 async def generate_images(request: web.Request) -> web.StreamResponse:
     """Authenticate, validate, apply quota and faults, then answer like an OpenAI relay."""
     core = request.app[CORE_KEY]
@@ -60,16 +46,16 @@ async def generate_images(request: web.Request) -> web.StreamResponse:
             else "Incorrect API key provided."
         )
         body = wire.error_body(message, "invalid_request_error", "invalid_api_key")
-        return await _answer(request, core, 401, body, "api_key_invalid")
+        return await answer(request, core, 401, body, "api_key_invalid")
     try:
         req = parse_images_request(await request.read())
     except InvalidImagesRequest as exc:
         body = wire.error_body(str(exc), "invalid_request_error", "invalid_value", exc.param)
-        return await _answer(request, core, 400, body, "invalid")
+        return await answer(request, core, 400, body, "invalid")
     if req.model not in core.config.models:
         message = f"The model '{req.model}' does not exist or you do not have access to it."
         body = wire.error_body(message, "invalid_request_error", "model_not_found", "model")
-        return await _answer(request, core, 404, body, "not_found")
+        return await answer(request, core, 404, body, "not_found")
 
     admission = core.admit(req.prompt)
     if admission.over_quota:
@@ -82,7 +68,7 @@ async def _too_many(
     request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str
 ) -> web.Response:
     body, headers = wire.rate_limit(model, core.config.rpm, delay_s)
-    return await _answer(request, core, 429, body, outcome, headers)
+    return await answer(request, core, 429, body, outcome, headers)
 
 
 async def _generate(
@@ -101,7 +87,7 @@ async def _generate(
             await asyncio.sleep(cfg.hang_s)
             core.count_status(status)
             return (await send_json(request, status, body))[0]
-        return await _answer(request, core, status, body, fault)
+        return await answer(request, core, status, body, fault)
 
     await asyncio.sleep(core.generation_delay())
     if fault == "reset":
@@ -109,7 +95,7 @@ async def _generate(
         return abort(request)
     if fault in NO_IMAGE_FAULTS:
         body = wire.error_body(wire.SAFETY, "invalid_request_error", "content_policy_violation")
-        return await _answer(request, core, 400, body, fault)
+        return await answer(request, core, 400, body, fault)
 
     image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
     pixels = f"{image.width}x{image.height}"
@@ -129,9 +115,9 @@ async def _generate(
     )
     if fault == "malformed":
         text = dump_json(body)
-        return await _answer(request, core, 200, text[: len(text) // 2], fault)
+        return await answer(request, core, 200, text[: len(text) // 2], fault)
     if fault != "ok":
-        return await _answer(request, core, 200, body, fault)
+        return await answer(request, core, 200, body, fault)
     core.count_outcome("ok")
     core.count_status(200)
     transport = request.transport
