@@ -37,6 +37,10 @@ def run_demo(rows: int | None = None) -> int:
         )
         report = json.loads(report_path.read_text())
         images = _download_images(s3, report, DEMO_DIR / "images")
+        run_folder = report["report_uri"][len(f"s3://{BUCKET}/"):].rsplit("/", 1)[0]
+        for name in ("contact-sheet.png", "contact-sheet.html", "history.png"):
+            body = s3.client().get_object(Bucket=BUCKET, Key=f"{run_folder}/{name}")["Body"]
+            (DEMO_DIR / name).write_bytes(body.read())
         ledger = emu.ledger()
     totals = report["totals"]
     console.print(
@@ -47,6 +51,8 @@ def run_demo(rows: int | None = None) -> int:
     )
     console.print(f"Images: {DEST}/images/ (copies of {images} in {DEMO_DIR / 'images'}/)")
     console.print(f"Report: {report['report_uri']} and {report_path}")
+    console.print(f"Contact sheet and history chart: {DEMO_DIR}/contact-sheet.png, "
+                  f"{DEMO_DIR}/contact-sheet.html, {DEMO_DIR}/history.png")
     return code
 
 

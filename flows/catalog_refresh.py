@@ -26,8 +26,10 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from tasks.batch_run import collect_recorded, run_batch_mode
+from tasks.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
 from tasks.generate import open_run_context
-from tasks.history import history_row
+from tasks.history import history_row, read_history
+from tasks.history_chart import history_chart_png
 from tasks.index import part_bytes, part_key, write_snapshot
 from tasks.models import RowStatus
 from tasks.plan import PlanSummary, iter_jobs, iter_settled
@@ -147,6 +149,7 @@ async def catalog_refresh(
                 await _generate(ctx, plan, settings.chunk_size, recorder, parts, settled)
             await parts.flush()
             provider_summary = ctx.router.summary()
+            thumbnails = list(ctx.thumbnails)
         if parts.written:
             await asyncio.to_thread(write_snapshot, s3, location, run_id)
         generation_s = time.monotonic() - generation_started
@@ -171,7 +174,8 @@ async def catalog_refresh(
             "removed": {"count": plan.removed, "skus": plan.removed_sample,
                         "note": "images of removed skus are kept"},
         }
-        outcome = await _publish_report(header, totals, work_dir, location, s3, settings)
+        outcome = await _publish_report(header, totals, work_dir, location, s3, settings,
+                                        thumbnails)
         progress.phase = "done"
         progress.publish()
         logger.info(
@@ -305,9 +309,38 @@ def _record_lost_rows(task: asyncio.Task, chunk: list[dict], recorded: set[int],
         recorded.discard(job["row"])
 
 
+async def _publish_pictures(header: dict, totals: dict, work_dir: Path, location: S3Location,
+                            s3: S3Settings, thumbnails: list[SheetItem]) -> dict[str, str]:
+    """Contact sheet (PNG + HTML) and history chart next to the report; their URIs."""
+    run_prefix = ("runs", header["run_id"])
+    title = (f"Run {header['run_id']}: {totals['succeeded']} images, {totals['failed']} "
+             f"failed, ${totals['cost_usd']:.2f}")
+    extra = [SheetItem("", b"")] * max(0, totals["succeeded"] - len(thumbnails))
+    files = {
+        "contact-sheet.png": (await asyncio.to_thread(
+            contact_sheet_png, [*thumbnails, *extra], title=title,
+            max_items=len(thumbnails)), "image/png"),
+        "contact-sheet.html": (contact_sheet_html(
+            [(t.sku, f"../../images/{t.sku}.png") for t in thumbnails], title=title).encode(),
+            "text/html; charset=utf-8"),
+        "history.png": (await asyncio.to_thread(
+            history_chart_png, await asyncio.to_thread(read_history, s3, location)),
+            "image/png"),
+    }
+    uris = {}
+    for name, (data, content_type) in files.items():
+        path = work_dir / name
+        path.write_bytes(data)
+        await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, name), path,
+                                content_type)
+        uris[name] = location.uri(*run_prefix, name)
+    return uris
+
+
 async def _publish_report(header: dict, totals: dict, work_dir: Path, location: S3Location,
-                          s3: S3Settings, settings: RunSettings) -> dict:
-    """Write the report locally and to S3, and as Prefect artifacts."""
+                          s3: S3Settings, settings: RunSettings,
+                          thumbnails: list[SheetItem]) -> dict:
+    """Write the report locally and to S3, pictures beside it, and Prefect artifacts."""
     manifest = work_dir / "manifest.parquet"
     report = work_dir / "report.json"
     write_report_json(report, header, totals, manifest)
@@ -325,6 +358,9 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
         local_report = Path(settings.report_path).expanduser().resolve()
         local_report.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, local_report)
+    pictures = await _publish_pictures(header, totals, work_dir, location, s3, thumbnails)
+    header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
+              "history_chart_uri": pictures["history.png"]}
     markdown = summary_markdown(header, totals, problem_examples(manifest))
     await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
                                     description=f"Run {header['run_id']}")

@@ -13,7 +13,14 @@ import json
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tasks.generate import RunContext, _already_uploaded, _finish, _upload, image_key
+from tasks.generate import (
+    RunContext,
+    _already_uploaded,
+    _finish,
+    _upload,
+    image_key,
+    keep_thumbnail,
+)
 from tasks.models import ImageRequest, ReferenceImage, RowStatus
 from tasks.providers.config import ProviderConfig
 from tasks.providers.errors import ProviderError
@@ -88,6 +95,7 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
     ctx.spool.remove(job["sku"], job["fingerprint"])
     result.status, result.s3_key, result.bytes = RowStatus.SUCCEEDED, key, len(image.data)
     result.width, result.height, result.reason = image.width, image.height, note or None
+    await keep_thumbnail(ctx, job["sku"], image.data)
     return _finish(ctx, result)
 
 

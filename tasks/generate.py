@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.breaker import CircuitBreaker
 from tasks.budget import Budget
+from tasks.contact_sheet import SheetItem, small_thumbnail
 from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import EXTENSION_BY_MIME, inspect_image
 from tasks.limits import ProviderGate, SlotDeclined
@@ -34,6 +35,7 @@ from tasks.storage import S3Location, S3Settings, describe_s3_error
 from tasks.validate import load_reference_bytes
 
 UPLOAD_ATTEMPTS = 5
+THUMBNAILS_KEPT = 120
 MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
 
 
@@ -56,6 +58,7 @@ class RunContext:
     budget: Budget = field(default_factory=lambda: Budget(None))
     force: bool = False  # regenerate even when the bucket holds an image of this fingerprint
     force_skus: frozenset[str] = frozenset()
+    thumbnails: list[SheetItem] = field(default_factory=list)  # for the contact sheet
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
     _references: OrderedDict = field(default_factory=OrderedDict)
@@ -334,7 +337,17 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
     result.status = RowStatus.SUCCEEDED
     result.s3_key = key
     result.bytes = len(data)
+    await keep_thumbnail(ctx, job["sku"], data)
     return _finish(ctx, result)
+
+
+async def keep_thumbnail(ctx: RunContext, sku: str, data: bytes) -> None:
+    """Keep a small thumbnail of the first images of the run for its contact sheet."""
+    if len(ctx.thumbnails) < THUMBNAILS_KEPT:
+        ctx.thumbnails.append(SheetItem(sku, b""))  # hold the place before the await
+        thumb = await asyncio.to_thread(small_thumbnail, data)
+        index = next(i for i, item in enumerate(ctx.thumbnails) if item.sku == sku)
+        ctx.thumbnails[index] = SheetItem(sku, thumb or b"")
 
 
 def _finish(ctx: RunContext, result: RowResult) -> RowResult:

@@ -87,6 +87,9 @@ def summary_markdown(header: dict, totals: dict, examples: dict[str, list]) -> s
             lines.append(f"| {reason.replace('|', '/')} | {count} | {shown} |")
         lines.append("")
     lines += [f"- Report: `{header['report_uri']}`", f"- Images: `{header['images_uri']}`"]
+    if header.get("contact_sheet_uri"):
+        lines += [f"- Contact sheet: `{header['contact_sheet_uri']}`",
+                  f"- History chart: `{header['history_chart_uri']}`"]
     return "\n".join(lines)
 
 

@@ -97,6 +97,7 @@ class Totals:
         rows = sum(self.counts.values())
         accepted = rows - self.counts[RowStatus.REJECTED]
         succeeded = self.counts[RowStatus.SUCCEEDED]
+        attempted = succeeded + self.counts[RowStatus.FAILED]
         lat = np.array(self.latencies) if self.latencies else None
         busy = generation_s if generation_s else wall_s
         return {
@@ -106,7 +107,9 @@ class Totals:
             "failed": self.counts[RowStatus.FAILED],
             "rejected": self.counts[RowStatus.REJECTED],
             "skipped": self.counts[RowStatus.SKIPPED],
-            "success_rate": round(succeeded / accepted, 4) if accepted else None,
+            # of the rows that needed an image this run: unchanged and budget-skipped rows
+            # are neither successes nor failures
+            "success_rate": round(succeeded / attempted, 4) if attempted else None,
             "cost_usd": round(sum(self.cost_by_provider.values()), 6),
             "cost_by_provider": {k: round(v, 6) for k, v in sorted(self.cost_by_provider.items())},
             "cost_by_resolution": {

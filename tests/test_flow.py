@@ -65,6 +65,13 @@ def test_sample_catalog_ends_with_every_valid_row_in_the_bucket(
     assert four_k and all(r["cost_usd"] == 0.24 for r in four_k)
 
     run_prefix = f"{prefix}/runs/{report['run_id']}"
+    from PIL import Image
+
+    for name in ("contact-sheet.png", "history.png"):
+        body = client.get_object(Bucket=bucket, Key=f"{run_prefix}/{name}")["Body"].read()
+        assert Image.open(__import__("io").BytesIO(body)).size[0] >= 400
+    page = client.get_object(Bucket=bucket, Key=f"{run_prefix}/contact-sheet.html")
+    assert "APP-TSHIRT-001" in page["Body"].read().decode()
     s3_report = json.loads(client.get_object(Bucket=bucket, Key=f"{run_prefix}/report.json")
                            ["Body"].read())
     assert s3_report["totals"] == totals
