@@ -166,7 +166,7 @@ def test_unusable_settings_stop_the_run_before_any_request(emulator, dest, tmp_p
 
 
 def test_api_keys_and_s3_secrets_never_leak(emulator, dest, tmp_path, monkeypatch, capfd):
-    canary_key = "AIzaCANARYKEY-must-not-leak-0123456789"
+    canary_key = "canary-gemini-key-must-not-leak-0123456789"
     canary_secret = "CANARY-S3-SECRET-must-not-leak-98765"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", canary_secret)
     monkeypatch.setenv("CATALOG_IMAGES_EMULATOR_KEY", canary_key)

@@ -17,7 +17,7 @@ from tasks.providers.errors import (
     retry_delay_from_error_body,
 )
 
-KEY = "AIzaCANARY-test-key-0123456789abcdef"
+KEY = "canary-test-key-0123456789abcdef"
 
 
 def _config(emu: Emulator, **overrides) -> ProviderConfig:
@@ -91,11 +91,11 @@ def test_quota_429_carries_the_retry_delay(emu):
 
 
 def test_wrong_key_and_unknown_model_are_final_and_never_echo_the_key(emu, monkeypatch):
-    monkeypatch.setenv("T_GEMINI_KEY", "AIzaWRONG-key-0000000000000000")
+    monkeypatch.setenv("T_GEMINI_KEY", "wrong-test-key-0000000000000000")
     with pytest.raises(ProviderError) as caught:
         _generate(_config(emu), ImageRequest("x", "1K", "1:1"))
     assert caught.value.error_class is ErrorClass.AUTH and not caught.value.retryable
-    assert "AIzaWRONG" not in str(caught.value)
+    assert "wrong-test-key" not in str(caught.value)
     monkeypatch.setenv("T_GEMINI_KEY", KEY)
     with pytest.raises(ProviderError) as caught:
         _generate(_config(emu, model="no-such-model"), ImageRequest("x", "1K", "1:1"))
