@@ -67,7 +67,8 @@ def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tm
 
     run, artifacts = asyncio.run(finished())
     assert run.state.is_completed(), run.state.message
-    by_type = {a.type: a for a in artifacts}
-    assert {"markdown", "progress"} <= by_type.keys()
-    assert by_type["progress"].data == 100.0
-    assert "| 8 | 8 | 0 | 0 | 0 |" in by_type["markdown"].data
+    by_key = {a.key: a for a in artifacts if a.key}
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert progress.data == 100.0
+    assert "| 8 | 8 | 0 | 0 | 0 |" in by_key["catalog-refresh-summary"].data
+    assert "/runs/" in by_key["catalog-refresh-run-folder"].data
