@@ -92,6 +92,7 @@ class RowValidator:
         self.catalog_base = catalog_base
         self.s3 = s3
         self.family = family
+        self._template_fields = template_fields(prompt_template) if prompt_template else []
         self.seen: set[str] = set()
         self._references: dict[str, tuple[str | None, str | None]] = {}
 
@@ -113,6 +114,11 @@ class RowValidator:
         return job_or_reason
 
     def _job(self, sku: str, row: dict, number: int) -> dict | str:
+        if self.prompt_template:
+            empty = [f for f in self._template_fields if not _clean(row.get(f))]
+            if empty:
+                return (f"prompt_template placeholder {{{empty[0]}}} is empty on this row "
+                        "(fill the column or use a prompt column)")
         prompt = self._prompt(row)
         if not prompt:
             return "empty prompt"

@@ -540,10 +540,6 @@ def test_template_with_empty_values_never_crashes(tmp_path):
     assert out.jobs[1]["prompt"] == "Studio photo of a red mug"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a row whose template column is empty is accepted with the bare template text "
-    "('Studio photo of') and paid for; tasks/validate.py _job/_prompt should reject it "
-    "naming the empty column"))
 def test_template_row_with_an_empty_placeholder_value_is_rejected(tmp_path):
     out = _plan(tmp_path, "t.csv", "sku,title\nA,mug\nB,\nC,   \n",
                 template="Studio photo of {title}")
