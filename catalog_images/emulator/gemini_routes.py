@@ -11,7 +11,7 @@ from aiohttp import web
 from . import gemini_response as wire
 from .core import Admission, Auth, EmulatorCore
 from .gemini_request import GenerateRequest, InvalidRequest, parse_generate_request
-from .http_util import CORE_KEY, answer, dump_json, gemini_keys, send_json
+from .http_util import CORE_KEY, answer, answer_image, gemini_keys, send_json
 
 ERRORS: dict[str, tuple[int, str, str]] = {
     "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
@@ -128,20 +128,4 @@ async def _generate(
         as_data_uri=cfg.image_as_data_uri,
         thought_parts=cfg.thought_parts,
     )
-    if fault == "malformed":
-        text = dump_json(body)
-        return await answer(request, core, 200, text[: len(text) // 2], fault)
-    if fault != "ok":
-        return await answer(request, core, 200, body, fault)
-    core.count_outcome("ok")
-    core.count_status(200)
-    # Bill before writing so the ledger is current when the client holds the response;
-    # refund if the connection is already gone.
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        return web.Response()
-    usd = core.bill(req.prompt, model, req.image_size)
-    response, delivered = await send_json(request, 200, body)
-    if not delivered:
-        core.refund(req.prompt, model, req.image_size, usd)
-    return response
+    return await answer_image(request, core, body, fault, (req.prompt, model, req.image_size))

@@ -85,3 +85,33 @@ async def answer(
     core.count_outcome(outcome)
     core.count_status(status)
     return (await send_json(request, status, body, headers))[0]
+
+
+async def answer_image(
+    request: web.Request,
+    core: EmulatorCore,
+    body: Any,
+    fault: str,
+    bill: tuple[str, str, str],
+) -> web.StreamResponse:
+    """Send a 200 image answer, or its malformed/faulty variant, billing only a delivery.
+
+    ``bill`` is (prompt, model, image size). The charge is recorded before writing so the
+    ledger is current when the client holds the response, and refunded if the connection
+    is gone or the write fails.
+    """
+    if fault == "malformed":
+        text = dump_json(body)
+        return await answer(request, core, 200, text[: len(text) // 2], fault)
+    if fault != "ok":
+        return await answer(request, core, 200, body, fault)
+    core.count_outcome("ok")
+    core.count_status(200)
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return web.Response()
+    usd = core.bill(*bill)
+    response, delivered = await send_json(request, 200, body)
+    if not delivered:
+        core.refund(*bill, usd)
+    return response

@@ -13,8 +13,8 @@ from .http_util import (
     CORE_KEY,
     abort,
     answer,
+    answer_image,
     bearer_token,
-    dump_json,
     file_url,
     origin,
     send_json,
@@ -113,18 +113,5 @@ async def _generate(
     body = wire.images_body(
         items, model=req.model, prompt=req.prompt, image_size=req.image_size, pixels=pixels
     )
-    if fault == "malformed":
-        text = dump_json(body)
-        return await answer(request, core, 200, text[: len(text) // 2], fault)
-    if fault != "ok":
-        return await answer(request, core, 200, body, fault)
-    core.count_outcome("ok")
-    core.count_status(200)
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        return web.Response()
-    usd = core.bill(req.prompt, req.model, req.image_size)
-    response, delivered = await send_json(request, 200, body)
-    if not delivered:
-        core.refund(req.prompt, req.model, req.image_size, usd)
-    return response
+    return await answer_image(request, core, body, fault,
+                              (req.prompt, req.model, req.image_size))
