@@ -33,6 +33,13 @@ class CatalogFile:
     base: str  # directory (local path or s3:// prefix) for relative reference_image values
 
 
+def printable(text: str) -> str:
+    """``text`` with control and invisible characters escaped (``\\n``, ``\\x00``), unquoted."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def catalog_format(uri: str) -> str:
     """'csv' or 'parquet' from the file name; CatalogError otherwise."""
     name = uri.lower()

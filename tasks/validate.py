@@ -5,12 +5,14 @@ Nothing here calls a provider: every check runs before money is spent.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.catalog import BAD_LINE, ROW_NUMBER, CatalogError
+from tasks.catalog import BAD_LINE, ROW_NUMBER, CatalogError, printable
 from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import ImageCheckError, inspect_image
 from tasks.models import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, DEFAULT_RESOLUTION, RESOLUTIONS
@@ -136,8 +138,7 @@ class RowValidator:
         reference = _clean(row.get("reference_image"))
         reference_sha = None
         if reference:
-            reference = self.resolve_reference(reference)
-            problem, reference_sha = self._reference(reference)
+            problem, reference, reference_sha = self._checked_reference(reference)
             if problem:
                 return problem
         return {
@@ -160,6 +161,21 @@ class RowValidator:
             return f"{self.catalog_base}/{value}"
         return str(Path(self.catalog_base) / value)
 
+    def _checked_reference(self, value: str) -> tuple[str | None, str, str | None]:
+        """(problem, resolved reference, content sha256) for a reference_image cell."""
+        if self._on_workers_disk(value):
+            return (f"reference_image {printable(value)} is a path on the worker's disk, which "
+                    "a catalog on S3 may not name; use an s3:// URI or a path relative to the "
+                    "catalog"), value, None
+        reference = self.resolve_reference(value)
+        problem, sha = self._reference(reference)
+        return problem, reference, sha
+
+    def _on_workers_disk(self, value: str) -> bool:
+        """True for an absolute local path in a catalog read from S3: never read for it."""
+        return (self.catalog_base.startswith("s3://") and not value.startswith("s3://")
+                and Path(value).is_absolute())
+
     def _reference(self, reference: str) -> tuple[str | None, str | None]:
         """(problem, content sha256) of a reference image, checked once per run."""
         if reference not in self._references:
@@ -167,24 +183,39 @@ class RowValidator:
         return self._references[reference]
 
     def _check_reference(self, reference: str) -> tuple[str | None, str | None]:
+        shown = printable(reference)
         try:
             data = load_reference_bytes(reference, self.s3)
             inspect_image(data)
         except FileNotFoundError:
-            return f"unreadable reference image {reference}: no such file", None
+            return f"unreadable reference image {shown}: no such file", None
         except (OSError, StorageError, ImageCheckError, ValueError) as exc:
-            return f"unreadable reference image {reference}: {exc}", None
+            return f"unreadable reference image {shown}: {printable(str(exc))}", None
         return None, sha256_hex(data)
 
 
 def load_reference_bytes(reference: str, s3: S3Settings | None) -> bytes:
-    """Read a reference image (local or s3://), refusing files over Gemini's 7 MB limit."""
+    """Read a reference image (local or s3://), refusing files over Gemini's 7 MB limit.
+
+    A local reference must be a regular file: a FIFO or a device such as /dev/zero would block
+    or never end, so it is opened without blocking and read no further than the limit.
+    """
     if reference.startswith("s3://"):
         if s3 is None:
             raise StorageError("no S3 settings to read an s3:// reference image")
         return read_object(s3, reference, MAX_REFERENCE_BYTES)
-    path = Path(reference)
-    size = path.stat().st_size
-    if size > MAX_REFERENCE_BYTES:
-        raise ValueError(f"{size} bytes, over the 7 MB limit")
-    return path.read_bytes()
+    with open(reference, "rb", opener=_open_nonblocking) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file (a pipe, device or socket)")
+        if info.st_size > MAX_REFERENCE_BYTES:
+            raise ValueError(f"{info.st_size} bytes, over the 7 MB limit")
+        data = handle.read(MAX_REFERENCE_BYTES + 1)
+    if len(data) > MAX_REFERENCE_BYTES:
+        raise ValueError("over the 7 MB limit (the file grew while being read)")
+    return data
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """os.open for open(opener=...): a FIFO without a writer opens at once instead of waiting."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))

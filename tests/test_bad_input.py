@@ -435,9 +435,6 @@ def test_bad_reference_images_are_rejected_per_row(tmp_path):
         assert record["reason"].startswith("unreadable reference image"), record
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the reference path is put into the reason unescaped (tasks/validate.py "
-    "_check_reference): a NUL or newline in reference_image ends up raw in the report"))
 def test_reference_reason_does_not_carry_raw_control_characters(tmp_path):
     table = pa.table({"sku": ["A", "B"], "prompt": ["p", "p"],
                       "reference_image": ["ok.png\x00.txt", "line\nbreak.png"]})
@@ -448,10 +445,6 @@ def test_reference_reason_does_not_carry_raw_control_characters(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
-@pytest.mark.xfail(strict=True, reason=(
-    "a reference_image that is a FIFO (or /dev/zero etc.) hangs or exhausts memory: "
-    "tasks/validate.py load_reference_bytes checks st_size (0 for these) then read_bytes(); "
-    "it should require a regular file and read at most MAX_REFERENCE_BYTES + 1"))
 def test_reference_that_is_not_a_regular_file_does_not_hang(tmp_path):
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
@@ -476,10 +469,6 @@ def test_reference_that_is_not_a_regular_file_does_not_hang(tmp_path):
     assert "unreadable reference image" in result["out"].reason(1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "security: for an s3:// catalog an absolute reference_image is read from the worker's "
-    "local disk (tasks/validate.py resolve_reference returns absolute paths unchanged), so a "
-    "catalog from S3 can send any image on the worker to the provider"))
 def test_s3_catalog_cannot_point_reference_at_the_workers_disk(tmp_path):
     local = _png(tmp_path / "private.png")
     validator = RowValidator(None, "s3://bucket/catalogs", S3)
