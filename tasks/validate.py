@@ -36,15 +36,36 @@ class Rejection:
 
 
 def template_fields(template: str) -> list[str]:
-    """Column names used as ``{column}`` placeholders; CatalogError when malformed."""
+    """Column names used as ``{column}`` placeholders; CatalogError when malformed.
+
+    Only plain ``{column}`` placeholders are allowed: ``{}``, ``{0}``, ``{a.b}``, ``{a[0]}``,
+    ``{a!r}`` and ``{a:>9}`` would make str.format_map fail (or run away) on the first row.
+    """
     try:
-        names = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+        parsed = [(field, spec, conversion)
+                  for _, field, spec, conversion in string.Formatter().parse(template)
+                  if field is not None]
     except ValueError as exc:
         raise CatalogError(f"prompt_template is malformed: {exc}") from None
-    for name in names:
-        if not name.isidentifier() and not re.fullmatch(r"[\w .-]+", name):
-            raise CatalogError(f"prompt_template placeholder {{{name}}} is not a column name")
-    return names
+    for field, spec, conversion in parsed:
+        problem = _placeholder_problem(field, spec, conversion)
+        if problem:
+            raise CatalogError(f"prompt_template placeholder {problem}; use plain {{column}} "
+                               "placeholders such as {title}")
+    return [field for field, _, _ in parsed]
+
+
+def _placeholder_problem(field: str, spec: str | None, conversion: str | None) -> str | None:
+    shown = printable(field)
+    if not field or field.isdecimal():
+        return f"{{{shown}}} is positional, not a column name"
+    if conversion:
+        return f"{{{shown}!{printable(conversion)}}} has a conversion"
+    if spec:
+        return f"{{{shown}:{printable(spec)}}} has a format spec"
+    if not re.fullmatch(r"[\w -]+", field):
+        return f"{{{shown}}} is not a column name (letters, digits, '_', '-' and spaces only)"
+    return None
 
 
 def check_columns(columns: list[str], prompt_template: str | None) -> None:

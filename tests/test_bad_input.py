@@ -502,10 +502,6 @@ def test_malformed_template_stops_the_run(tmp_path, template):
     assert "prompt_template" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "template_fields (tasks/validate.py) only checks placeholder names: positional fields, "
-    "conversions, format specs and dotted names pass, then str.format_map fails on the first "
-    "row with a raw ValueError/KeyError/MemoryError instead of a CatalogError"))
 @pytest.mark.parametrize(
     "template",
     ["Photo of {}", "Photo of {0}", "{title!x}", "{title:%}", "{title:{color}}",
