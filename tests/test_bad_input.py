@@ -124,10 +124,6 @@ def test_ragged_rows_are_rejected_one_by_one_and_the_others_go_on(tmp_path):
     assert any("line 4" in r and r.endswith(": C") for r in malformed)  # too few fields
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "row numbers are shifted by ragged lines: tasks/catalog.py _csv_rows numbers good rows "
-    "first and appends the skipped lines after the batch, so D (data row 4) is reported as "
-    "row 2 and the ragged B (data row 2) as row 4"))
 def test_ragged_rows_keep_their_own_row_numbers(tmp_path):
     out = _plan(tmp_path, "ragged.csv", "sku,prompt\nA,one\nB,two,EXTRA\nC\nD,four\nE,\n")
     assert {n: j["sku"] for n, j in out.jobs.items()} == {1: "A", 4: "D"}
@@ -136,10 +132,6 @@ def test_ragged_rows_keep_their_own_row_numbers(tmp_path):
     assert out.reason(5) == "empty prompt" and out.rejected[5]["sku"] == "E"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an unclosed quote swallows every following line into one field: with "
-    "newlines_in_values=True pyarrow closes the quote at end of file, so rows C and D vanish "
-    "into B's prompt and B is accepted (tasks/catalog.py _csv_rows)"))
 def test_unclosed_quote_does_not_swallow_the_following_rows(tmp_path):
     content = 'sku,prompt\nA,one\nB,"two\nC,three\nD,four\n'
     try:
@@ -189,10 +181,6 @@ def test_header_only_csv_is_an_empty_plan(tmp_path):
     assert out.plan.projected_cost_usd == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a header line without a trailing newline raises CatalogError 'CSV parse error: Empty CSV "
-    "file or block: cannot infer number of columns' from pyarrow although read_columns read "
-    "the header; tasks/catalog.py iter_rows should treat it as zero rows"))
 def test_header_only_csv_without_trailing_newline_is_an_empty_plan(tmp_path):
     out = _plan(tmp_path, "header.csv", "sku,prompt")
     assert out.plan.rows == 0
@@ -272,10 +260,6 @@ def test_parquet_nested_unknown_column_does_not_break_reading(tmp_path, extra):
     assert [j["sku"] for j in out.jobs.values()] == ["A", "B"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a Parquet string column holding invalid UTF-8 (written by a non-validating writer, or a "
-    "corrupt page) raises a raw UnicodeDecodeError from table.to_pylist() in tasks/catalog.py "
-    "_parquet_rows; iter_rows does not catch it"))
 def test_parquet_string_column_with_invalid_utf8_is_not_a_crash(tmp_path):
     prompts = pa.array([b"fine", b"caf\xe9"], pa.binary()).view(pa.string())
     path = _write(tmp_path / "badutf8.parquet", pa.table({"sku": ["A", "B"], "prompt": prompts}))
@@ -313,10 +297,6 @@ def test_three_megabyte_prompt_in_csv_is_rejected_and_the_others_go_on(tmp_path)
     assert "over the 20000 limit" in out.reason(2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "one CSV line over ~8 MB sinks the whole catalog: pyarrow's 4 MiB block_size in "
-    "tasks/catalog.py _csv_rows gives CatalogError 'straddling object straddles two block "
-    "boundaries' instead of rejecting that row"))
 def test_ten_megabyte_prompt_in_csv_is_rejected_and_the_others_go_on(tmp_path):
     content = "sku,prompt\nA,ok\nBIG," + "x" * 10_000_000 + "\nC,ok too\n"
     started = time.perf_counter()
@@ -533,10 +513,6 @@ def test_template_row_with_an_empty_placeholder_value_is_rejected(tmp_path):
         assert "title" in out.reason(number)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "header names are stripped by read_columns but not by the pyarrow reader "
-    "(tasks/catalog.py _csv_rows): ' sku ' passes check_columns, then every row is rejected "
-    "'missing sku', and a template on ' title' raises a raw KeyError"))
 @pytest.mark.parametrize(
     ("content", "template"),
     [("sku , prompt\nA,one\n", None), ("sku, title\nA,mug\n", "Photo of {title}")],
@@ -547,9 +523,6 @@ def test_header_names_with_spaces_work(tmp_path, content, template):
     assert out.jobs[1]["sku"] == "A"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a repeated header name is silently resolved to the last column ('sku,prompt,sku' takes "
-    "the second sku): read_columns/check_columns should stop with a CatalogError"))
 def test_duplicate_header_column_stops_the_run(tmp_path):
     message = _catalog_error(tmp_path, "duphead.csv", "sku,prompt,sku\nA,one,B\n")
     assert "sku" in message and ("duplicate" in message or "twice" in message)
