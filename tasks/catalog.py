@@ -20,6 +20,7 @@ from tasks.storage import S3Settings, StorageError, download_to
 BATCH_ROWS = 10_000
 ROW_NUMBER = "_row"  # 1-based data row number added to every row dict
 BAD_LINE = "_bad_line"  # "line N (problem): text" for a CSV record that could not be parsed
+BAD_CELLS = "_bad_cells"  # Parquet columns whose cell on this row is not valid UTF-8
 MAX_LINE_CHARS = 16 * 1024 * 1024  # a longer CSV line (or quoted field) is rejected unread
 SHOWN_CHARS = 200  # of a bad line, in its rejection reason
 READ_ERRORS = (OSError, EOFError, zlib.error, csv.Error, pa.ArrowException)
@@ -40,11 +41,14 @@ class CatalogFile:
 
 
 class Columns(list[str]):
-    """A catalog's column names (stripped, unique), with its uri for messages."""
+    """A catalog's column names (stripped, unique), with its uri for messages and the Parquet
+    columns that cannot be read as text (name -> type: list, struct, map...), which rows omit.
+    """
 
-    def __init__(self, names: list[str], uri: str = "") -> None:
+    def __init__(self, names: list[str], uri: str = "", unreadable: dict[str, str] | None = None):
         super().__init__(names)
         self.uri = uri
+        self.unreadable = unreadable or {}
 
 
 def printable(text: str) -> str:
@@ -85,9 +89,10 @@ def read_columns(catalog: CatalogFile) -> Columns:
 
     CatalogError when there is no header, or when a name appears twice.
     """
+    unreadable: dict[str, str] = {}
     try:
         if catalog.fmt == "parquet":
-            header = list(pq.ParquetFile(catalog.local_path).schema_arrow.names)
+            header, unreadable = _parquet_header(catalog)
         else:
             header = _csv_header(catalog)
     except UnicodeDecodeError:
@@ -105,7 +110,7 @@ def read_columns(catalog: CatalogFile) -> Columns:
             f"catalog {catalog.uri}: column {printable(twice[0])!r} appears twice in the header; "
             "rename or remove one of them"
         )
-    return Columns(names, catalog.uri)
+    return Columns(names, catalog.uri, unreadable)
 
 
 def iter_rows(catalog: CatalogFile, batch_rows: int = BATCH_ROWS) -> Iterator[list[dict]]:
@@ -113,12 +118,14 @@ def iter_rows(catalog: CatalogFile, batch_rows: int = BATCH_ROWS) -> Iterator[li
 
     Each dict carries its 1-based data row number under ``_row``, in file order. A CSV
     record that cannot be parsed (wrong number of fields, broken quoting, a line over
-    MAX_LINE_CHARS) is not dropped: it comes as ``{"_row": n, "_bad_line": text}``.
+    MAX_LINE_CHARS) is not dropped: it comes as ``{"_row": n, "_bad_line": text}``. A
+    Parquet cell that is not valid UTF-8 comes as None, its column listed under
+    ``_bad_cells``; Parquet columns that cannot be text (Columns.unreadable) are left out.
     """
     columns = read_columns(catalog)
     try:
         if catalog.fmt == "parquet":
-            yield from _parquet_rows(catalog, batch_rows)
+            yield from _parquet_rows(catalog, columns, batch_rows)
         else:
             yield from _csv_rows(catalog, columns, batch_rows)
     except UnicodeDecodeError:
@@ -135,9 +142,6 @@ def _reason(exc: Exception) -> str:
 
 
 def _not_utf8(catalog: CatalogFile) -> str:
-    if catalog.fmt == "parquet":
-        return (f"catalog {catalog.uri}: a text column holds bytes that are not valid UTF-8; "
-                "re-write the file with UTF-8 strings")
     line = _first_non_utf8_line(catalog.local_path)
     where = f" on line {line}" if line else ""
     return f"catalog {catalog.uri}: not valid UTF-8 text{where}; re-save the file as UTF-8"
@@ -292,13 +296,64 @@ def _csv_problem(exc: Exception) -> str:
 # --------------------------------------------------------------------------- Parquet
 
 
-def _parquet_rows(catalog: CatalogFile, batch_rows: int) -> Iterator[list[dict]]:
+def _parquet_header(catalog: CatalogFile) -> tuple[list[str], dict[str, str]]:
+    """Column names and the columns that cannot be cast to text, with their types."""
+    schema = pq.ParquetFile(catalog.local_path).schema_arrow
+    unreadable = {field.name.strip(): str(field.type) for field in schema
+                  if not _castable_to_text(field.type)}
+    return list(schema.names), unreadable
+
+
+def _castable_to_text(kind: pa.DataType) -> bool:
+    try:
+        pa.array([], type=kind).cast(pa.string())
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+    return True
+
+
+def _parquet_rows(catalog: CatalogFile, columns: Columns, batch_rows: int) -> Iterator[list[dict]]:
+    """Rows of the text-castable columns only: an unused list or struct column is no matter."""
+    parquet = pq.ParquetFile(catalog.local_path)
+    wanted = [(raw, name) for raw, name in zip(parquet.schema_arrow.names, columns, strict=True)
+              if name and name not in columns.unreadable]
+    names = [name for _, name in wanted]
     number = 0
-    for batch in pq.ParquetFile(catalog.local_path).iter_batches(batch_size=batch_rows):
-        table = pa.Table.from_batches([batch])
-        table = table.cast(pa.schema([(name, pa.string()) for name in table.column_names]))
-        rows = table.to_pylist()
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=[raw for raw, _ in wanted]):
+        rows: list[dict] = [{} for _ in range(batch.num_rows)]
+        for name, array in zip(names, batch.columns, strict=True):
+            cells, bad = _column_texts(catalog, name, array)
+            for row, cell in zip(rows, cells, strict=True):
+                row[name] = cell
+            for index in bad:
+                rows[index].setdefault(BAD_CELLS, []).append(name)
         for row in rows:
             number += 1
             row[ROW_NUMBER] = number
         yield rows
+
+
+def _column_texts(catalog: CatalogFile, name: str, array: pa.Array) -> tuple[list, list[int]]:
+    """A column's cells as str or None, and the indexes of cells that are not valid UTF-8."""
+    try:
+        text = array.cast(pa.string())
+        text.validate(full=True)
+        return text.to_pylist(), []
+    except pa.ArrowInvalid:
+        pass
+    try:
+        raw = array.cast(pa.binary()).to_pylist()
+    except pa.ArrowException as exc:
+        raise CatalogError(
+            f"catalog {catalog.uri}: column {printable(name)!r} cannot be read as text: "
+            f"{_reason(exc)}"
+        ) from None
+    cells: list[str | None] = []
+    bad: list[int] = []
+    for index, value in enumerate(raw):
+        try:
+            cells.append(None if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError:
+            cells.append(None)
+            bad.append(index)
+    return cells, bad

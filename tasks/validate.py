@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.catalog import BAD_LINE, ROW_NUMBER, CatalogError, printable
+from tasks.catalog import BAD_CELLS, BAD_LINE, ROW_NUMBER, CatalogError, Columns, printable
 from tasks.fingerprint import fingerprint, sha256_hex
 from tasks.images import ImageCheckError, inspect_image
 from tasks.models import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, DEFAULT_RESOLUTION, RESOLUTIONS
@@ -22,6 +22,7 @@ SAFE_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_PROMPT_CHARS = 20_000
 MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's limit per inline image
 PRIORITIES = ("high", "normal", "low")
+OPTION_COLUMNS = ("resolution", "aspect_ratio", "reference_image", "priority")
 JOB_FIELDS = ("sku", "prompt", "resolution", "aspect_ratio", "reference_image", "priority", "row",
               "fingerprint")
 
@@ -68,22 +69,48 @@ def _placeholder_problem(field: str, spec: str | None, conversion: str | None) -
     return None
 
 
+def used_columns(prompt_template: str | None) -> list[str]:
+    """The columns a run reads: sku, the prompt (or the template's columns) and the options."""
+    prompt = template_fields(prompt_template) if prompt_template else ["prompt"]
+    return ["sku", *prompt, *OPTION_COLUMNS]
+
+
 def check_columns(columns: list[str], prompt_template: str | None) -> None:
-    """Stop the run when a required column or a template's column is missing."""
+    """Stop the run when a required column or a template's column is missing or unreadable.
+
+    With ``columns`` from read_columns, the messages name the catalog file.
+    """
+    where = "catalog"
+    if isinstance(columns, Columns) and columns.uri:
+        where = f"catalog {printable(columns.uri)}"
     if "sku" not in columns:
-        raise CatalogError(f"catalog has no 'sku' column (columns: {', '.join(columns)})")
+        raise CatalogError(f"{where} has no 'sku' column (columns: {_listed(columns)}); "
+                           "name the column of unique product ids 'sku'")
     if prompt_template:
         missing = [f for f in template_fields(prompt_template) if f not in columns]
         if missing:
             raise CatalogError(
-                f"prompt_template uses {', '.join('{' + m + '}' for m in missing)} but the "
-                f"catalog has no such column (columns: {', '.join(columns)})"
+                f"{where}: prompt_template uses {', '.join('{' + m + '}' for m in missing)} "
+                f"but the catalog has no such column (columns: {_listed(columns)})"
             )
     elif "prompt" not in columns:
         raise CatalogError(
-            "catalog has no 'prompt' column; add one or pass a prompt template "
+            f"{where} has no 'prompt' column; add one or pass a prompt template "
             "(--prompt-template 'Studio photo of {title}')"
         )
+    unreadable = columns.unreadable if isinstance(columns, Columns) else {}
+    for name in used_columns(prompt_template):
+        if name in unreadable:
+            raise CatalogError(
+                f"{where}: column '{name}' holds {printable(unreadable[name])} values, which "
+                "cannot be read as text; store it as a string column"
+            )
+
+
+def _listed(columns: list[str], limit: int = 50) -> str:
+    """Column names for a message: escaped, and cut short when there are many."""
+    shown = ", ".join(printable(name[:80]) for name in columns[:limit])
+    return shown + (f", ... ({len(columns)} columns)" if len(columns) > limit else "")
 
 
 def _clean(value: object) -> str:
@@ -116,6 +143,7 @@ class RowValidator:
         self.s3 = s3
         self.family = family
         self._template_fields = template_fields(prompt_template) if prompt_template else []
+        self._used = set(used_columns(prompt_template))
         self.seen: set[str] = set()
         self._references: dict[str, tuple[str | None, str | None]] = {}
 
@@ -124,6 +152,11 @@ class RowValidator:
         number = int(row[ROW_NUMBER])
         if row.get(BAD_LINE):
             return Rejection(number, None, f"malformed CSV {row[BAD_LINE]}")
+        bad_cells = [name for name in row.get(BAD_CELLS, ()) if name in self._used]
+        if bad_cells:
+            return Rejection(number, _clean(row.get("sku")) or None, (
+                f"column '{printable(bad_cells[0])}' is not valid UTF-8 text on this row; "
+                "re-write the file with UTF-8 strings"))
         sku = _clean(row.get("sku"))
         problem = sku_problem(sku)
         if problem:

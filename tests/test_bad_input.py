@@ -240,10 +240,6 @@ def test_parquet_unknown_scalar_columns_are_ignored(tmp_path):
     assert [j["sku"] for j in out.jobs.values()] == ["A", "B"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an unused nested column breaks reading: tasks/catalog.py _parquet_rows casts every "
-    "column to string and list/struct/map (and non-UTF-8 binary) cannot be cast, so the whole "
-    "catalog fails with CatalogError 'Unsupported cast ...'"))
 @pytest.mark.parametrize(
     "extra",
     [
@@ -258,6 +254,13 @@ def test_parquet_nested_unknown_column_does_not_break_reading(tmp_path, extra):
     table = pa.table({"sku": ["A", "B"], "prompt": ["a", "b"], "extra": extra})
     out = _plan(tmp_path, "nested.parquet", table)
     assert [j["sku"] for j in out.jobs.values()] == ["A", "B"]
+
+
+@pytest.mark.parametrize(("template", "column"), [(None, "prompt"), ("Photo of {tags}", "tags")])
+def test_parquet_nested_column_in_use_stops_the_run_naming_it(tmp_path, template, column):
+    table = pa.table({"sku": ["A"], "prompt": pa.array([["x"]]), "tags": pa.array([{"w": 1}])})
+    message = _catalog_error(tmp_path, "used.parquet", table, template)
+    assert f"column '{column}'" in message and "used.parquet" in message
 
 
 def test_parquet_string_column_with_invalid_utf8_is_not_a_crash(tmp_path):
@@ -528,10 +531,6 @@ def test_duplicate_header_column_stops_the_run(tmp_path):
     assert "sku" in message and ("duplicate" in message or "twice" in message)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check_columns (tasks/validate.py) messages do not name the catalog file, and print the "
-    "header raw: a NUL-filled .csv gives \"catalog has no 'sku' column (columns: \\x00...)\" "
-    "with raw NULs; plan_catalog should prefix the uri and escape the names"))
 @pytest.mark.parametrize(
     ("name", "content", "template"),
     [
