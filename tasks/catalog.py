@@ -142,7 +142,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _not_utf8(catalog: CatalogFile) -> str:
-    line = _first_non_utf8_line(catalog.local_path)
+    line = _first_non_utf8_line(catalog.local_path) if catalog.fmt == "csv" else None
     where = f" on line {line}" if line else ""
     return f"catalog {catalog.uri}: not valid UTF-8 text{where}; re-save the file as UTF-8"
 
