@@ -368,6 +368,7 @@ class LocalS3:
             if _port_open(self.host, self.port):
                 try:
                     probe.head_bucket(Bucket=self.bucket)
+                    self._probe_round_trip(probe)
                     return
                 except ClientError as exc:
                     err = exc.response.get("Error", {}).get("Code")
@@ -392,6 +393,19 @@ class LocalS3:
                     f"({last_error}); log tail:\n{_tail(self.log_path, log_start)}"
                 )
             time.sleep(0.1)
+
+    def _probe_round_trip(self, probe: Any) -> None:
+        """Write, read back and delete a tiny object.
+
+        `head_bucket` answers as soon as the filer is up, but reads fail with InternalError
+        until the volume server has registered with the master (seen after a restart), so
+        readiness means a full round trip through a volume.
+        """
+        key = ".local-s3-ready"
+        probe.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
+        if probe.get_object(Bucket=self.bucket, Key=key)["Body"].read() != b"ok":
+            raise BotoCoreError()
+        probe.delete_object(Bucket=self.bucket, Key=key)
 
     def _terminate(self, timeout_s: float = 15, wait_ports: bool = True) -> None:
         """SIGTERM our PID, SIGKILL its process group if needed, wait for ports to close."""

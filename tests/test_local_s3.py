@@ -103,6 +103,9 @@ def test_env_configures_child_boto3(s3: LocalS3) -> None:
 def test_restart_keeps_data_and_endpoint(s3: LocalS3) -> None:
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key="survives.txt", Body=b"still here")
+    client.put_object(
+        Bucket=s3.bucket, Key="restart/meta.png", Body=b"png", Metadata={"sku": "APP-TSHIRT-001"}
+    )
     endpoint, old_pid = s3.endpoint_url, s3.pid
     s3.restart()
     assert s3.endpoint_url == endpoint
@@ -110,7 +113,7 @@ def test_restart_keeps_data_and_endpoint(s3: LocalS3) -> None:
     assert old_pid is not None and not _pid_alive(old_pid)
     # The old client keeps working: same endpoint, same data.
     assert client.get_object(Bucket=s3.bucket, Key="survives.txt")["Body"].read() == b"still here"
-    head = client.head_object(Bucket=s3.bucket, Key="images/APP-TSHIRT-001.png")
+    head = client.head_object(Bucket=s3.bucket, Key="restart/meta.png")
     assert head["Metadata"]["sku"] == "APP-TSHIRT-001"
 
 
