@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -13,38 +12,31 @@ from pathlib import Path
 from typing import Literal
 from uuid import uuid4
 
-from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     acreate_link_artifact,
     acreate_markdown_artifact,
-    acreate_progress_artifact,
     acreate_table_artifact,
-    aupdate_progress_artifact,
 )
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from tasks.batch_run import collect_recorded, run_batch_mode
 from tasks.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
-from tasks.generate import open_run_context
+from tasks.fan_out import generate_here
 from tasks.history import history_row, read_history
 from tasks.history_chart import history_chart_png
-from tasks.index import part_bytes, part_key, write_snapshot
-from tasks.models import RowStatus
-from tasks.plan import PlanSummary, iter_jobs, iter_settled
-from tasks.prefect_tasks import generate_chunk_task, plan_task
+from tasks.index import write_snapshot
+from tasks.plan import PlanSummary, iter_settled
+from tasks.prefect_tasks import plan_task
 from tasks.progress import RunProgress
 from tasks.providers.config import get_provider
 from tasks.report import problem_examples, problem_rows, summary_markdown, write_report_json
 from tasks.results import ResultSink, RowResult
-from tasks.retry import RetryPolicy
+from tasks.routing import summarize_providers
 from tasks.secrets import install_log_redaction
-from tasks.settings import RunSettings
-from tasks.spool import Spool, default_spool_root
+from tasks.settings import SHARD_DEPLOYMENT, RunSettings
+from tasks.shards import run_shards
 from tasks.storage import S3Location, S3Settings, check_bucket, put_file
-
-PROGRESS_LOG_EVERY_S = 10.0
 
 
 def new_run_id() -> str:
@@ -76,6 +68,8 @@ async def catalog_refresh(
     batch_deadline_s: float = 86_400.0,
     batch_poll_s: float = 30.0,
     global_limits: bool = False,
+    shards: int = 1,
+    shard_deployment: str = SHARD_DEPLOYMENT,
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
 
@@ -92,6 +86,7 @@ async def catalog_refresh(
         max_provider_wait_s=max_provider_wait_s, global_limits=global_limits,
         max_cost_usd=max_cost_usd, force=force, force_skus=force_skus or [], mode=mode,
         batch_rows=batch_rows, batch_deadline_s=batch_deadline_s, batch_poll_s=batch_poll_s,
+        shards=shards, shard_deployment=shard_deployment,
     )
     started_wall = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
@@ -126,38 +121,21 @@ async def catalog_refresh(
         progress = RunProgress(run_id, total=plan.to_generate, phase="generating")
         progress.publish()
         generation_started = time.monotonic()
-        async with open_run_context(
-            run_id, location, provider_configs, settings.routes, settings.concurrency, s3,
-            Spool(default_spool_root(), settings.dest),
-            RetryPolicy(settings.max_attempts, max_provider_wait_s=settings.max_provider_wait_s),
-            breaker_cooldown_s=settings.breaker_cooldown_s,
-            global_limits=settings.global_limits, max_cost_usd=settings.max_cost_usd,
-            force=settings.force, force_skus=frozenset(settings.force_skus),
-        ) as ctx:
-            parts = IndexWriter(ctx)
-            recorder = Recorder(sink, parts, progress, logger)
-            ctx.on_result = recorder
-            settled = await collect_recorded(ctx, provider_config, settings.batch_deadline_s,
-                                             settings.batch_poll_s)
-            if settings.mode == "batch":
-                logger.info("batch mode: %d rows in jobs of up to %d", plan.to_generate,
-                            settings.batch_rows)
-                await run_batch_mode(ctx, provider_config, iter_jobs(plan.plan_path, 10_000),
-                                     settings.batch_rows, settings.batch_deadline_s,
-                                     settings.batch_poll_s, settled)
-            else:
-                await _generate(ctx, plan, settings.chunk_size, recorder, parts, settled)
-            await parts.flush()
-            provider_summary = ctx.router.summary()
-            thumbnails = list(ctx.thumbnails)
-        if parts.written:
+        if settings.shards > 1:
+            generated = await run_shards(run_id, settings, plan, provider_configs, location, s3,
+                                         work_dir, sink, progress, logger)
+        else:
+            generated = await generate_here(run_id, settings, provider_configs, location, s3,
+                                            plan.plan_path, sink, progress, logger)
+        if generated.index_entries:
             await asyncio.to_thread(write_snapshot, s3, location, run_id)
         generation_s = time.monotonic() - generation_started
         sink.close()
         progress.phase = "reporting"
         progress.publish()
         totals = sink.totals.summary(time.monotonic() - started_wall, generation_s)
-        totals["providers"] = provider_summary
+        totals["providers"] = summarize_providers(
+            generated.stats, {c.name: c for c in provider_configs})
         header = {
             "run_id": run_id, "flow_run_id": str(flow_run.id) if flow_run.id else None,
             "catalog": settings.catalog, "dest": settings.dest,
@@ -175,7 +153,7 @@ async def catalog_refresh(
                         "note": "images of removed skus are kept"},
         }
         outcome = await _publish_report(header, totals, work_dir, location, s3, settings,
-                                        thumbnails)
+                                        generated.thumbnails)
         progress.phase = "done"
         progress.publish()
         logger.info(
@@ -192,121 +170,6 @@ async def catalog_refresh(
             data=outcome,
         )
     return outcome
-
-
-class IndexWriter:
-    """Appends what this run uploaded to the destination's index, a parts file at a time."""
-
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
-        self.pending: list[dict] = []
-        self.seq = 0
-        self.written = 0
-
-    def add(self, result: RowResult) -> None:
-        """Remember a row whose image is at the destination under its fingerprint."""
-        if result.s3_key and result.fingerprint and result.status in (
-            RowStatus.SUCCEEDED, RowStatus.SKIPPED
-        ):
-            self.pending.append({"sku": result.sku, "fingerprint": result.fingerprint,
-                                 "s3_key": result.s3_key, "run_id": self.ctx.run_id})
-
-    async def flush(self) -> None:
-        """Write the pending entries as one parts file; on an S3 error keep them for later.
-
-        The index only saves work: a row missing from it costs a HEAD request next run.
-        """
-        if not self.pending:
-            return
-        try:
-            await self.ctx.s3_client.put_object(
-                Bucket=self.ctx.location.bucket, Body=part_bytes(self.pending),
-                Key=part_key(self.ctx.location, self.ctx.run_id, self.seq + 1))
-        except (ClientError, BotoCoreError, OSError):
-            return
-        self.seq += 1
-        self.written += len(self.pending)
-        self.pending = []
-
-
-class Recorder:
-    """Where every row's outcome goes: report sink, index, progress, periodic log line."""
-
-    def __init__(self, sink: ResultSink, parts: IndexWriter, progress: RunProgress,
-                 logger) -> None:
-        self.sink, self.parts, self.progress, self.logger = sink, parts, progress, logger
-        self.recorded: set[int] = set()
-        self._last_log = time.monotonic()
-
-    def __call__(self, result: RowResult) -> None:
-        self.sink.add(result)
-        self.parts.add(result)
-        self.recorded.add(result.row)
-        self.progress.record(result.status, result.cost_usd)
-        if time.monotonic() - self._last_log >= PROGRESS_LOG_EVERY_S:
-            self._last_log = time.monotonic()
-            self.logger.info(self.progress.line())
-
-
-async def _generate(ctx, plan: PlanSummary, chunk_size: int, recorder: Recorder,
-                    parts: IndexWriter, settled: set[str]) -> None:
-    """Fan accepted rows out as chunk tasks, keeping enough rows queued to fill the gate."""
-    progress = recorder.progress
-    recorded = recorder.recorded
-    on_result = recorder
-    artifact_id = await acreate_progress_artifact(
-        0.0, key=None, description=f"Rows finished in run {ctx.run_id}"
-    )
-    last_artifact = 0.0
-    base_chunks = math.ceil(ctx.capacity / chunk_size) + 1
-    max_chunks = base_chunks * 4
-    jobs = iter_jobs(plan.plan_path, chunk_size)
-    pending: dict[asyncio.Task, list[dict]] = {}
-    exhausted = False
-    while True:
-        while not exhausted and len(pending) < max_chunks and (
-            len(pending) < base_chunks or ctx.waiting < chunk_size
-        ):
-            chunk = next(jobs, None)
-            if chunk is None:
-                exhausted = True
-                break
-            chunk = [job for job in chunk if job["sku"] not in settled]  # collected batches
-            if not chunk:
-                continue
-            task = asyncio.ensure_future(generate_chunk_task(
-                ctx.run_id, chunk, first_row=chunk[0]["row"], last_row=chunk[-1]["row"]
-            ))
-            pending[task] = chunk
-        if not pending:
-            break
-        done, _ = await asyncio.wait(pending, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            chunk = pending.pop(task)
-            _record_lost_rows(task, chunk, recorded, on_result, ctx)
-        if done:
-            await parts.flush()
-        if time.monotonic() - last_artifact >= 1.0:
-            last_artifact = time.monotonic()
-            await aupdate_progress_artifact(artifact_id, progress=round(progress.fraction * 100, 1))
-    await aupdate_progress_artifact(artifact_id, progress=100.0)
-
-
-def _record_lost_rows(task: asyncio.Task, chunk: list[dict], recorded: set[int], on_result,
-                      ctx) -> None:
-    """Give every row of a finished chunk an outcome, even if the chunk task crashed."""
-    error = task.exception()
-    for job in chunk:
-        if job["row"] in recorded:
-            recorded.discard(job["row"])
-            continue
-        on_result(RowResult(
-            sku=job["sku"], row=job["row"], status=RowStatus.FAILED, error_class="internal",
-            reason=f"internal error: {type(error).__name__ if error else 'row not processed'}",
-            provider=None, model=None,
-            resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
-        ))
-        recorded.discard(job["row"])
 
 
 async def _publish_pictures(header: dict, totals: dict, work_dir: Path, location: S3Location,

@@ -197,7 +197,7 @@ async def _generate_with_retries(
         try:
             async with runtime.gate.slot(partial(_still_wanted, route, runtime, probe)):
                 started = time.monotonic()
-                stats.sent(started)
+                stats.sent(time.time())
                 result.attempts += 1
                 image = await runtime.client.generate(request)
                 billed = True

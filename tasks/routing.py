@@ -26,7 +26,7 @@ class ProviderStats:
     failovers_out: int = 0
     breaker_opened: int = 0
     cost_usd: float = 0.0
-    first_send: float | None = None  # monotonic times, for quota utilization
+    first_send: float | None = None  # wall-clock times, so shards on other hosts merge
     last_send: float | None = None
     latencies: list[float] = field(default_factory=list)
 
@@ -36,6 +36,17 @@ class ProviderStats:
         if self.first_send is None:
             self.first_send = now
         self.last_send = now
+
+    def merge(self, other: ProviderStats) -> None:
+        """Add another process's stats for the same provider (a shard of the run)."""
+        for name in ("requests", "images", "rate_limited", "retries", "failovers_in",
+                     "failovers_out", "breaker_opened", "cost_usd"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        sends = [t for t in (self.first_send, other.first_send) if t is not None]
+        self.first_send = min(sends) if sends else None
+        lasts = [t for t in (self.last_send, other.last_send) if t is not None]
+        self.last_send = max(lasts) if lasts else None
+        self.latencies.extend(other.latencies)
 
     def quota_utilization(self, rpm: int | None, window_s: float) -> float | None:
         """Requests sent ÷ the most the quota allows over the same span (≤ 1 when honoured).
@@ -114,12 +125,23 @@ class Router:
 
     def summary(self) -> dict:
         """Per-provider stats for the report."""
+        return summarize_providers(self.stats(), {n: r.config for n, r in self.runtimes.items()})
+
+    def stats(self) -> dict[str, ProviderStats]:
+        """Each provider's stats, breaker openings included."""
         for runtime in self.runtimes.values():
             runtime.stats.breaker_opened = runtime.breaker.opened_count
-        out = {}
-        for name, runtime in self.runtimes.items():
-            summary = runtime.stats.summary()
-            summary["quota_utilization"] = runtime.stats.quota_utilization(
-                runtime.config.rpm, runtime.config.quota_window_s)
-            out[name] = summary
-        return out
+        return {name: runtime.stats for name, runtime in self.runtimes.items()}
+
+
+def summarize_providers(stats: dict[str, ProviderStats],
+                        configs: dict[str, ProviderConfig]) -> dict:
+    """Per-provider report entries, quota utilization measured against each config."""
+    out = {}
+    for name, provider_stats in stats.items():
+        summary = provider_stats.summary()
+        config = configs[name]
+        summary["quota_utilization"] = provider_stats.quota_utilization(
+            config.rpm, config.quota_window_s)
+        out[name] = summary
+    return out
