@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.storage import S3Location
 from tasks.validate import template_fields
+
+SHARD_DEPLOYMENT = "catalog-refresh-shard/shard"
 
 
 class SettingsError(ValueError):
@@ -49,6 +58,19 @@ class RunSettings(BaseModel):
     batch_poll_s: float = Field(30.0, gt=0, description="first poll interval of a batch job")
     global_limits: bool = Field(
         False, description="share rpm limits across runs via Prefect global concurrency limits")
+    shards: int = Field(
+        1, ge=1, le=256,
+        description="split the rows into this many child flow runs of the shard deployment, "
+        "picked up by any number of workers (rpm limits are then shared through Prefect)")
+    shard_deployment: str = Field(
+        SHARD_DEPLOYMENT, description="the deployment that runs one shard")
+
+    @model_validator(mode="after")
+    def _shards_run_standard_mode(self) -> RunSettings:
+        if self.shards > 1 and self.mode == "batch":
+            raise ValueError("shards: batch mode runs in one flow (the provider does the "
+                             "scaling); use shards=1 with mode=batch")
+        return self
 
     @property
     def routes(self) -> dict[str, list[str]]:
@@ -84,7 +106,8 @@ class RunSettings(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
-                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+                ": ".join(part for part in (
+                    ".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "),
+                ) if part) for e in exc.errors()
             )
             raise SettingsError(f"invalid run settings: {problems}") from None
