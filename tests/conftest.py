@@ -56,13 +56,21 @@ def emulator(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def prefect_api():
-    """A real Prefect API (temporary database) for the whole session."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory):
+    """A real `prefect server start` on loopback (temporary database) for the session."""
+    from catalog_images.prefect_server import PrefectServer
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server):
+    """The session server's API URL, also made this process's Prefect API."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        yield prefect_server.api_url
 
 
 @pytest.fixture

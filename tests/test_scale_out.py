@@ -1,0 +1,147 @@
+"""Scale-out: a run split into shards that two process workers pick up, sharing the
+provider's rate limit through a Prefect global concurrency limit, merged into one report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, run_refresh, write_catalog
+from test_routing_flow import providers_file
+
+from catalog_images.emulator import Emulator, EmulatorConfig
+from tasks.settings import SettingsError
+from tasks.shards import shared_rate_limit, split_jobs
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
+
+PREFECT = [sys.executable, "-m", "prefect", "--no-prompt"]
+RPM, WINDOW_S = 24, 4.0  # the emulator's quota: 6 requests/s on average
+
+
+def _prefect(args: list[str], env: dict) -> None:
+    done = subprocess.run([*PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+@pytest.fixture
+def paced_emulator():
+    emu = Emulator(EmulatorConfig(latency_s=0.3, rpm=RPM, quota_window_s=WINDOW_S)).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def workers(prefect_api, local_s3, tmp_path):
+    """Two process workers on the catalog-images pool, one flow run at a time each."""
+    env = {**os.environ, **local_s3.env(), "PREFECT_API_URL": prefect_api, "PWD": str(REPO),
+           "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "worker-spool"),
+           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
+    _prefect(["work-pool", "create", "catalog-images", "--type", "process", "--overwrite"], env)
+    _prefect(["deploy", "--all", "--prefect-file", "deployments/prefect.yaml"], env)
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    procs = []
+    for n, log in enumerate(logs):
+        with log.open("wb") as out:
+            procs.append(subprocess.Popen(
+                [*PREFECT, "worker", "start", "--pool", "catalog-images", "--limit", "1",
+                 "--name", f"test-worker-{n}"],
+                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True))
+    yield logs
+    for proc in procs:  # by PID, never by name
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def test_sharded_run_on_two_workers_equals_the_unsharded_run(
+    paced_emulator, workers, dest, tmp_path
+):
+    from prefect.client.orchestration import get_client
+
+    config = providers_file(tmp_path / "providers.toml", paced={
+        "kind": "emulator", "base_url": paced_emulator.base_url, "rpm": RPM,
+        "quota_window_s": WINDOW_S})
+    catalog = write_catalog(tmp_path / "c.csv", 48)
+    params = {"catalog": str(catalog), "provider": "paced", "providers_file": config,
+              "concurrency": 8}
+
+    state, single = run_refresh(dest=dest + "-single", **params)
+    assert state.is_completed(), state.message
+    billed_single = paced_emulator.ledger()["usd"]
+
+    quota_429_before = paced_emulator.stats()["quota_429"]
+    started = time.monotonic()
+    state, sharded = run_refresh(dest=dest, shards=2, **params)
+    elapsed = time.monotonic() - started
+    assert state.is_completed(), state.message
+
+    # One merged report, equal in counts and cost to the run in one process.
+    for key in ("rows", "accepted", "succeeded", "failed", "rejected", "skipped", "cost_usd",
+                "cost_by_provider", "cost_by_resolution", "images_by_provider"):
+        assert sharded["totals"][key] == single["totals"][key], key
+    assert sharded["totals"]["succeeded"] == 48
+    assert paced_emulator.ledger()["usd"] == pytest.approx(2 * billed_single)
+    assert sharded["totals"]["providers"]["paced"]["requests"] == 48
+
+    # Both workers ran a shard, and together they never went over the provider's quota.
+    ran = [log.read_text() for log in workers]
+    assert all("catalog-refresh-shard" in text or "shard" in text for text in ran), ran
+    assert paced_emulator.stats()["quota_429"] == quota_429_before == 0
+    assert elapsed >= 48 / RPM * WINDOW_S * 0.8  # paced, not bursting
+
+    async def limit():
+        async with get_client() as client:
+            return await client.read_global_concurrency_limit_by_name("catalog-images-paced")
+
+    created = asyncio.run(limit())
+    assert (created.limit, created.slot_decay_per_second) == pytest.approx(
+        shared_rate_limit(RPM, WINDOW_S))
+
+
+def test_shards_without_their_deployment_stop_before_any_request(emulator, dest, tmp_path):
+    catalog = write_catalog(tmp_path / "c.csv", 4)
+    state, _ = run_refresh(catalog=str(catalog), dest=dest, shards=2,
+                           shard_deployment="no-such-flow/no-such-deployment")
+    assert state.is_failed()
+    with pytest.raises(SettingsError, match="no-such-deployment.*not found"):
+        state.result()
+    assert emulator.stats()["requests"] == 0
+
+
+def test_batch_mode_cannot_be_sharded(dest, tmp_path):
+    catalog = write_catalog(tmp_path / "c.csv", 4)
+    state, _ = run_refresh(catalog=str(catalog), dest=dest, shards=2, mode="batch")
+    refused = "invalid run settings: shards: batch mode runs in one flow"
+    with pytest.raises(SettingsError, match=refused):
+        state.result()
+
+
+def test_split_jobs_keeps_every_row_once_in_order(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "plan.parquet"
+    pq.write_table(pa.table({"row": list(range(1, 1002))}), source, row_group_size=300)
+    files = split_jobs(str(source), 4, tmp_path / "out")
+    assert [rows for _, rows in files] == [251, 251, 251, 248]
+    rows = [r for path, _ in files for r in pq.read_table(path)["row"].to_pylist()]
+    assert rows == list(range(1, 1002))
+
+
+def test_the_shared_rate_limit_never_admits_more_than_the_quota_in_a_window():
+    for rpm, window in [(24, 4.0), (60, 60.0), (1000, 60.0), (1, 60.0), (5, 1.0)]:
+        burst, decay = shared_rate_limit(rpm, window)
+        assert burst >= 1
+        assert burst + int(decay * window) <= rpm
+        assert decay * window >= 0.4 * max(rpm - burst, 1)  # still uses most of the quota
