@@ -10,7 +10,7 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -167,9 +167,15 @@ def _still_wanted(route: list[ProviderRuntime], runtime: ProviderRuntime, probe:
 
 
 async def _generate_with_retries(
-    ctx: RunContext, route: list[ProviderRuntime], request: ImageRequest, result: RowResult
+    ctx: RunContext, route: list[ProviderRuntime], request: ImageRequest, result: RowResult,
+    keep: Callable[[ProviderRuntime, GeneratedImage], Awaitable[None]],
 ) -> tuple[ProviderRuntime | None, GeneratedImage | ProviderError]:
-    """Send the row to its route's providers until an image, a final error, or no budget."""
+    """Send the row to its route's providers until an image, a final error, or no budget.
+
+    ``keep`` makes a delivered image durable (the spool) while its provider slot is still
+    held, so images paid for but not yet on disk never outnumber the requests in flight:
+    a crash can lose at most that many, however slow the disk or busy the CPU.
+    """
     attempts = rate_limited = 0
     waited = 0.0
     previous: ProviderRuntime | None = None
@@ -201,6 +207,7 @@ async def _generate_with_retries(
                 result.attempts += 1
                 image = await runtime.client.generate(request)
                 billed = True
+                await keep(runtime, image)
         except SlotDeclined:
             continue  # the provider turned unhealthy while this row queued: route again
         except ProviderError as exc:
@@ -301,7 +308,13 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         result.provider, result.model = spooled.meta["provider"], spooled.meta["model"]
         result.reason = f"uploaded from spool (paid in run {spooled.meta.get('run_id')})"
     else:
-        runtime, outcome = await _generate_with_retries(ctx, route, request, result)
+        async def keep(runtime: ProviderRuntime, image: GeneratedImage) -> None:
+            meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
+                    "run_id": ctx.run_id, "provider": runtime.name,
+                    "model": runtime.config.model}
+            await asyncio.to_thread(ctx.spool.write, job["sku"], fp, image.data, meta)
+
+        runtime, outcome = await _generate_with_retries(ctx, route, request, result, keep)
         if runtime is not None:
             result.provider, result.model = runtime.name, runtime.config.model
         if isinstance(outcome, ProviderError):
@@ -319,9 +332,6 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         result.width, result.height = outcome.width, outcome.height
         result.cost_usd = runtime.config.prices.for_resolution(job["resolution"])
         runtime.stats.cost_usd += result.cost_usd
-        meta = {"mime_type": mime, "width": outcome.width, "height": outcome.height,
-                "run_id": ctx.run_id, "provider": runtime.name, "model": runtime.config.model}
-        await asyncio.to_thread(ctx.spool.write, job["sku"], fp, data, meta)
     key = image_key(ctx.location, job["sku"], mime)
     metadata = {
         "sku": job["sku"], "prompt-sha256": result.prompt_sha256, "fingerprint": fp,
