@@ -52,6 +52,10 @@ def run(
         help="standard, or batch (Gemini Batch Mode: half price, within 24 h)")] = "standard",
     global_limits: Annotated[bool, typer.Option(
         help="share rate limits with other runs via Prefect global concurrency limits")] = False,
+    shards: Annotated[int, typer.Option(
+        help="split the rows over this many shard runs (needs a Prefect server)")] = 1,
+    dask_address: Annotated[str | None, typer.Option(
+        help="run the shards on this dask.distributed scheduler, not a deployment")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one catalog refresh and print its summary.
@@ -68,7 +72,7 @@ def run(
         providers_file=str(providers_file) if providers_file else None,
         aws_credentials_block=aws_credentials_block, global_limits=global_limits,
         max_cost_usd=max_cost, force=force, force_skus=force_sku or [], mode=mode,
-        show_progress=progress,
+        shards=shards, dask_address=dask_address, show_progress=progress,
     )
     raise typer.Exit(code)
 

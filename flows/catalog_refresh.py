@@ -70,6 +70,7 @@ async def catalog_refresh(
     global_limits: bool = False,
     shards: int = 1,
     shard_deployment: str = SHARD_DEPLOYMENT,
+    dask_address: str | None = None,
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
 
@@ -86,7 +87,7 @@ async def catalog_refresh(
         max_provider_wait_s=max_provider_wait_s, global_limits=global_limits,
         max_cost_usd=max_cost_usd, force=force, force_skus=force_skus or [], mode=mode,
         batch_rows=batch_rows, batch_deadline_s=batch_deadline_s, batch_poll_s=batch_poll_s,
-        shards=shards, shard_deployment=shard_deployment,
+        shards=shards, shard_deployment=shard_deployment, dask_address=dask_address,
     )
     started_wall = time.monotonic()
     started_at = datetime.now(UTC).isoformat()

@@ -64,12 +64,18 @@ class RunSettings(BaseModel):
         "picked up by any number of workers (rpm limits are then shared through Prefect)")
     shard_deployment: str = Field(
         SHARD_DEPLOYMENT, description="the deployment that runs one shard")
+    dask_address: str | None = Field(
+        None, description="run the shards as Prefect tasks on the dask.distributed scheduler "
+        "at this address (e.g. tcp://10.0.0.5:8786) instead of child flow runs")
 
     @model_validator(mode="after")
     def _shards_run_standard_mode(self) -> RunSettings:
         if self.shards > 1 and self.mode == "batch":
             raise ValueError("shards: batch mode runs in one flow (the provider does the "
                              "scaling); use shards=1 with mode=batch")
+        if self.dask_address and self.shards < 2:
+            raise ValueError("dask_address: the Dask cluster runs shards; set shards to 2 or "
+                             "more (e.g. the number of Dask workers), or leave dask_address out")
         return self
 
     @property

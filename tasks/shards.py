@@ -30,6 +30,7 @@ from tasks.progress import RunProgress
 from tasks.providers.config import ProviderConfig
 from tasks.results import ResultSink, RowResult, iter_result_rows
 from tasks.routing import ProviderStats
+from tasks.secrets import redact
 from tasks.settings import RunSettings, SettingsError
 from tasks.storage import S3Location, S3Settings
 
@@ -132,6 +133,16 @@ async def ensure_shared_rate_limits(configs: list[ProviderConfig], logger) -> No
                         burst, decay, config.rpm, config.quota_window_s)
 
 
+def check_shared_api(setting: str) -> None:
+    """Scale-out needs a Prefect server every worker reaches; refuse ephemeral mode."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise SettingsError(
+            f"{setting}: shards on other processes share rate limits and report through a "
+            "Prefect server; set PREFECT_API_URL (here and on the workers) or run with shards=1")
+
+
 async def check_shard_deployment(name: str) -> None:
     """Stop the run, before any request, when the shard deployment cannot be found."""
     from prefect.client.orchestration import get_client
@@ -161,7 +172,8 @@ def shard_specs(run_id: str, settings: RunSettings, location: S3Location, s3: S3
         cap = (None if settings.max_cost_usd is None
                else settings.max_cost_usd * rows / total)
         shard_settings = settings.model_copy(update={
-            "shards": 1, "global_limits": True, "max_cost_usd": cap, "report_path": None})
+            "shards": 1, "dask_address": None, "global_limits": True, "max_cost_usd": cap,
+            "report_path": None})
         specs.append(ShardSpec(parent_run_id=run_id, index=index, count=len(files), rows=rows,
                                jobs_key=key, settings=shard_settings.model_dump()))
     return specs
@@ -181,8 +193,9 @@ def thumbnails_bytes(items: list[SheetItem]) -> bytes:
 
 
 def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path: Path,
-                work_dir: Path, sink: ResultSink, merged: Generated) -> int:
-    """Add one shard's results to the parent's; a row it did not report ends failed.
+                work_dir: Path, sink: ResultSink, merged: Generated, ended: str = "") -> int:
+    """Add one shard's results to the parent's; a row it did not report ends failed,
+    with how the shard ended (``ended``) in its reason.
 
     Returns the rows taken from the shard's manifest.
     """
@@ -217,7 +230,8 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
                 continue
             sink.add(RowResult(
                 sku=job["sku"], row=job["row"], status=RowStatus.FAILED, error_class="internal",
-                reason=f"shard {spec.index} ended before this row did; the next run retries it",
+                reason=f"shard {spec.index} ended{ended} before this row did; the next run "
+                "retries it",
                 resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
                 fingerprint=job["fingerprint"]))
     return len(seen)
@@ -231,15 +245,38 @@ async def run_shards(
     """Fan the plan out as child flow runs of the shard deployment and merge what they did."""
     from prefect.deployments import run_deployment
 
-    await check_shard_deployment(settings.shard_deployment)
+    if settings.dask_address:
+        check_shared_api("dask_address")
+    else:
+        await check_shard_deployment(settings.shard_deployment)
     await ensure_shared_rate_limits(configs, logger)
     files = await asyncio.to_thread(split_jobs, plan.plan_path, settings.shards,
                                     work_dir / "shards")
     specs = await asyncio.to_thread(shard_specs, run_id, settings, location, s3, files)
-    logger.info("scale-out: %d shards of ~%d rows to deployment %s", len(specs),
-                max((s.rows for s in specs), default=0), settings.shard_deployment)
+    target = (f"Dask scheduler {settings.dask_address}" if settings.dask_address
+              else f"deployment {settings.shard_deployment}")
+    logger.info("scale-out: %d shards of ~%d rows to %s", len(specs),
+                max((s.rows for s in specs), default=0), target)
     merged = Generated()
     merging = asyncio.Lock()  # one shard's results at a time into the sink
+
+    async def merge(spec: ShardSpec, name: str, message: str) -> None:
+        logger.info("shard %d/%d: %s", spec.index + 1, len(specs), name)
+        ended = f" ({name}: {redact(message)[:300]})"
+        async with merging:
+            progress.done += await asyncio.to_thread(
+                merge_shard, location, s3, spec, files[spec.index][0], work_dir, sink, merged,
+                ended)
+        progress.publish()
+
+    if settings.dask_address:
+        from tasks.shard_run import run_shards_on_dask
+
+        states = await asyncio.to_thread(run_shards_on_dask, specs, settings.dask_address)
+        for spec, (name, message) in zip(specs, states, strict=True):
+            await merge(spec, name, message)
+        merged.index_entries = sink.totals.counts[RowStatus.SUCCEEDED]
+        return merged
 
     async def one(spec: ShardSpec) -> None:
         child = await run_deployment(
@@ -247,13 +284,7 @@ async def run_shards(
             poll_interval=2, flow_run_name=f"{run_id}-shard-{spec.index:03d}",
             idempotency_key=f"{run_id}-shard-{spec.index}")  # a parent retry reuses it
         state = child.state
-        logger.info("shard %d/%d: %s", spec.index + 1, len(specs),
-                    state.name if state else "unknown")
-        jobs_path = files[spec.index][0]
-        async with merging:
-            progress.done += await asyncio.to_thread(
-                merge_shard, location, s3, spec, jobs_path, work_dir, sink, merged)
-        progress.publish()
+        await merge(spec, state.name if state else "unknown", state.message or "" if state else "")
 
     await asyncio.gather(*(one(spec) for spec in specs))
     merged.index_entries = sink.totals.counts[RowStatus.SUCCEEDED]  # parts the shards wrote

@@ -109,6 +109,72 @@ def test_sharded_run_on_two_workers_equals_the_unsharded_run(
         shared_rate_limit(RPM, WINDOW_S))
 
 
+@pytest.fixture
+def dask_cluster(prefect_api, local_s3, tmp_path):
+    """A real dask.distributed scheduler and two single-threaded workers on loopback."""
+    from catalog_images.prefect_server import free_port
+
+    port = free_port()
+    env = {**os.environ, **local_s3.env(), "PREFECT_API_URL": prefect_api,
+           "PYTHONPATH": str(REPO), "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "dask-spool")}
+    address = f"tcp://127.0.0.1:{port}"
+    logs = [tmp_path / name for name in ("scheduler.log", "dask-0.log", "dask-1.log")]
+    commands = [
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--no-dashboard"],
+        *[[sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+           "--no-dashboard", "--host", "127.0.0.1", "--name", f"dask-{n}"] for n in range(2)],
+    ]
+    procs = []
+    for command, log in zip(commands, logs, strict=True):
+        with log.open("wb") as out:
+            procs.append(subprocess.Popen(command, env=env, cwd=REPO, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        if not procs[1:]:
+            time.sleep(2)  # the scheduler first
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield address, logs[1:]
+    for proc in reversed(procs):  # by PID, never by name
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def test_shards_on_a_dask_cluster_share_the_quota_and_merge_into_one_report(
+    paced_emulator, dask_cluster, dest, tmp_path
+):
+    address, worker_logs = dask_cluster
+    config = providers_file(tmp_path / "providers.toml", paced={
+        "kind": "emulator", "base_url": paced_emulator.base_url, "rpm": RPM,
+        "quota_window_s": WINDOW_S})
+    catalog = write_catalog(tmp_path / "c.csv", 36)
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="paced",
+                                 providers_file=config, concurrency=8, shards=2,
+                                 dask_address=address)
+    ran = [log.read_text() for log in worker_logs]
+    assert state.is_completed(), (state.message, ran)
+    totals = outcome["totals"]
+    assert (totals["rows"], totals["succeeded"], totals["failed"]) == (36, 36, 0)
+    assert totals["cost_usd"] == pytest.approx(paced_emulator.ledger()["usd"])
+    assert totals["providers"]["paced"]["requests"] == 36
+    assert paced_emulator.stats()["quota_429"] == 0
+    assert all("shard" in text for text in ran), ran  # both workers ran one shard
+
+
+def test_dask_address_needs_shards(dest, tmp_path):
+    catalog = write_catalog(tmp_path / "c.csv", 4)
+    state, _ = run_refresh(catalog=str(catalog), dest=dest, dask_address="tcp://127.0.0.1:1")
+    with pytest.raises(SettingsError, match="dask_address: the Dask cluster runs shards"):
+        state.result()
+
+
 def test_shards_without_their_deployment_stop_before_any_request(emulator, dest, tmp_path):
     catalog = write_catalog(tmp_path / "c.csv", 4)
     state, _ = run_refresh(catalog=str(catalog), dest=dest, shards=2,
