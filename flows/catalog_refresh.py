@@ -75,6 +75,35 @@ async def catalog_refresh(
     """Read the catalog, validate every row, generate and upload images, write the report.
 
     The run ends Failed only when some accepted row has no image; its report says why.
+
+    Args:
+        catalog: CSV or Parquet catalog, a local path or s3:// URI.
+        dest: s3://BUCKET/PREFIX where images, reports and the index go.
+        provider: provider name (built-in preset or one from the providers file).
+        fallback_providers: providers to fail over to, in order.
+        priority_providers: route for rows with priority=high (default: the bulk route).
+        concurrency: requests in flight at most (1-1024).
+        prompt_template: e.g. 'Studio photo of a {color} {title}'; columns in braces.
+        report_path: also write the JSON report to this local path.
+        chunk_size: rows per Prefect task run (1-5000).
+        max_attempts: provider attempts per row (1-20).
+        providers_file: TOML file with provider URLs, prices, limits and key locations.
+        aws_credentials_block: name of a Prefect AwsCredentials block for S3.
+        breaker_cooldown_s: seconds an open circuit breaker waits before a probe.
+        max_provider_wait_s: how long a row waits for a provider whose breaker is open.
+        max_cost_usd: USD cap; no request starts that could take spend over it.
+        force: regenerate every row, even unchanged ones.
+        force_skus: regenerate these SKUs even if unchanged.
+        mode: standard, or batch (Gemini Batch Mode: half price, results within 24 h).
+        batch_rows: rows per batch job.
+        batch_deadline_s: how long a run waits for its batch jobs (the next run collects).
+        batch_poll_s: first poll interval of a batch job, in seconds.
+        global_limits: share rpm limits with other runs through Prefect global
+            concurrency limits named catalog-images-PROVIDER.
+        shards: split the rows over this many shard runs that workers pick up (1-256).
+        shard_deployment: the deployment that runs one shard.
+        dask_address: run the shards as tasks on this dask.distributed scheduler
+            (e.g. tcp://10.0.0.5:8786) instead of child flow runs.
     """
     install_log_redaction()
     logger = get_run_logger()

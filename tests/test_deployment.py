@@ -72,3 +72,14 @@ def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tm
     assert progress.data == 100.0
     assert "| 8 | 8 | 0 | 0 | 0 |" in by_key["catalog-refresh-summary"].data
     assert "/runs/" in by_key["catalog-refresh-run-folder"].data
+
+
+def test_every_flow_parameter_has_a_description_for_the_ui_form():
+    from flows.catalog_refresh import catalog_refresh
+    from tasks.settings import RunSettings
+
+    schema = catalog_refresh.parameters.properties
+    assert set(schema) == set(RunSettings.model_fields)
+    missing = [name for name, prop in schema.items() if not prop.get("description")]
+    assert missing == []
+    assert schema["mode"]["enum"] == ["standard", "batch"]
