@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -23,6 +24,7 @@ from tasks.storage import S3Location, S3Settings
 
 INDEX_SCHEMA = pa.schema([("sku", pa.string()), ("fingerprint", pa.string()),
                           ("s3_key", pa.string()), ("run_id", pa.string())])
+BATCH_ROWS = 10_000
 
 
 @dataclass
@@ -33,14 +35,22 @@ class OutputIndex:
     runs: set[str] = field(default_factory=set)  # runs the snapshot read includes
     part_runs: set[str] = field(default_factory=set)  # runs read from their parts files
 
-    def add_table(self, table: pa.Table) -> None:
-        """Merge rows; for a sku the newest run wins."""
-        for sku, fp, run_id in zip(table.column("sku").to_pylist(),
-                                   table.column("fingerprint").to_pylist(),
-                                   table.column("run_id").to_pylist(), strict=True):
-            current = self.entries.get(sku)
-            if current is None or run_id >= current[1]:
-                self.entries[sku] = (fp, run_id)
+    def add_table(self, table: pa.Table | Iterable[pa.RecordBatch]) -> None:
+        """Merge rows; for a sku the newest run wins.
+
+        A batch at a time, with one string per run id: a million-entry snapshot read whole
+        into Python lists, one run id copy per row, took 650 MiB (bench/memory.py).
+        """
+        batches = table.to_batches(BATCH_ROWS) if isinstance(table, pa.Table) else table
+        run_ids: dict[str, str] = {}
+        for batch in batches:
+            for sku, fp, run_id in zip(batch.column("sku").to_pylist(),
+                                       batch.column("fingerprint").to_pylist(),
+                                       batch.column("run_id").to_pylist(), strict=True):
+                run_id = run_ids.setdefault(run_id, run_id)
+                current = self.entries.get(sku)
+                if current is None or run_id >= current[1]:
+                    self.entries[sku] = (fp, run_id)
 
     def fingerprint(self, sku: str) -> str | None:
         """The fingerprint of the sku's current image, or None."""
@@ -62,9 +72,10 @@ def _list_keys(client, bucket: str, prefix: str) -> list[str]:
     return sorted(keys)
 
 
-def _read_parquet(client, bucket: str, key: str) -> pa.Table:
+def _read_parquet(client, bucket: str, key: str) -> Iterator[pa.RecordBatch]:
     body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return pq.read_table(io.BytesIO(body), columns=["sku", "fingerprint", "run_id"])
+    yield from pq.ParquetFile(io.BytesIO(body)).iter_batches(
+        BATCH_ROWS, columns=["sku", "fingerprint", "run_id"])
 
 
 def load_index(settings: S3Settings, location: S3Location) -> OutputIndex:
@@ -85,6 +96,7 @@ def load_index(settings: S3Settings, location: S3Location) -> OutputIndex:
         if run_id not in index.runs:
             index.add_table(_read_parquet(client, location.bucket, key))
             index.part_runs.add(run_id)
+    pa.default_memory_pool().release_unused()  # the Parquet buffers, back to the system
     return index
 
 

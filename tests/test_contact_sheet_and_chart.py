@@ -87,6 +87,18 @@ def test_transparent_background_is_white_and_aspect_is_kept() -> None:
     assert not _inked(sheet, (x, y, x + THUMB, y + THUMB // 2 - 13))  # 96x24, centred
 
 
+def test_palette_4k_is_cut_down_before_it_becomes_rgba(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full-size RGBA copy of a 4K palette PNG was 64 MiB per thumbnail (bench/memory.py).
+    converted: list[tuple[int, int]] = []
+    real = Image.Image.convert
+    monkeypatch.setattr(Image.Image, "convert",
+                        lambda img, *a, **k: converted.append(img.size) or real(img, *a, **k))
+    data = _encode((4096, 4096), mode="P", color=3)
+    thumb = Image.open(io.BytesIO(contact_sheet.small_thumbnail(data, 96)))
+    assert thumb.size == (96, 96)
+    assert converted and max(w * h for w, h in converted) <= (4 * 96) ** 2
+
+
 def test_items_past_max_are_counted_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
     decoded: list[bytes] = []
     real = contact_sheet._thumbnail
