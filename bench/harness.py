@@ -8,6 +8,7 @@ import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -125,3 +126,77 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     for row in rows:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
     sys.stdout.flush()
+
+
+def _status_kib(pid: int | str, field: str) -> int:
+    """A ``kB`` field of /proc/PID/status (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _descendants(root: int) -> list[int]:
+    """PIDs of every process under ``root`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+@dataclass
+class TreePeaks:
+    """Peak RSS of a measured CLI process and of the largest other process of its tree."""
+
+    own_mib: float  # exact: the process's VmHWM at exit
+    others_mib: float  # its descendants' VmHWM (the ephemeral Prefect API), sampled
+
+
+def run_cli_with_peaks(args: list[str], env: dict, peak_file: Path,
+                       timeout: float = 1800) -> tuple[ChildRun, TreePeaks]:
+    """Run ``catalog-images ARGS``; peaks are per process (VmHWM), never inherited.
+
+    ru_maxrss counts a parent's RSS at fork time into its child's, so it is not used here.
+    """
+    code = ("import atexit, sys; from pathlib import Path; out = Path(sys.argv.pop(1)); "
+            "atexit.register(lambda: out.write_text(next(line.split()[1] for line in "
+            "open('/proc/self/status') if line.startswith('VmHWM:')))); "
+            "from catalog_images.cli import app; app(prog_name='catalog-images')")
+    peak_file.unlink(missing_ok=True)
+    others: dict[int, int] = {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(peak_file), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def sample() -> None:
+        while proc.poll() is None:
+            for pid in _descendants(proc.pid):
+                others[pid] = max(others.get(pid, 0), _status_kib(pid, "VmHWM"))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate(timeout=timeout)
+    wall = time.monotonic() - started
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (ChildRun(proc.returncode, wall, cpu, own, stdout, stderr),
+            TreePeaks(own, max(others.values(), default=0) / 1024))
