@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import uuid4
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     acreate_link_artifact,
@@ -36,7 +37,14 @@ from tasks.routing import summarize_providers
 from tasks.secrets import install_log_redaction
 from tasks.settings import SHARD_DEPLOYMENT, RunSettings
 from tasks.shards import run_shards
-from tasks.storage import S3Location, S3Settings, check_bucket, put_file
+from tasks.storage import (
+    S3Location,
+    S3Settings,
+    StorageError,
+    check_bucket,
+    describe_s3_error,
+    put_file,
+)
 
 
 def new_run_id() -> str:
@@ -158,7 +166,12 @@ async def catalog_refresh(
             generated = await generate_here(run_id, settings, provider_configs, location, s3,
                                             plan.plan_path, sink, progress, logger)
         if generated.index_entries:
-            await asyncio.to_thread(write_snapshot, s3, location, run_id)
+            try:
+                await asyncio.to_thread(write_snapshot, s3, location, run_id)
+            except (StorageError, ClientError, BotoCoreError, OSError) as exc:
+                # The index only saves work: the next run reads this run's parts, or HEADs
+                # the images, and pays for nothing twice.
+                logger.warning("index snapshot not written: %s", _s3_problem(exc))
         generation_s = time.monotonic() - generation_started
         sink.close()
         progress.phase = "reporting"
@@ -193,12 +206,15 @@ async def catalog_refresh(
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    problems = []
     if totals["failed"]:
-        return Failed(
-            message=f"{totals['failed']} of {totals['accepted']} accepted rows have no image; "
-            f"see {header['report_uri']}",
-            data=outcome,
-        )
+        problems.append(f"{totals['failed']} of {totals['accepted']} accepted rows have no image")
+    if outcome["report_upload_error"]:
+        logger.error("report not uploaded: %s", outcome["report_upload_error"])
+        problems.append(f"the report was not uploaded ({outcome['report_upload_error']})")
+    if problems:
+        where = outcome["report_uri"] or outcome["report_path"] or "the summary above"
+        return Failed(message=f"{'; '.join(problems)}; see {where}", data=outcome)
     return outcome
 
 
@@ -237,24 +253,32 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
     manifest = work_dir / "manifest.parquet"
     report = work_dir / "report.json"
     write_report_json(report, header, totals, manifest)
-    run_prefix = ("runs", header["run_id"])
-    await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "report.json"),
-                            report, "application/json")
-    await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "manifest.parquet"),
-                            manifest, "application/vnd.apache.parquet")
-    ledger_row = work_dir / "summary.json"
-    ledger_row.write_text(json.dumps(history_row(header, totals)))
-    await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, "summary.json"),
-                            ledger_row, "application/json")
     local_report = None
-    if settings.report_path:
+    if settings.report_path:  # first: the local copy must not depend on S3
         local_report = Path(settings.report_path).expanduser().resolve()
         local_report.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, local_report)
-    pictures = await _publish_pictures(header, totals, work_dir, location, s3, thumbnails)
-    header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
-              "history_chart_uri": pictures["history.png"]}
+    run_prefix = ("runs", header["run_id"])
+    ledger_row = work_dir / "summary.json"
+    ledger_row.write_text(json.dumps(history_row(header, totals)))
+    upload_error = None
+    try:  # S3 down now must not lose what the run did and paid: the summary still comes out
+        for name, path, content_type in (
+            ("report.json", report, "application/json"),
+            ("manifest.parquet", manifest, "application/vnd.apache.parquet"),
+            ("summary.json", ledger_row, "application/json"),
+        ):
+            await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, name),
+                                    path, content_type)
+        pictures = await _publish_pictures(header, totals, work_dir, location, s3, thumbnails)
+        header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
+                  "history_chart_uri": pictures["history.png"]}
+    except (StorageError, ClientError, BotoCoreError, OSError) as exc:
+        upload_error = _s3_problem(exc)
     markdown = summary_markdown(header, totals, problem_examples(manifest))
+    if upload_error:
+        markdown += (f"\n\n**The report was not uploaded to S3** ({upload_error}); "
+                     f"local copy: `{local_report or 'none (use --report PATH)'}`.\n")
     await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
                                     description=f"Run {header['run_id']}")
     run_folder = location.uri(*run_prefix) + "/"
@@ -268,9 +292,15 @@ async def _publish_report(header: dict, totals: dict, work_dir: Path, location: 
                                      description="Failed and rejected rows")
     return {
         "run_id": header["run_id"], "flow_run_id": header["flow_run_id"], "totals": totals,
-        "report_uri": header["report_uri"], "summary": markdown,
+        "report_uri": None if upload_error else header["report_uri"], "summary": markdown,
         "report_path": str(local_report) if local_report else None,
+        "report_upload_error": upload_error,
     }
+
+
+def _s3_problem(exc: BaseException) -> str:
+    """A StorageError's own message, or a boto error described without secrets."""
+    return str(exc) if isinstance(exc, StorageError) else describe_s3_error(exc)
 
 
 def _browsable(s3: S3Settings, location: S3Location, key: str) -> str | None:
