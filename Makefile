@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench reliability clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -32,6 +32,10 @@ bench: install
 	$(UV) run python -m bench.throughput
 	$(UV) run python -m bench.quota
 	$(UV) run python -m bench.noop
+	$(UV) run python -m bench.memory
+
+reliability: install
+	$(UV) run python -m bench.soak
 
 lint: install
 	$(UV) run ruff check .
