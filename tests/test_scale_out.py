@@ -29,6 +29,18 @@ def _prefect(args: list[str], env: dict) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Stop processes by their PIDs (never by name): SIGTERM, then SIGKILL their groups."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
 @pytest.fixture
 def paced_emulator():
     emu = Emulator(EmulatorConfig(latency_s=0.3, rpm=RPM, quota_window_s=WINDOW_S)).start()
@@ -54,14 +66,7 @@ def workers(prefect_api, local_s3, tmp_path):
                 env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True))
     yield logs
-    for proc in procs:  # by PID, never by name
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+    _stop(procs)
 
 
 def test_sharded_run_on_two_workers_equals_the_unsharded_run(
@@ -137,14 +142,7 @@ def dask_cluster(prefect_api, local_s3, tmp_path):
     with Client(address, timeout=60) as client:
         client.wait_for_workers(2, timeout=60)
     yield address, logs[1:]
-    for proc in reversed(procs):  # by PID, never by name
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+    _stop(procs[::-1])
 
 
 def test_shards_on_a_dask_cluster_share_the_quota_and_merge_into_one_report(
