@@ -11,6 +11,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -61,6 +62,9 @@ class RunContext:
     thumbnails: list[SheetItem] = field(default_factory=list)  # for the contact sheet
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
+    # Spool writes (fsync) while a provider slot is held: their own threads, so they never
+    # queue behind thumbnails or reference reads in the default pool.
+    spool_pool: ThreadPoolExecutor | None = None
     _references: OrderedDict = field(default_factory=OrderedDict)
 
     @property
@@ -138,6 +142,8 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             policy=self.policy or RetryPolicy(), budget=Budget(self.max_cost_usd),
             force=self.force, force_skus=self.force_skus,
         )
+        ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")
+        self._stack.callback(ctx.spool_pool.shutdown)
         _CONTEXTS[self.run_id] = ctx
         return ctx
 
@@ -312,7 +318,8 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
             meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
                     "run_id": ctx.run_id, "provider": runtime.name,
                     "model": runtime.config.model}
-            await asyncio.to_thread(ctx.spool.write, job["sku"], fp, image.data, meta)
+            await asyncio.get_running_loop().run_in_executor(
+                ctx.spool_pool, partial(ctx.spool.write, job["sku"], fp, image.data, meta))
 
         runtime, outcome = await _generate_with_retries(ctx, route, request, result, keep)
         if runtime is not None:
