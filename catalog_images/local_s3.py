@@ -17,7 +17,6 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from catalog_images.processes import stop_process
 
 __all__ = ["LocalS3", "find_weed"]
 
@@ -418,16 +419,7 @@ class LocalS3:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                # The child leads its own session, so its group id is its PID.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process(proc, timeout_s)
         if wait_ports:
             self._wait_ports_closed(proc.pid)
         self._remove_sockets()

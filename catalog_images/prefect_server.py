@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from catalog_images.processes import stop_process
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,15 +79,8 @@ class PrefectServer:
     def stop(self, timeout_s: float = 30) -> None:
         """SIGTERM our PID; SIGKILL its process group if it does not go."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_process(proc, timeout_s)
 
     def __enter__(self) -> PrefectServer:
         return self.start()
