@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -448,6 +449,52 @@ def test_batch_cancel(emu: Emulator, client: httpx.Client) -> None:
     assert client.get(f"/v1beta/{name}").json()["state"] == "JOB_STATE_CANCELLED"
     time.sleep(0.3)
     assert emu.ledger()["images"] == 0
+
+
+def test_batch_list_pages_newest_first_and_finds_a_display_name(
+    emu: Emulator, client: httpx.Client
+) -> None:
+    emu.configure(batch_delay_s=0.2)
+    names = []
+    for n in range(5):
+        body = inline((f"k{n}", gen(f"listed {n}")))
+        body["batch"]["display_name"] = f"job-{n}"
+        names.append(client.post(BATCH, json=body).json()["name"])
+    seen: list[dict[str, Any]] = []
+    token = None
+    while True:
+        params = {"pageSize": 2, **({"pageToken": token} if token else {})}
+        page = client.get("/v1beta/batches", params=params).json()
+        assert len(page["operations"]) <= 2
+        seen += page["operations"]
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert [op["name"] for op in seen][:5] == names[::-1]  # earlier tests' batches follow
+    shown = [op["metadata"]["displayName"] for op in seen][:5]
+    assert shown == [f"job-{n}" for n in (4, 3, 2, 1, 0)]
+    assert len({op["name"] for op in seen}) == len(seen)
+    wait_for(lambda: client.get(f"/v1beta/{names[0]}").json(), lambda b: b["done"])
+    listed = client.get("/v1beta/batches").json()["operations"]
+    assert all("response" not in op for op in listed)  # like the real list: no inlined results
+    assert client.get("/v1beta/batches", params={"pageSize": "x"}).status_code == 400
+    emu.configure(api_key=API_KEY)
+    assert client.get("/v1beta/batches", headers={"x-goog-api-key": WRONG_KEY}).status_code == 400
+
+
+def test_a_slow_batch_create_answers_after_the_job_exists(
+    emu: Emulator, client: httpx.Client
+) -> None:
+    emu.configure(batch_create_latency_s=1.0, batch_delay_s=5.0)
+    answer: dict[str, Any] = {}
+    sender = threading.Thread(target=lambda: answer.update(
+        client.post(BATCH, json=inline(("a", gen("slow create")))).json()))
+    sender.start()
+    listed = wait_for(lambda: client.get("/v1beta/batches").json().get("operations", []),
+                      bool, timeout=0.9)
+    assert not answer  # the job is listed before its create call answered
+    sender.join()
+    assert answer["name"] == listed[0]["name"]
 
 
 def test_batch_quota_auth_and_validation(emu: Emulator, client: httpx.Client) -> None:

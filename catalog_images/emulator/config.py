@@ -59,7 +59,9 @@ class EmulatorConfig:
     ``task_queue_s`` is the extra time an async task (Kie-style) spends ``waiting``;
     ``batch_delay_s`` the time a batch takes from creation to its terminal state, and
     ``batch_outcome`` that state (``SUCCEEDED``, ``FAILED``, ``EXPIRED`` or ``CANCELLED``,
-    with or without the ``JOB_STATE_`` prefix).
+    with or without the ``JOB_STATE_`` prefix). ``batch_create_latency_s`` is how long a
+    batch create call takes to answer once the job exists: a client killed in that window
+    leaves a job it never heard of, which it must find again by listing batches.
     """
 
     latency_s: float = 0.05
@@ -80,6 +82,7 @@ class EmulatorConfig:
     task_queue_s: float = 0.0
     batch_delay_s: float = 2.0
     batch_outcome: str = "SUCCEEDED"
+    batch_create_latency_s: float = 0.0
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
 
     def __post_init__(self) -> None:
@@ -137,6 +140,7 @@ def _validate(cfg: EmulatorConfig) -> None:
         "fault_retry_delay_s",
         "task_queue_s",
         "batch_delay_s",
+        "batch_create_latency_s",
     ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")

@@ -122,6 +122,10 @@ class BatchBook:
     def get(self, batch_id: str) -> BatchJob | None:
         return self._jobs.get(batch_id)
 
+    def newest_first(self) -> list[BatchJob]:
+        """Every kept job, the most recently created first."""
+        return list(reversed(self._jobs.values()))
+
 
 async def _result(
     core: EmulatorCore, model: str, entry: BatchEntry, fault: str

@@ -1,6 +1,8 @@
-"""Gemini Batch Mode routes: create (``:batchGenerateContent``), get and cancel batches."""
+"""Gemini Batch Mode routes: create (``:batchGenerateContent``), list, get and cancel batches."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
@@ -16,6 +18,8 @@ from .gemini_files import DOCS_KEY, store_document
 from .http_util import CORE_KEY, send_json
 
 BATCHES_KEY = web.AppKey("emulator_gemini_batches", BatchBook)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 
 
 def add_routes(app: web.Application) -> None:
@@ -23,6 +27,7 @@ def add_routes(app: web.Application) -> None:
     background.install(app)
     app[BATCHES_KEY] = BatchBook()
     app.router.add_post("/v1beta/models/{model}:batchGenerateContent", create_batch)
+    app.router.add_get("/v1beta/batches", list_batches)
     app.router.add_get("/v1beta/batches/{batch_id}", get_batch)
     app.router.add_post("/v1beta/batches/{batch_action}", cancel_batch)
 
@@ -81,8 +86,39 @@ async def create_batch(request: web.Request) -> web.StreamResponse:
         return store_document(request.app, data, display_name=name, source="GENERATED")
 
     job.runner = background.spawn(request.app, run_batch(core, job, store))
+    if cfg.batch_create_latency_s > 0:
+        await asyncio.sleep(cfg.batch_create_latency_s)
     core.count_status(200)
     return (await send_json(request, 200, job.resource()))[0]
+
+
+async def list_batches(request: web.Request) -> web.StreamResponse:
+    """``GET /v1beta/batches?pageSize=&pageToken=``: ``{"operations": [...], "nextPageToken"}``.
+
+    Newest first; like the real API, listed batches carry no inlined responses (get one
+    batch for those).
+    """
+    core = request.app[CORE_KEY]
+    if (error := auth_error(core, request)) is not None:
+        return (await send_json(request, *error))[0]
+    try:
+        size = int(request.query.get("pageSize") or DEFAULT_PAGE_SIZE)
+        start = int(request.query.get("pageToken") or 0)
+    except ValueError:
+        return (await send_json(request, *invalid("pageSize and pageToken must be valid")))[0]
+    if size < 1 or start < 0:
+        return (await send_json(request, *invalid("pageSize and pageToken must be valid")))[0]
+    jobs = request.app[BATCHES_KEY].newest_first()
+    page = jobs[start:start + min(size, MAX_PAGE_SIZE)]
+    operations = []
+    for job in page:
+        resource = job.resource()
+        resource.pop("response", None)
+        operations.append(resource)
+    body: dict[str, object] = {"operations": operations}
+    if start + len(page) < len(jobs):
+        body["nextPageToken"] = str(start + len(page))
+    return (await send_json(request, 200, body))[0]
 
 
 async def get_batch(request: web.Request) -> web.StreamResponse:
