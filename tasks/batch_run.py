@@ -1,18 +1,23 @@
 """Batch Mode in a run: rows submitted as Gemini batch jobs, at the batch price.
 
-A created job is recorded under ``state/batches/`` at the destination before it is waited
-for, so a crash, a deadline or an expiry never loses rows nor pays for them twice: the next
-run collects a recorded job's results before it generates anything. A job that fails or
-expires sends its rows back to the queue (they end ``skipped`` and the next run does them).
+Creating a batch is not idempotent, so each job is recorded under ``state/batches/`` at the
+destination *before* it is created, under a display name no other job has, and again with
+its name once the provider answers (tasks/batch_records.py). A process killed at any
+moment therefore leaves either no job, or a record the next run settles: by the recorded
+name, or by finding the display name among the provider's batches when the kill came
+before the answer. A job that fails or expires sends its rows back to the queue (they end
+``skipped`` and the next run does them); rows whose image is in the spool are uploaded from
+it, never bought again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tasks import batch_records
+from tasks.batch_records import BatchRecord
 from tasks.generate import (
     RunContext,
     _already_uploaded,
@@ -20,6 +25,7 @@ from tasks.generate import (
     _upload,
     image_key,
     keep_thumbnail,
+    process_row,
 )
 from tasks.models import ImageRequest, ReferenceImage, RowStatus
 from tasks.providers.config import ProviderConfig
@@ -30,6 +36,17 @@ from tasks.results import RowResult
 from tasks.storage import describe_s3_error
 
 SUCCEEDED = {"JOB_STATE_SUCCEEDED", "BATCH_STATE_SUCCEEDED"}
+ENDED_WITHOUT_RESULTS = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+                         "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
+CREATE_ATTEMPTS = 4
+
+
+class NotCreated(Exception):
+    """The provider certainly made no job: its rows may be submitted again."""
+
+    def __init__(self, cause: ProviderError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def batch_price(config: ProviderConfig, resolution: str) -> float:
@@ -37,20 +54,6 @@ def batch_price(config: ProviderConfig, resolution: str) -> float:
     if config.batch_prices is not None:
         return config.batch_prices.for_resolution(resolution)
     return config.prices.for_resolution(resolution) / 2
-
-
-def _record_key(ctx: RunContext, name: str) -> str:
-    return ctx.location.key("state", "batches", name.replace("/", "_") + ".json")
-
-
-async def _record(ctx: RunContext, name: str, jobs: list[dict]) -> None:
-    body = json.dumps({"name": name, "run_id": ctx.run_id, "jobs": jobs}).encode()
-    await ctx.s3_client.put_object(Bucket=ctx.location.bucket, Key=_record_key(ctx, name),
-                                   Body=body, ContentType="application/json")
-
-
-async def _forget(ctx: RunContext, name: str) -> None:
-    await ctx.s3_client.delete_object(Bucket=ctx.location.bucket, Key=_record_key(ctx, name))
 
 
 async def _request(ctx: RunContext, job: dict) -> ImageRequest:
@@ -99,50 +102,96 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
     return _finish(ctx, result)
 
 
-async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
-                  name: str, jobs: list[dict], deadline_s: float, poll_s: float,
-                  note: str = "") -> None:
-    """Wait for a recorded job and give each of its rows an outcome."""
-    resource = await client.wait(name, deadline_s, first_poll_s=poll_s)
-    state = batch_state(resource)
-    if state in SUCCEEDED:
-        answers = await client.results(resource)
-        for job in jobs:
-            await _deliver(ctx, config, job, answers.get(job["sku"]), name, note)
-        await _forget(ctx, name)
-        return
-    still_running = state not in {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
-                                  "JOB_STATE_EXPIRED", "BATCH_STATE_FAILED",
-                                  "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
-    reason = (f"batch {name} still running: the next run collects it" if still_running
-              else f"batch {name} ended {state}: queued for the next run")
+def _maybe_created(exc: ProviderError) -> bool:
+    """False only for a 4xx answer, which certainly made no job."""
+    return not (exc.status is not None and 400 <= exc.status < 500)
+
+
+async def _create(client: GeminiBatchClient, requests: list, display_name: str) -> str:
+    """Create the job exactly once; after an answer that may hide a created job (timeout,
+    reset, 5xx), look it up by display name before sending again."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return await client.create(requests, display_name)
+        except ProviderError as exc:
+            if _maybe_created(exc):
+                found = await client.find(display_name)  # a failure here leaves it unknown
+                if found is not None:
+                    return found
+            if not exc.retryable or attempt == CREATE_ATTEMPTS:
+                raise NotCreated(exc) from None
+            await asyncio.sleep(exc.retry_after_s or min(30.0, 2.0 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[dict], reason: str) -> None:
     for job in jobs:
         _finish(ctx, RowResult(sku=job["sku"], row=job["row"], status=RowStatus.SKIPPED,
                                reason=reason, provider=config.name, model=config.model,
                                resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
                                fingerprint=job["fingerprint"]))
-    if not still_running:
-        await _forget(ctx, name)
+
+
+async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
+                  record: BatchRecord, deadline_s: float, poll_s: float,
+                  note: str = "") -> None:
+    """Wait for a created job and give each of its rows an outcome."""
+    assert record.name is not None
+    resource = await client.wait(record.name, deadline_s, first_poll_s=poll_s)
+    state = batch_state(resource)
+    if state in SUCCEEDED:
+        answers = await client.results(resource)
+        for job in record.jobs:
+            result = await _deliver(ctx, config, job, answers.get(job["sku"]), record.name,
+                                    note)
+            ctx.budget.settle(batch_price(config, job["resolution"]), result.cost_usd > 0)
+        await batch_records.forget(ctx, record)
+        return
+    if state in ENDED_WITHOUT_RESULTS:
+        for job in record.jobs:
+            ctx.budget.settle(batch_price(config, job["resolution"]), False)
+        _skip(ctx, config, record.jobs,
+              f"batch {record.name} ended {state}: queued for the next run")
+        await batch_records.forget(ctx, record)
+        return
+    # Still running: the reservation stays (it will be billed) and the record stays.
+    _skip(ctx, config, record.jobs,
+          f"batch {record.name} still running: the next run collects it")
 
 
 async def collect_recorded(ctx: RunContext, config: ProviderConfig, deadline_s: float,
                            poll_s: float) -> set[str]:
-    """Collect jobs recorded by earlier runs; returns the skus they settled."""
-    prefix = ctx.location.key("state", "batches") + "/"
-    listing = await ctx.s3_client.list_objects_v2(Bucket=ctx.location.bucket, Prefix=prefix)
-    keys = [item["Key"] for item in listing.get("Contents", [])]
-    if not keys:
+    """Settle the jobs recorded by earlier runs; returns the skus they account for.
+
+    A record without a name is a job whose create call never answered: it is found among
+    the provider's batches by its display name, or, when the provider has no such job, its
+    rows go back to this run's queue.
+    """
+    records = await batch_records.load_all(ctx)
+    if not records:
         return set()
     client = GeminiBatchClient(config, config.resolve_api_key())
     settled: set[str] = set()
     try:
-        for key in keys:
-            obj = await ctx.s3_client.get_object(Bucket=ctx.location.bucket, Key=key)
-            record = json.loads(await obj["Body"].read())
-            await _settle(ctx, client, config, record["name"], record["jobs"], deadline_s,
-                          poll_s, note=f"collected from batch {record['name']} of run "
-                                       f"{record['run_id']}")
-            settled |= {job["sku"] for job in record["jobs"]}
+        for record in records:
+            if record.name is None:
+                try:
+                    record.name = await client.find(record.display_name)
+                except ProviderError as exc:
+                    _skip(ctx, config, record.jobs,
+                          f"batch {record.display_name} may exist, could not list batches "
+                          f"({exc}): the next run looks again")
+                    settled |= {job["sku"] for job in record.jobs}
+                    continue
+                if record.name is None:
+                    await batch_records.forget(ctx, record)  # never created: queue the rows
+                    continue
+                await batch_records.save(ctx, record)
+            for job in record.jobs:
+                ctx.budget.reserve(batch_price(config, job["resolution"]))  # already committed
+            await _settle(ctx, client, config, record, deadline_s, poll_s,
+                          note=f"collected from batch {record.name} of run {record.run_id}")
+            settled |= {job["sku"] for job in record.jobs}
     finally:
         await client.aclose()
     return settled
@@ -157,28 +206,42 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
     try:
         async def submit(jobs: list[dict]) -> None:
             requests = [(job["sku"], await _request(ctx, job)) for job in jobs]
+            record = batch_records.new_record(ctx, jobs)
+            await batch_records.save(ctx, record)  # the intent, before any money can be spent
             try:
-                name = await client.create(requests, f"{ctx.run_id}-{len(waits) + 1}")
-            except ProviderError as exc:
+                record.name = await _create(client, requests, record.display_name)
+            except NotCreated as exc:
+                await batch_records.forget(ctx, record)
                 for job in jobs:
-                    _finish(ctx, RowResult(
-                        sku=job["sku"], row=job["row"], status=RowStatus.SKIPPED,
-                        reason=f"batch could not be created ({exc}): queued for the next run",
-                        fingerprint=job["fingerprint"], provider=config.name))
+                    ctx.budget.settle(batch_price(config, job["resolution"]), False)
+                _skip(ctx, config, jobs,
+                      f"batch could not be created ({exc.cause}): queued for the next run")
                 return
-            await _record(ctx, name, jobs)
+            except ProviderError as exc:  # created or not, unknown: the next run finds out
+                _skip(ctx, config, jobs, f"batch {record.display_name} may have been created"
+                      f" ({exc}): the next run collects it or queues its rows again")
+                return
+            await batch_records.save(ctx, record)
             waits.append(asyncio.ensure_future(
-                _settle(ctx, client, config, name, jobs, deadline_s, poll_s)))
+                _settle(ctx, client, config, record, deadline_s, poll_s)))
 
         for chunk in chunks:
             for job in chunk:
                 if job["sku"] in settled:
                     continue  # its outcome is reported from the collected batch
-                existing = await _already_uploaded(ctx, job["sku"], job["fingerprint"])
+                if ctx.spool.find(job["sku"], job["fingerprint"]) is not None:
+                    await process_row(job, ctx)  # paid for already: upload from the spool
+                    continue
+                forced = ctx.force or job["sku"] in ctx.force_skus
+                existing = None if forced else await _already_uploaded(
+                    ctx, job["sku"], job["fingerprint"])
                 if existing:
                     _finish(ctx, RowResult(sku=job["sku"], row=job["row"],
                                            status=RowStatus.SKIPPED, reason="unchanged",
                                            s3_key=existing, fingerprint=job["fingerprint"]))
+                    continue
+                if not ctx.budget.reserve(batch_price(config, job["resolution"])):
+                    _skip(ctx, config, [job], "budget")
                     continue
                 pending.append(job)
                 if len(pending) >= batch_rows:

@@ -112,3 +112,25 @@ def test_retry_hints_are_parsed_from_every_documented_place():
     assert retry_delay_from_error_body({"error": {"message": "busy"}}) is None
     assert parse_retry_after_header("7") == 7.0
     assert parse_retry_after_header("soon") is None
+
+
+def test_a_batch_create_that_times_out_is_found_by_its_display_name_not_sent_again(emu):
+    from tasks.batch_run import _create
+    from tasks.providers.gemini_batch import GeminiBatchClient
+
+    emu.configure(batch_create_latency_s=1.5, batch_delay_s=0.2)
+    config = _config(emu, timeout_s=0.5)
+
+    async def go():
+        client = GeminiBatchClient(config, KEY)
+        try:
+            request = ImageRequest("a slow batch", "1K", "1:1")
+            return await _create(client, [("k", request)], "unique-display-name-1"), \
+                await client.find("no-such-display-name")
+        finally:
+            await client.aclose()
+
+    name, missing = asyncio.run(go())
+    assert name.startswith("batches/") and missing is None
+    assert emu.stats()["requests"] == 1  # one create; the lookups are not creates
+    assert not emu.duplicates()

@@ -201,3 +201,102 @@ def test_a_batch_still_running_at_the_deadline_is_collected_by_the_next_run(
     assert state.is_completed(), state.message
     assert emulator.ledger()["images"] == 5 and not emulator.duplicates()
     assert second["totals"]["succeeded"] == 5 and second["totals"]["rows"] == 5
+
+
+def _batches(emulator) -> list[dict]:
+    """Every batch job the emulator holds, newest first (the provider's own list)."""
+    import httpx
+
+    return httpx.get(f"{emulator.base_url}/v1beta/batches",
+                     params={"pageSize": 1000}).json().get("operations", [])
+
+
+def _wait(condition, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_sigkill_in_batch_mode_at_any_stage_then_rerun_bills_no_prompt_twice(
+    emulator, local_s3, dest, tmp_path, prefect_api
+):
+    """Killed while a create call had not answered, then while jobs ran: each job is created
+    once, and the ledger shows every prompt billed exactly once."""
+    catalog = write_catalog(tmp_path / "c.csv", 30, resolution="1K")
+    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
+           "PREFECT_API_URL": prefect_api}
+    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
+               "--dest", dest, "--mode", "batch", "--batch-rows", "10", "--batch-poll", "0.2",
+               "--no-progress"]
+
+    def run_until(condition) -> None:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            _wait(condition)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    # 1. The first job exists (and completes, and is billed) but its create call never
+    #    answers before the kill: the client never learns its name.
+    emulator.configure(batch_create_latency_s=60.0, batch_delay_s=0.3)
+    run_until(lambda: len(_batches(emulator)) == 1)
+    _wait(lambda: emulator.ledger()["images"] == 10)
+    # 2. The re-run must find that job by its display name, not create it again; it is
+    #    killed while its own two jobs are running.
+    emulator.configure(batch_create_latency_s=0.0, batch_delay_s=4.0)
+    run_until(lambda: len(_batches(emulator)) == 3)
+    # 3. The last run collects what is left and ends complete.
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(_batches(emulator)) == 3  # no job was created twice
+    assert not emulator.duplicates()
+    assert emulator.ledger()["images"] == 30 and len(emulator.ledger()["by_prompt"]) == 30
+    bucket, prefix = dest[5:].split("/", 1)
+    s3 = local_s3.client()
+    images = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/images/").get("Contents", [])
+    assert len(images) == 30
+    records = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/state/batches/")
+    assert records.get("KeyCount", 0) == 0  # every job settled, no record left behind
+
+
+def test_batch_mode_keeps_the_budget(emulator, dest, tmp_path):
+    emulator.configure(batch_delay_s=0.2)
+    catalog = write_catalog(tmp_path / "c.csv", 40, resolution="1K")
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch", batch_rows=8,
+                                 batch_poll_s=0.1, max_cost_usd=1.0)
+    totals = outcome["totals"]
+    assert totals["succeeded"] == 14  # 14 × $0.067 = $0.938; a 15th could reach $1.005
+    assert totals["skipped"] == 26 and totals["cost_usd"] <= 1.0
+    assert emulator.ledger()["usd"] == pytest.approx(totals["cost_usd"])
+
+
+def test_batch_mode_uploads_a_spooled_image_instead_of_buying_it_again(
+    emulator, local_s3, dest, tmp_path
+):
+    from tasks.spool import Spool, default_spool_root
+
+    emulator.configure(batch_delay_s=0.2)
+    catalog = write_catalog(tmp_path / "c.csv", 5, resolution="1K")
+    first_dest = dest + "-first"
+    run_refresh(catalog=str(catalog), dest=first_dest, mode="batch", batch_poll_s=0.1)
+    bucket, prefix = first_dest[5:].split("/", 1)
+    s3 = local_s3.client()
+    paid = s3.get_object(Bucket=bucket, Key=f"{prefix}/images/SKU-00000.png")
+    data, fp = paid["Body"].read(), paid["Metadata"]["fingerprint"]
+    # What an upload that failed leaves behind: the paid image, fsync'ed in the spool.
+    Spool(default_spool_root(), dest).write("SKU-00000", fp, data, {
+        "mime_type": "image/png", "width": 1024, "height": 1024, "run_id": "earlier",
+        "provider": "emulator", "model": "gemini-3-pro-image-preview"})
+    billed = emulator.ledger()["images"]
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                 batch_poll_s=0.1)
+    assert state.is_completed(), state.message
+    assert emulator.ledger()["images"] == billed + 4 and all(
+        count == 2 for count in emulator.duplicates().values())
+    assert outcome["totals"]["succeeded"] == 5
+    bucket, prefix = dest[5:].split("/", 1)
+    assert s3.get_object(Bucket=bucket, Key=f"{prefix}/images/SKU-00000.png")[
+        "Body"].read() == data

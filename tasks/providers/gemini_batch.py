@@ -1,8 +1,9 @@
 """Gemini Batch Mode client: submit many generateContent requests as one job, at half price.
 
 Requests go inline while the body stays under 20 MB, otherwise as a JSONL file uploaded to
-the Files API. Creating a batch is not idempotent, so callers record a created batch
-before waiting for it (tasks/batch_run.py).
+the Files API. Creating a batch is not idempotent, so callers record the batch they intend
+(a unique display name) before creating it, and find a job whose answer they never read by
+listing batches (tasks/batch_run.py).
 """
 
 from __future__ import annotations
@@ -65,6 +66,20 @@ class GeminiBatchClient:
             "POST", f"{self._base}/v1beta/models/{self.config.model}:batchGenerateContent",
             content=encoded)
         return str(created["name"])
+
+    async def find(self, display_name: str, page_size: int = 1000) -> str | None:
+        """The name (``batches/ID``) of the job created as ``display_name``, or None."""
+        token = ""
+        while True:
+            params = {"pageSize": str(page_size), **({"pageToken": token} if token else {})}
+            listed = await self._call("GET", f"{self._base}/v1beta/batches", params=params)
+            for operation in listed.get("operations") or []:
+                metadata = operation.get("metadata") or {}
+                if metadata.get("displayName") == display_name:
+                    return str(operation.get("name") or metadata.get("name"))
+            token = str(listed.get("nextPageToken") or "")
+            if not token:
+                return None
 
     async def wait(self, name: str, deadline_s: float, first_poll_s: float = 2.0,
                    max_poll_s: float = 60.0) -> dict:
