@@ -50,6 +50,11 @@ def run(
         help="regenerate this sku even if unchanged; repeatable")] = None,
     mode: Annotated[str, typer.Option(
         help="standard, or batch (Gemini Batch Mode: half price, within 24 h)")] = "standard",
+    batch_rows: Annotated[int, typer.Option(help="batch mode: rows per batch job")] = 1000,
+    batch_deadline: Annotated[float, typer.Option(
+        help="batch mode: seconds to wait for jobs; later ones the next run collects")] = 86_400.0,
+    batch_poll: Annotated[float, typer.Option(
+        help="batch mode: first poll interval in seconds (then backoff)")] = 30.0,
     global_limits: Annotated[bool, typer.Option(
         help="share rate limits with other runs via Prefect global concurrency limits")] = False,
     shards: Annotated[int, typer.Option(
@@ -72,6 +77,7 @@ def run(
         providers_file=str(providers_file) if providers_file else None,
         aws_credentials_block=aws_credentials_block, global_limits=global_limits,
         max_cost_usd=max_cost, force=force, force_skus=force_sku or [], mode=mode,
+        batch_rows=batch_rows, batch_deadline_s=batch_deadline, batch_poll_s=batch_poll,
         shards=shards, dask_address=dask_address, show_progress=progress,
     )
     raise typer.Exit(code)
