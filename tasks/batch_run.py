@@ -26,6 +26,8 @@ from tasks.generate import (
     image_key,
     keep_thumbnail,
     process_row,
+    spool_error_text,
+    upload_failure_reason,
 )
 from tasks.models import ImageRequest, ReferenceImage, RowStatus
 from tasks.providers.config import ProviderConfig
@@ -33,7 +35,6 @@ from tasks.providers.errors import ProviderError
 from tasks.providers.gemini import parse_response
 from tasks.providers.gemini_batch import GeminiBatchClient, batch_state
 from tasks.results import RowResult
-from tasks.storage import describe_s3_error
 
 SUCCEEDED = {"JOB_STATE_SUCCEEDED", "BATCH_STATE_SUCCEEDED"}
 ENDED_WITHOUT_RESULTS = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
@@ -85,7 +86,12 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
     result.cost_usd = batch_price(config, job["resolution"])
     meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
             "run_id": ctx.run_id, "provider": config.name, "model": config.model}
-    await asyncio.to_thread(ctx.spool.write, job["sku"], job["fingerprint"], image.data, meta)
+    spool_errors: list[str] = []
+    try:
+        await asyncio.to_thread(ctx.spool.write, job["sku"], job["fingerprint"], image.data,
+                                meta)
+    except OSError as exc:  # a full disk: upload straight from memory
+        spool_errors.append(spool_error_text(exc))
     key = image_key(ctx.location, job["sku"], image.mime_type)
     metadata = {"sku": job["sku"], "fingerprint": job["fingerprint"], "provider": config.name,
                 "model": config.model, "run-id": ctx.run_id, "mode": "batch"}
@@ -93,11 +99,16 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
         await _upload(ctx, key, image.data, image.mime_type, metadata)
     except (ClientError, BotoCoreError, OSError) as exc:
         result.error_class = "upload"
-        result.reason = f"upload failed, image kept in the spool: {describe_s3_error(exc)}"
+        result.reason = upload_failure_reason(exc, spool_errors)
+        if spool_errors:  # the job's results are still at the provider: keep its record
+            result.reason += f"; the next run collects batch {name} again"
+            result.error_class = "upload_unspooled"
         return _finish(ctx, result)
     ctx.spool.remove(job["sku"], job["fingerprint"])
     result.status, result.s3_key, result.bytes = RowStatus.SUCCEEDED, key, len(image.data)
-    result.width, result.height, result.reason = image.width, image.height, note or None
+    result.width, result.height = image.width, image.height
+    result.reason = note or (f"uploaded without a spool copy ({spool_errors[0]})"
+                             if spool_errors else None)
     await keep_thumbnail(ctx, job["sku"], image.data)
     return _finish(ctx, result)
 
@@ -141,11 +152,14 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
     state = batch_state(resource)
     if state in SUCCEEDED:
         answers = await client.results(resource)
+        lost = False
         for job in record.jobs:
             result = await _deliver(ctx, config, job, answers.get(job["sku"]), record.name,
                                     note)
             ctx.budget.settle(batch_price(config, job["resolution"]), result.cost_usd > 0)
-        await batch_records.forget(ctx, record)
+            lost = lost or result.error_class == "upload_unspooled"
+        if not lost:
+            await batch_records.forget(ctx, record)
         return
     if state in ENDED_WITHOUT_RESULTS:
         for job in record.jobs:

@@ -308,6 +308,7 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
             result.status, result.reason, result.s3_key = RowStatus.SKIPPED, "unchanged", existing
             result.provider = result.model = None
             return _finish(ctx, result)
+    spool_errors: list[str] = []  # a full disk: the image goes straight to S3
     if spooled is not None:
         data, mime = spooled.data, spooled.meta["mime_type"]
         result.width, result.height = spooled.meta["width"], spooled.meta["height"]
@@ -318,8 +319,11 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
             meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
                     "run_id": ctx.run_id, "provider": runtime.name,
                     "model": runtime.config.model}
-            await asyncio.get_running_loop().run_in_executor(
-                ctx.spool_pool, partial(ctx.spool.write, job["sku"], fp, image.data, meta))
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    ctx.spool_pool, partial(ctx.spool.write, job["sku"], fp, image.data, meta))
+            except OSError as exc:  # a full disk must not cost the paid image: upload it
+                spool_errors.append(spool_error_text(exc))
 
         runtime, outcome = await _generate_with_retries(ctx, route, request, result, keep)
         if runtime is not None:
@@ -348,14 +352,29 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         await _upload(ctx, key, data, mime, metadata)
     except (ClientError, BotoCoreError, OSError) as exc:
         result.error_class = "upload"
-        result.reason = f"upload failed, image kept in the spool: {describe_s3_error(exc)}"
+        result.reason = upload_failure_reason(exc, spool_errors)
         return _finish(ctx, result)
     ctx.spool.remove(job["sku"], fp)
+    if spool_errors:
+        result.reason = f"uploaded without a spool copy ({spool_errors[0]})"
     result.status = RowStatus.SUCCEEDED
     result.s3_key = key
     result.bytes = len(data)
     await keep_thumbnail(ctx, job["sku"], data)
     return _finish(ctx, result)
+
+
+def spool_error_text(exc: OSError) -> str:
+    """What went wrong writing to the spool, without paths."""
+    return f"spool write failed: {exc.strerror or type(exc).__name__}"
+
+
+def upload_failure_reason(exc: BaseException, spool_errors: list[str]) -> str:
+    """The reason of a row whose upload failed: is the paid image still in the spool?"""
+    if spool_errors:
+        return (f"upload failed and the image was paid but lost ({spool_errors[0]}): "
+                f"{describe_s3_error(exc)}")
+    return f"upload failed, image kept in the spool: {describe_s3_error(exc)}"
 
 
 async def keep_thumbnail(ctx: RunContext, sku: str, data: bytes) -> None:

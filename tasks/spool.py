@@ -49,10 +49,18 @@ class Spool:
             return None
 
     def write(self, sku: str, fingerprint: str, data: bytes, meta: dict) -> None:
-        """Write image then metadata durably (fsync + atomic rename); meta marks it complete."""
+        """Write image then metadata durably (fsync + atomic rename); meta marks it complete.
+
+        On an OSError (a full disk) nothing partial is left behind and the error is raised.
+        """
         image, meta_path = self._paths(sku, fingerprint)
-        _write_durably(image, data)
-        _write_durably(meta_path, json.dumps(meta).encode())
+        try:
+            _write_durably(image, data)
+            _write_durably(meta_path, json.dumps(meta).encode())
+        except OSError:
+            for path in (image, meta_path, *_tmp_paths(image, meta_path)):
+                path.unlink(missing_ok=True)
+            raise
 
     def remove(self, sku: str, fingerprint: str) -> None:
         """Forget an image once it is safely uploaded."""
@@ -60,8 +68,16 @@ class Spool:
             path.unlink(missing_ok=True)
 
 
+def _tmp_path(path: Path) -> Path:
+    return path.with_suffix(path.suffix + ".tmp")
+
+
+def _tmp_paths(*paths: Path) -> list[Path]:
+    return [_tmp_path(path) for path in paths]
+
+
 def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = _tmp_path(path)
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

@@ -37,3 +37,59 @@ def test_s3_down_at_report_time_still_gives_the_summary_and_a_local_report(
     assert "not uploaded to S3" in outcome["summary"]
     assert len(json.loads(report.read_text())["rows"]) == 6
     assert emulator.ledger()["images"] == 6
+
+
+def _spool_disk_full(monkeypatch) -> None:
+    """The local disk of the spool is full (a full disk cannot be made here): every durable
+    write leaves a partial temporary file, then fails with ENOSPC."""
+    import errno
+
+    import tasks.spool as spool_module
+
+    def full(path, data):
+        path.with_suffix(path.suffix + ".tmp").write_bytes(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module, "_write_durably", full)
+
+
+def test_a_full_spool_disk_costs_no_paid_image(emulator, dest, tmp_path, monkeypatch):
+    _spool_disk_full(monkeypatch)
+    catalog = write_catalog(tmp_path / "c.csv", 8)
+    report = tmp_path / "r.json"
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, report_path=str(report))
+    assert state.is_completed(), state.message
+    assert outcome["totals"]["succeeded"] == 8
+    assert emulator.ledger()["images"] == 8 and not emulator.duplicates()
+    assert [p for p in (tmp_path / "spool").rglob("*") if p.is_file()] == []  # no partials
+    reasons = {row["reason"] for row in json.loads(report.read_text())["rows"]}
+    assert reasons == {"uploaded without a spool copy (spool write failed: "
+                       "No space left on device)"}
+
+
+def test_batch_results_paid_but_neither_spooled_nor_uploaded_are_collected_again(
+    emulator, dest, tmp_path, monkeypatch
+):
+    import tasks.batch_run as batch_run
+
+    emulator.configure(batch_delay_s=0.2)
+    catalog = write_catalog(tmp_path / "c.csv", 4, resolution="1K")
+    report = tmp_path / "r.json"
+    with monkeypatch.context() as patched:
+        _spool_disk_full(patched)
+
+        async def s3_refuses(ctx, key, *args):  # S3 refusing the image PUTs
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+
+        patched.setattr(batch_run, "_upload", s3_refuses)
+        state, first = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                   batch_poll_s=0.1, report_path=str(report))
+    assert first["totals"]["failed"] == 4 and emulator.ledger()["images"] == 4
+    rows = json.loads(report.read_text())["rows"]
+    assert all("the next run collects batch" in row["reason"] for row in rows)
+    state, second = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                batch_poll_s=0.1)
+    assert state.is_completed(), state.message
+    assert second["totals"]["succeeded"] == 4
+    assert emulator.stats()["requests"] == 1  # one batch created, read twice
+    assert emulator.ledger()["images"] == 4 and not emulator.duplicates()
