@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -291,6 +293,55 @@ def crash_case(svc: Services, point: str, rows: int, concurrency: int = 8) -> Ou
     return outcome
 
 
+def batch_crash_case(svc: Services, rows: int, kills: int, seed: int = 7) -> Outcome:
+    """Batch mode, SIGKILL at ``kills`` random moments (a slow create call keeps a window
+    open where a job exists that the client has not heard of), then a run to the end."""
+    outcome = Outcome(f"3d. batch mode, kill -9 at {kills} random moments")
+    rng = random.Random(seed)
+    catalog = write_catalog(SOAK / "crash-batch.csv", rows)
+    spool, report = SOAK / "spool-crash-batch", SOAK / "crash-batch.json"
+    with emulator_process("--latency", "0.05", "--seed", "5") as url:
+        emulator_post(url, "config", {"batch_create_latency_s": 1.0, "batch_delay_s": 3.0})
+        env = svc.env(url, spool)
+        command = cli(catalog, f"s3://{svc.s3.bucket}/crash-batch", "--mode", "batch",
+                      "--batch-rows", str(max(1, rows // 10)), "--batch-poll", "0.3")
+        moments, jobs_at_kill = [], []
+        for _ in range(kills):
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            moments.append(rng.uniform(9.0, 22.0))  # the CLI needs ~9 s to its first job
+            try:
+                proc.wait(timeout=moments[-1])
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+            jobs_at_kill.append(len(batches_listed(url)))
+        billed_at_kills = emulator_get(url, "ledger")["images"]
+        rerun = run_child(command + ["--report", str(report)], env=env)
+        ledger = emulator_get(url, "ledger")
+        jobs = batches_listed(url)
+    totals, results = report_rows(report)
+    outcome.check("re-run exits 0, no row failed",
+                  rerun.returncode == 0 and totals.get("failed") == 0)
+    outcome.check("killed after jobs existed", max(jobs_at_kill) > 0)
+    outcome.check("every image in S3", len(keys_under(svc.s3, "crash-batch/images/")) == rows)
+    outcome.check("no batch record left", not keys_under(svc.s3, "crash-batch/state/batches/"))
+    twice = billing(outcome, ledger, prompts_of(rows), 0)
+    outcome.figures = (
+        f"{rows} rows in jobs of {max(1, rows // 10)}: killed at "
+        f"{', '.join(f'{m:.1f}' for m in moments)} s (jobs created by then: "
+        f"{', '.join(map(str, jobs_at_kill))}); {billed_at_kills} billed by the last kill; "
+        f"{len(jobs)} jobs created; re-run {totals.get('succeeded', 0)} ok, "
+        f"{totals.get('skipped', 0)} unchanged; billed twice {twice} (bound 0)")
+    return outcome
+
+
+def batches_listed(url: str) -> list[dict]:
+    """Every batch job the emulator holds (GET /v1beta/batches)."""
+    with urllib.request.urlopen(f"{url}/v1beta/batches?pageSize=1000", timeout=5) as answer:
+        return json.loads(answer.read()).get("operations", [])
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float = 180) -> bool:
     """Poll ``condition`` every 20 ms until it holds or the time is up."""
     deadline = time.monotonic() + timeout_s
@@ -383,6 +434,48 @@ def s3_outage(svc: Services, rows: int, scenario: str, name: str, down_s: float 
     return outcome
 
 
+def spool_disk_full(svc: Services, rows: int) -> Outcome | None:
+    """The spool on a real, full filesystem (a 64 KiB tmpfs filled up): every paid image must
+    still reach S3. None when this machine cannot mount a tmpfs (it needs root)."""
+    spool = SOAK / "spool-full"
+    spool.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(spool)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        print("4f. spool disk full: not run (cannot mount a tmpfs here)", flush=True)
+        return None
+    outcome = Outcome("4f. spool disk full (real tmpfs)")
+    try:
+        filler = spool / "filler"
+        with open(filler, "wb", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * 4096)
+            except OSError:
+                pass  # full
+        catalog = write_catalog(SOAK / "spool-full.csv", rows)
+        report = SOAK / "spool-full.json"
+        with emulator_process("--latency", "0.1", "--seed", "9") as url:
+            run = run_child(cli(catalog, f"s3://{svc.s3.bucket}/spool-full", "--concurrency",
+                                "8", "--report", str(report)), env=svc.env(url, spool))
+            ledger = emulator_get(url, "ledger")
+        left = sorted(p.name for p in spool.rglob("*") if p.is_file() and p != filler)
+    finally:
+        subprocess.run(["umount", str(spool)], check=False)
+    totals, results = report_rows(report)
+    unspooled = sum(1 for r in results if "without a spool copy" in (r["reason"] or ""))
+    outcome.check("exit 0, every row an image", run.returncode == 0
+                  and totals.get("succeeded") == rows)
+    outcome.check("every image in S3", len(keys_under(svc.s3, "spool-full/images/")) == rows)
+    outcome.check("each row says it had no spool copy", unspooled == rows)
+    outcome.check("no partial file left in the spool", not left)
+    twice = billing(outcome, ledger, prompts_of(rows), 0)
+    outcome.figures = (f"{rows} rows, spool on a full 64 KiB tmpfs: exit {run.returncode}, "
+                       f"{totals.get('succeeded', 0)} ok, {unspooled} uploaded without a "
+                       f"spool copy, {len(left)} files left; billed twice {twice}")
+    return outcome
+
+
 def refused_before_any_request(svc: Services, scenario: str, dest: str, expect: str,
                                s3: LocalS3 | None = None, **env_extra: str) -> Outcome:
     """A destination the pipeline cannot use: exit 2 naming it, no provider request."""
@@ -450,7 +543,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--crash-rows", type=int, default=400)
     parser.add_argument("--only", nargs="*", help="soak, kill-generation, kill-upload, "
-                        "kill-report, outage, outage-end, bucket, credentials, bad-input")
+                        "kill-report, kill-batch, outage, outage-end, spool-full, bucket, "
+                        "credentials, bad-input")
     args = parser.parse_args()
     started = time.monotonic()
     outcomes: list[Outcome] = []
@@ -459,11 +553,13 @@ def main() -> None:
             "soak": lambda: fault_soak(svc, args.rows),
             **{f"kill-{p}": (lambda p=p: crash_case(svc, p, args.crash_rows))
                for p in ("generation", "upload", "report")},
+            "kill-batch": lambda: batch_crash_case(svc, args.crash_rows // 2, kills=6),
             "outage": lambda: s3_outage(svc, args.crash_rows, "4a. S3 down 12 s mid-run",
                                         "outage", 12.0, args.crash_rows // 5),
             "outage-end": lambda: s3_outage(
                 svc, args.crash_rows, "4b. S3 down from the last images on", "outage-end",
                 None, args.crash_rows - 10),
+            "spool-full": lambda: spool_disk_full(svc, args.crash_rows // 4),
             "bucket": lambda: refused_before_any_request(
                 svc, "4c. bucket does not exist", "s3://no-such-bucket-soak/p",
                 "no-such-bucket-soak"),
@@ -476,6 +572,8 @@ def main() -> None:
                 continue
             begun = time.monotonic()
             result = step()
+            if result is None:
+                continue
             for item in result if isinstance(result, list) else [result]:
                 outcomes.append(item)
                 print(f"{item.row()[1]} {item.scenario} ({time.monotonic() - begun:.0f} s): "
