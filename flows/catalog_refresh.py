@@ -194,6 +194,7 @@ async def catalog_refresh(
                      "max_cost_usd": settings.max_cost_usd},
             "removed": {"count": plan.removed, "skus": plan.removed_sample,
                         "note": "images of removed skus are kept"},
+            "stopped_by": generated.stopped_by,
         }
         outcome = await _publish_report(header, totals, work_dir, location, s3, settings,
                                         generated.thumbnails)
@@ -207,6 +208,9 @@ async def catalog_refresh(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     problems = []
+    if generated.stopped_by:
+        problems.append(f"stopped by {generated.stopped_by}: rows not started are skipped "
+                        f"(reason 'stopped'); run again to finish them")
     if totals["failed"]:
         problems.append(f"{totals['failed']} of {totals['accepted']} accepted rows have no image")
     if outcome["report_upload_error"]:

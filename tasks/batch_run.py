@@ -148,7 +148,8 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
                   note: str = "") -> None:
     """Wait for a created job and give each of its rows an outcome."""
     assert record.name is not None
-    resource = await client.wait(record.name, deadline_s, first_poll_s=poll_s)
+    resource = await client.wait(record.name, deadline_s, first_poll_s=poll_s,
+                                 stop=ctx.stop)
     state = batch_state(resource)
     if state in SUCCEEDED:
         answers = await client.results(resource)
@@ -169,8 +170,8 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
         await batch_records.forget(ctx, record)
         return
     # Still running: the reservation stays (it will be billed) and the record stays.
-    _skip(ctx, config, record.jobs,
-          f"batch {record.name} still running: the next run collects it")
+    why = "the run was stopped" if ctx.stop.requested else "still running"
+    _skip(ctx, config, record.jobs, f"batch {record.name} {why}: the next run collects it")
 
 
 async def collect_recorded(ctx: RunContext, config: ProviderConfig, deadline_s: float,
@@ -243,6 +244,9 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
             for job in chunk:
                 if job["sku"] in settled:
                     continue  # its outcome is reported from the collected batch
+                if ctx.stop.requested:
+                    _skip(ctx, config, [job], "stopped")
+                    continue
                 if ctx.spool.find(job["sku"], job["fingerprint"]) is not None:
                     await process_row(job, ctx)  # paid for already: upload from the spool
                     continue
@@ -261,7 +265,11 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                 if len(pending) >= batch_rows:
                     await submit(pending)
                     pending = []
-        if pending:
+        if pending and ctx.stop.requested:
+            for job in pending:
+                ctx.budget.settle(batch_price(config, job["resolution"]), False)
+            _skip(ctx, config, pending, "stopped")
+        elif pending:
             await submit(pending)
         await asyncio.gather(*waits)
     finally:

@@ -27,6 +27,7 @@ from tasks.retry import RetryPolicy
 from tasks.routing import ProviderStats
 from tasks.settings import RunSettings
 from tasks.spool import Spool, default_spool_root
+from tasks.stop import stop_on_signals
 from tasks.storage import S3Location, S3Settings
 
 PROGRESS_LOG_EVERY_S = 10.0
@@ -102,6 +103,9 @@ async def generate_rows(ctx, jobs_path: str, chunk_size: int, recorder: Recorder
     pending: dict[asyncio.Task, list[dict]] = {}
     exhausted = False
     while True:
+        if ctx.stop.requested and not exhausted:
+            exhausted = True
+            _record_stopped_rows(jobs, settled, on_result, recorded)
         while not exhausted and len(pending) < max_chunks and (
             len(pending) < base_chunks or ctx.waiting < chunk_size
         ):
@@ -130,6 +134,18 @@ async def generate_rows(ctx, jobs_path: str, chunk_size: int, recorder: Recorder
     await aupdate_progress_artifact(artifact_id, progress=100.0)
 
 
+def _record_stopped_rows(jobs, settled: set[str], on_result, recorded: set[int]) -> None:
+    """Rows never handed to a chunk because the run was stopped: ``skipped``, ``stopped``."""
+    for chunk in jobs:
+        for job in chunk:
+            if job["sku"] not in settled:
+                on_result(RowResult(
+                    sku=job["sku"], row=job["row"], status=RowStatus.SKIPPED,
+                    reason="stopped", fingerprint=job.get("fingerprint"),
+                    resolution=job["resolution"], aspect_ratio=job["aspect_ratio"]))
+                recorded.discard(job["row"])  # the set tracks rows of chunks in flight
+
+
 def _record_lost_rows(task: asyncio.Task, chunk: list[dict], recorded: set[int], on_result,
                       ctx) -> None:
     """Give every row of a finished chunk an outcome, even if the chunk task crashed."""
@@ -154,6 +170,7 @@ class Generated:
     stats: dict[str, ProviderStats] = field(default_factory=dict)
     thumbnails: list[SheetItem] = field(default_factory=list)
     index_entries: int = 0  # rows written to the destination's index parts
+    stopped_by: str | None = None  # the signal that stopped the run early, if one did
 
 
 async def generate_here(
@@ -178,16 +195,20 @@ async def generate_here(
         recorder = Recorder(sink, parts, progress, logger)
         ctx.on_result = recorder
         settled: set[str] = set()
-        if collect_batches:
-            settled = await collect_recorded(ctx, configs[0], settings.batch_deadline_s,
-                                             settings.batch_poll_s)
-        if settings.mode == "batch":
-            logger.info("batch mode: %d rows in jobs of up to %d", progress.total,
-                        settings.batch_rows)
-            await run_batch_mode(ctx, configs[0], iter_jobs(jobs_path, 10_000),
-                                 settings.batch_rows, settings.batch_deadline_s,
-                                 settings.batch_poll_s, settled)
-        else:
-            await generate_rows(ctx, jobs_path, settings.chunk_size, recorder, parts, settled)
+        in_flight = lambda: sum(r.gate.in_flight for r in ctx.router.runtimes.values())  # noqa: E731
+        with stop_on_signals(ctx.stop, logger, in_flight):
+            if collect_batches:
+                settled = await collect_recorded(ctx, configs[0], settings.batch_deadline_s,
+                                                 settings.batch_poll_s)
+            if settings.mode == "batch":
+                logger.info("batch mode: %d rows in jobs of up to %d", progress.total,
+                            settings.batch_rows)
+                await run_batch_mode(ctx, configs[0], iter_jobs(jobs_path, 10_000),
+                                     settings.batch_rows, settings.batch_deadline_s,
+                                     settings.batch_poll_s, settled)
+            else:
+                await generate_rows(ctx, jobs_path, settings.chunk_size, recorder, parts,
+                                    settled)
         await parts.flush()
-        return Generated(ctx.router.stats(), list(ctx.thumbnails), parts.written)
+        return Generated(ctx.router.stats(), list(ctx.thumbnails), parts.written,
+                         ctx.stop.signal_name)

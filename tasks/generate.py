@@ -32,11 +32,14 @@ from tasks.results import RowResult
 from tasks.retry import RetryPolicy
 from tasks.routing import ProviderRuntime, Router
 from tasks.spool import Spool
+from tasks.stop import StopRequest
 from tasks.storage import S3Location, S3Settings, describe_s3_error
 from tasks.validate import load_reference_bytes
 
 UPLOAD_ATTEMPTS = 5
 THUMBNAILS_KEPT = 120
+SKIPPED_REASONS = {ErrorClass.DAILY_QUOTA: "daily quota", ErrorClass.BUDGET: "budget",
+                   ErrorClass.STOPPED: "stopped"}  # rows not tried, left for the next run
 MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
 
 
@@ -65,6 +68,7 @@ class RunContext:
     # Spool writes (fsync) while a provider slot is held: their own threads, so they never
     # queue behind thumbnails or reference reads in the default pool.
     spool_pool: ThreadPoolExecutor | None = None
+    stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request
     _references: OrderedDict = field(default_factory=OrderedDict)
 
     @property
@@ -160,12 +164,16 @@ def _note_failover(route: list[ProviderRuntime], previous: ProviderRuntime | Non
         chosen.stats.failovers_in += 1
 
 
-def _still_wanted(route: list[ProviderRuntime], runtime: ProviderRuntime, probe: bool) -> bool:
+def _still_wanted(ctx: RunContext, route: list[ProviderRuntime], runtime: ProviderRuntime,
+                  probe: bool) -> bool:
     """Asked when the row's turn comes at ``runtime``: is it still the right provider?
 
-    No when it turned unhealthy while the row queued, or when a provider earlier in the
-    route is healthy again (or due a probe): traffic goes back to where it belongs.
+    No when the run is stopping, when the provider turned unhealthy while the row queued,
+    or when a provider earlier in the route is healthy again (or due a probe): traffic goes
+    back to where it belongs.
     """
+    if ctx.stop.requested:
+        return False
     if not probe and not runtime.breaker.closed:
         return False
     better = route[: route.index(runtime)]
@@ -186,6 +194,8 @@ async def _generate_with_retries(
     waited = 0.0
     previous: ProviderRuntime | None = None
     while True:
+        if ctx.stop.requested:
+            return previous, ProviderError(ErrorClass.STOPPED, "stopped")
         runtime = ctx.router.choose(route)
         if runtime is None:
             if Router.exhausted(route):
@@ -195,7 +205,7 @@ async def _generate_with_retries(
                 return previous, ProviderError(
                     ErrorClass.CIRCUIT_OPEN, "every provider of the route stayed unavailable")
             pause = Router.wait_hint(route)
-            await asyncio.sleep(pause)
+            await ctx.stop.pause(pause)
             waited += pause
             continue
         probe = not runtime.breaker.closed  # allow() handed this row the half-open probe
@@ -207,7 +217,7 @@ async def _generate_with_retries(
             return runtime, ProviderError(ErrorClass.BUDGET, "budget")
         billed = False
         try:
-            async with runtime.gate.slot(partial(_still_wanted, route, runtime, probe)):
+            async with runtime.gate.slot(partial(_still_wanted, ctx, route, runtime, probe)):
                 started = time.monotonic()
                 stats.sent(time.time())
                 result.attempts += 1
@@ -245,7 +255,7 @@ async def _generate_with_retries(
         stats.retries += 1
         key = error.error_class.value
         result.retries[key] = result.retries.get(key, 0) + 1
-        await asyncio.sleep(ctx.policy.delay(max(1, attempts), error.retry_after_s, ctx.rng))
+        await ctx.stop.pause(ctx.policy.delay(max(1, attempts), error.retry_after_s, ctx.rng))
 
 
 async def _upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta: dict) -> None:
@@ -331,10 +341,9 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         if isinstance(outcome, ProviderError):
             result.error_class = outcome.error_class.value
             result.reason = str(outcome)
-            if outcome.error_class in (ErrorClass.DAILY_QUOTA, ErrorClass.BUDGET):
+            if outcome.error_class in SKIPPED_REASONS:
                 result.status = RowStatus.SKIPPED
-                result.reason = "daily quota" if outcome.error_class is ErrorClass.DAILY_QUOTA \
-                    else "budget"
+                result.reason = SKIPPED_REASONS[outcome.error_class]
             if outcome.billed and runtime is not None:
                 result.cost_usd = runtime.config.prices.for_resolution(job["resolution"])
                 runtime.stats.cost_usd += result.cost_usd

@@ -127,8 +127,9 @@ class ProviderGate:
         """Hold one in-flight slot and one rate token for the duration of a request.
 
         ``still_wanted`` is asked once a slot is free, before any rate token is taken: when
-        it says no, SlotDeclined is raised and nothing is counted. Raises
-        ProviderError(DAILY_QUOTA) when the day's budget is spent.
+        it says no, SlotDeclined is raised and nothing is counted. It is asked again after
+        the rate wait (which can be long when paced); a no then leaves one token unused.
+        Raises ProviderError(DAILY_QUOTA) when the day's budget is spent.
         """
         if not self.daily_quota_left:
             raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
@@ -141,6 +142,8 @@ class ProviderGate:
             if still_wanted is not None and not still_wanted():
                 raise SlotDeclined()
             await self._wait_for_rate()
+            if still_wanted is not None and not still_wanted():
+                raise SlotDeclined()
             if not self.daily_quota_left:
                 raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
             self.sent_today += 1

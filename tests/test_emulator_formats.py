@@ -485,16 +485,20 @@ def test_batch_list_pages_newest_first_and_finds_a_display_name(
 def test_a_slow_batch_create_answers_after_the_job_exists(
     emu: Emulator, client: httpx.Client
 ) -> None:
+    def names() -> set[str]:
+        listed = client.get("/v1beta/batches", params={"pageSize": 1000}).json()
+        return {op["name"] for op in listed.get("operations", [])}
+
+    earlier = names()  # the module's emulator keeps other tests' batches
     emu.configure(batch_create_latency_s=1.0, batch_delay_s=5.0)
     answer: dict[str, Any] = {}
     sender = threading.Thread(target=lambda: answer.update(
         client.post(BATCH, json=inline(("a", gen("slow create")))).json()))
     sender.start()
-    listed = wait_for(lambda: client.get("/v1beta/batches").json().get("operations", []),
-                      bool, timeout=0.9)
+    new = wait_for(lambda: names() - earlier, bool, timeout=0.9)
     assert not answer  # the job is listed before its create call answered
     sender.join()
-    assert answer["name"] == listed[0]["name"]
+    assert {answer["name"]} == new
 
 
 def test_batch_quota_auth_and_validation(emu: Emulator, client: httpx.Client) -> None:

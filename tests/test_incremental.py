@@ -246,7 +246,7 @@ def test_sigkill_in_batch_mode_at_any_stage_then_rerun_bills_no_prompt_twice(
     _wait(lambda: emulator.ledger()["images"] == 10)
     # 2. The re-run must find that job by its display name, not create it again; it is
     #    killed while its own two jobs are running.
-    emulator.configure(batch_create_latency_s=0.0, batch_delay_s=4.0)
+    emulator.configure(batch_create_latency_s=0.0, batch_delay_s=2.5)
     run_until(lambda: len(_batches(emulator)) == 3)
     # 3. The last run collects what is left and ends complete.
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
@@ -300,3 +300,40 @@ def test_batch_mode_uploads_a_spooled_image_instead_of_buying_it_again(
     bucket, prefix = dest[5:].split("/", 1)
     assert s3.get_object(Bucket=bucket, Key=f"{prefix}/images/SKU-00000.png")[
         "Body"].read() == data
+
+
+def test_sigterm_or_ctrl_c_stops_without_losing_a_paid_image(
+    emulator, local_s3, dest, tmp_path, prefect_api
+):
+    """A stop by signal lets requests in flight finish and uploads them: across two stops and
+    a last run, every prompt is billed exactly once (only SIGKILL can lose an answer)."""
+    emulator.configure(latency_s=0.25, latency_jitter_s=0.15)
+    catalog = write_catalog(tmp_path / "c.csv", 48)
+    report = tmp_path / "r.json"
+    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
+           "PREFECT_API_URL": prefect_api}
+    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
+               "--dest", dest, "--concurrency", "8", "--no-progress", "--report", str(report)]
+    bucket, prefix = dest[5:].split("/", 1)
+    s3 = local_s3.client()
+
+    def images_in_s3() -> int:
+        return s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/images/").get("KeyCount", 0)
+
+    for number, billed_before_stop in ((signal.SIGTERM, 10), (signal.SIGINT, 26)):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        _wait(lambda: emulator.ledger()["images"] >= billed_before_stop)  # noqa: B023
+        proc.send_signal(number)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 1, stderr[-2000:]
+        rows = json.loads(report.read_text())["rows"]
+        stopped = [row for row in rows if row["reason"] == "stopped"]
+        assert stopped and all(row["status"] == "skipped" for row in stopped)
+        assert "stopped by SIG" in stderr
+        # Every answer billed so far is an image at the destination: none paid and lost.
+        assert images_in_s3() == emulator.ledger()["images"] < 48
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert emulator.duplicates() == {} and emulator.ledger()["images"] == 48
+    assert images_in_s3() == 48

@@ -29,6 +29,7 @@ class ErrorClass(StrEnum):
     TASK_DEADLINE = "task_deadline"  # an async task still unfinished at its deadline
     CIRCUIT_OPEN = "circuit_open"  # no provider of the row's route would take it
     BUDGET = "budget"  # the request could take the run over its spending cap
+    STOPPED = "stopped"  # the run was asked to stop (SIGINT/SIGTERM) before this request
 
 
 RETRYABLE = frozenset(

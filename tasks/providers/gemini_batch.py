@@ -16,6 +16,7 @@ from tasks.providers.config import ProviderConfig
 from tasks.providers.errors import ErrorClass, ProviderError
 from tasks.providers.gemini import build_request_body, error_from_response
 from tasks.providers.http import new_http_client, send
+from tasks.stop import StopRequest
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
@@ -82,8 +83,9 @@ class GeminiBatchClient:
                 return None
 
     async def wait(self, name: str, deadline_s: float, first_poll_s: float = 2.0,
-                   max_poll_s: float = 60.0) -> dict:
-        """Poll with backoff until a terminal state or the deadline; the last resource."""
+                   max_poll_s: float = 60.0, stop: StopRequest | None = None) -> dict:
+        """Poll with backoff until a terminal state, the deadline or ``stop``; the last
+        resource."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         delay = first_poll_s
@@ -94,9 +96,12 @@ class GeminiBatchClient:
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
-            if batch_state(resource) in TERMINAL or loop.time() >= deadline:
+            if batch_state(resource) in TERMINAL or loop.time() >= deadline or (
+                stop is not None and stop.requested
+            ):
                 return resource
-            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            pause = min(delay, max(0.0, deadline - loop.time()))
+            await (stop.pause(pause) if stop is not None else asyncio.sleep(pause))
             delay = min(max_poll_s, delay * 1.5)
 
     async def results(self, resource: dict) -> dict[str, dict]:
