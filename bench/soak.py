@@ -293,46 +293,55 @@ def crash_case(svc: Services, point: str, rows: int, concurrency: int = 8) -> Ou
     return outcome
 
 
-def batch_crash_case(svc: Services, rows: int, kills: int, seed: int = 7) -> Outcome:
-    """Batch mode, SIGKILL at ``kills`` random moments (a slow create call keeps a window
-    open where a job exists that the client has not heard of), then a run to the end."""
-    outcome = Outcome(f"3d. batch mode, kill -9 at {kills} random moments")
+def repeated_stops(svc: Services, rows: int, stops: int, mode: str, number: signal.Signals,
+                   seed: int = 7) -> Outcome:
+    """Stop the CLI with ``number`` at ``stops`` random moments, then run it to the end.
+
+    Batch mode: SIGKILL, with a slow create call keeping a window open where a job exists
+    that the client has not heard of. Standard mode: SIGTERM/SIGINT, a graceful stop.
+    Either way no prompt may be billed twice.
+    """
+    name = f"stops-{mode}"
+    outcome = Outcome(f"3{'d' if mode == 'batch' else 'e'}. {mode} mode, {number.name} at "
+                      f"{stops} random moments")
     rng = random.Random(seed)
-    catalog = write_catalog(SOAK / "crash-batch.csv", rows)
-    spool, report = SOAK / "spool-crash-batch", SOAK / "crash-batch.json"
-    with emulator_process("--latency", "0.05", "--seed", "5") as url:
+    catalog = write_catalog(SOAK / f"{name}.csv", rows)
+    spool, report = SOAK / f"spool-{name}", SOAK / f"{name}.json"
+    latency = ("--latency", "0.5", "--jitter", "0.5") if mode == "standard" else ()
+    with emulator_process(*latency, "--seed", "5") as url:
         emulator_post(url, "config", {"batch_create_latency_s": 1.0, "batch_delay_s": 3.0})
         env = svc.env(url, spool)
-        command = cli(catalog, f"s3://{svc.s3.bucket}/crash-batch", "--mode", "batch",
-                      "--batch-rows", str(max(1, rows // 10)), "--batch-poll", "0.3")
-        moments, jobs_at_kill = [], []
-        for _ in range(kills):
+        extra = ("--mode", "batch", "--batch-rows", str(max(1, rows // 10)),
+                 "--batch-poll", "0.3") if mode == "batch" else ("--concurrency", "8")
+        command = cli(catalog, f"s3://{svc.s3.bucket}/{name}", *extra)
+        moments, billed_at = [], []
+        for _ in range(stops):
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            moments.append(rng.uniform(9.0, 22.0))  # the CLI needs ~9 s to its first job
+            moments.append(rng.uniform(9.0, 22.0))  # the CLI needs ~9 s to its first request
             try:
                 proc.wait(timeout=moments[-1])
             except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-            jobs_at_kill.append(len(batches_listed(url)))
-        billed_at_kills = emulator_get(url, "ledger")["images"]
+                os.kill(proc.pid, number)
+                proc.wait(timeout=120)
+            billed_at.append(emulator_get(url, "ledger")["images"])
+        jobs = batches_listed(url)
         rerun = run_child(command + ["--report", str(report)], env=env)
         ledger = emulator_get(url, "ledger")
-        jobs = batches_listed(url)
     totals, results = report_rows(report)
+    outcome.check("stopped after money was spent", max(billed_at) > 0)
+    outcome.check("stopped before the end", min(billed_at) < rows)
     outcome.check("re-run exits 0, no row failed",
                   rerun.returncode == 0 and totals.get("failed") == 0)
-    outcome.check("killed after jobs existed", max(jobs_at_kill) > 0)
-    outcome.check("every image in S3", len(keys_under(svc.s3, "crash-batch/images/")) == rows)
-    outcome.check("no batch record left", not keys_under(svc.s3, "crash-batch/state/batches/"))
+    outcome.check("every image in S3", len(keys_under(svc.s3, f"{name}/images/")) == rows)
+    outcome.check("no batch record left", not keys_under(svc.s3, f"{name}/state/batches/"))
     twice = billing(outcome, ledger, prompts_of(rows), 0)
     outcome.figures = (
-        f"{rows} rows in jobs of {max(1, rows // 10)}: killed at "
-        f"{', '.join(f'{m:.1f}' for m in moments)} s (jobs created by then: "
-        f"{', '.join(map(str, jobs_at_kill))}); {billed_at_kills} billed by the last kill; "
-        f"{len(jobs)} jobs created; re-run {totals.get('succeeded', 0)} ok, "
-        f"{totals.get('skipped', 0)} unchanged; billed twice {twice} (bound 0)")
+        f"{rows} rows: stopped at {', '.join(f'{m:.1f}' for m in moments)} s, with "
+        f"{', '.join(map(str, billed_at))} billed by then"
+        + (f", {len(jobs)} jobs created (one per chunk)" if mode == "batch" else "")
+        + f"; last run {totals.get('succeeded', 0)} ok, {totals.get('skipped', 0)} unchanged; "
+        f"billed twice {twice} (bound 0)")
     return outcome
 
 
@@ -543,7 +552,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--crash-rows", type=int, default=400)
     parser.add_argument("--only", nargs="*", help="soak, kill-generation, kill-upload, "
-                        "kill-report, kill-batch, outage, outage-end, spool-full, bucket, "
+                        "kill-report, kill-batch, sigterm, outage, outage-end, spool-full, bucket, "
                         "credentials, bad-input")
     args = parser.parse_args()
     started = time.monotonic()
@@ -553,7 +562,10 @@ def main() -> None:
             "soak": lambda: fault_soak(svc, args.rows),
             **{f"kill-{p}": (lambda p=p: crash_case(svc, p, args.crash_rows))
                for p in ("generation", "upload", "report")},
-            "kill-batch": lambda: batch_crash_case(svc, args.crash_rows // 2, kills=6),
+            "kill-batch": lambda: repeated_stops(svc, args.crash_rows // 2, 6, "batch",
+                                                 signal.SIGKILL),
+            "sigterm": lambda: repeated_stops(svc, args.crash_rows, 5, "standard",
+                                              signal.SIGTERM),
             "outage": lambda: s3_outage(svc, args.crash_rows, "4a. S3 down 12 s mid-run",
                                         "outage", 12.0, args.crash_rows // 5),
             "outage-end": lambda: s3_outage(
