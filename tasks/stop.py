@@ -71,7 +71,10 @@ def stop_on_signals(stop: StopRequest, logger: logging.Logger | logging.LoggerAd
             signal.raise_signal(number)
             return
         stop.signal_name = name
-        loop.call_soon_threadsafe(stop.set, name)
+        loop.call_soon_threadsafe(announce, name)  # no logging inside a signal handler
+
+    def announce(name: str) -> None:
+        stop.set(name)
         logger.warning("%s: no new provider request starts; the %d in flight finish and "
                        "are uploaded, then the report is written. Send it again to stop "
                        "at once (answers in flight would be paid and lost).", name, in_flight())
