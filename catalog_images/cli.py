@@ -120,6 +120,8 @@ def estimate(
     prompt_template: Annotated[str | None, typer.Option(help="e.g. 'Photo of {title}'")] = None,
     force: Annotated[bool, typer.Option(help="count unchanged rows as to generate")] = False,
     providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
+    mode: Annotated[str, typer.Option(
+        help="standard, or batch (priced at Batch Mode prices)")] = "standard",
 ) -> None:
     """Print what a run would generate, skip and reject, its cost and duration: no request."""
     import tempfile
@@ -136,7 +138,7 @@ def estimate(
         settings = RunSettings(catalog=catalog, dest=dest, provider=provider,
                                priority_providers=priority_provider or [],
                                concurrency=concurrency, prompt_template=prompt_template,
-                               force=force,
+                               force=force, mode=mode,
                                providers_file=str(providers_file) if providers_file else None)
         routes = {name: [get_provider(p, settings.providers_file) for p in names]
                   for name, names in settings.routes.items()}
@@ -149,7 +151,7 @@ def estimate(
         _fail(str(exc))
     except (BotoCoreError, ClientError) as exc:
         _fail(f"{dest}: {describe_s3_error(exc)}")
-    json.dump(project(plan, routes, concurrency), sys.stdout, indent=2)
+    json.dump(project(plan, routes, concurrency, settings.mode), sys.stdout, indent=2)
     print()
 
 

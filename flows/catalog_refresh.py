@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from tasks.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
+from tasks.estimate import batch_cost
 from tasks.fan_out import generate_here
 from tasks.history import history_row, read_history
 from tasks.history_chart import history_chart_png
@@ -146,6 +147,8 @@ async def catalog_refresh(
             settings.catalog, settings.prompt_template, provider_config, s3, str(work_dir),
             location, settings.force, frozenset(settings.force_skus),
         )
+        if settings.mode == "batch":
+            plan.projected_cost_usd = batch_cost(plan, provider_config)
         logger.info(
             "plan: %d rows: %d to generate (%s), %d unchanged, %d rejected, %d removed from "
             "the catalog; projected cost $%.2f", plan.rows, plan.to_generate,

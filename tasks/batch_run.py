@@ -50,13 +50,6 @@ class NotCreated(Exception):
         self.cause = cause
 
 
-def batch_price(config: ProviderConfig, resolution: str) -> float:
-    """Price of one image in Batch Mode (half the standard price when none is configured)."""
-    if config.batch_prices is not None:
-        return config.batch_prices.for_resolution(resolution)
-    return config.prices.for_resolution(resolution) / 2
-
-
 async def _request(ctx: RunContext, job: dict) -> ImageRequest:
     refs: tuple[ReferenceImage, ...] = ()
     if job.get("reference_image"):
@@ -81,9 +74,9 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
     except ProviderError as exc:
         result.error_class, result.reason = exc.error_class.value, f"batch {name}: {exc}"
         if exc.billed:
-            result.cost_usd = batch_price(config, job["resolution"])
+            result.cost_usd = config.batch_price(job["resolution"])
         return _finish(ctx, result)
-    result.cost_usd = batch_price(config, job["resolution"])
+    result.cost_usd = config.batch_price(job["resolution"])
     meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
             "run_id": ctx.run_id, "provider": config.name, "model": config.model}
     spool_errors: list[str] = []
@@ -157,14 +150,14 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
         for job in record.jobs:
             result = await _deliver(ctx, config, job, answers.get(job["sku"]), record.name,
                                     note)
-            ctx.budget.settle(batch_price(config, job["resolution"]), result.cost_usd > 0)
+            ctx.budget.settle(config.batch_price(job["resolution"]), result.cost_usd > 0)
             lost = lost or result.error_class == "upload_unspooled"
         if not lost:
             await batch_records.forget(ctx, record)
         return
     if state in ENDED_WITHOUT_RESULTS:
         for job in record.jobs:
-            ctx.budget.settle(batch_price(config, job["resolution"]), False)
+            ctx.budget.settle(config.batch_price(job["resolution"]), False)
         _skip(ctx, config, record.jobs,
               f"batch {record.name} ended {state}: queued for the next run")
         await batch_records.forget(ctx, record)
@@ -203,7 +196,7 @@ async def collect_recorded(ctx: RunContext, config: ProviderConfig, deadline_s: 
                     continue
                 await batch_records.save(ctx, record)
             for job in record.jobs:
-                ctx.budget.reserve(batch_price(config, job["resolution"]))  # already committed
+                ctx.budget.reserve(config.batch_price(job["resolution"]))  # already committed
             await _settle(ctx, client, config, record, deadline_s, poll_s,
                           note=f"collected from batch {record.name} of run {record.run_id}")
             settled |= {job["sku"] for job in record.jobs}
@@ -228,7 +221,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
             except NotCreated as exc:
                 await batch_records.forget(ctx, record)
                 for job in jobs:
-                    ctx.budget.settle(batch_price(config, job["resolution"]), False)
+                    ctx.budget.settle(config.batch_price(job["resolution"]), False)
                 _skip(ctx, config, jobs,
                       f"batch could not be created ({exc.cause}): queued for the next run")
                 return
@@ -258,7 +251,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                                            status=RowStatus.SKIPPED, reason="unchanged",
                                            s3_key=existing, fingerprint=job["fingerprint"]))
                     continue
-                if not ctx.budget.reserve(batch_price(config, job["resolution"])):
+                if not ctx.budget.reserve(config.batch_price(job["resolution"])):
                     _skip(ctx, config, [job], "budget")
                     continue
                 pending.append(job)
@@ -267,7 +260,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                     pending = []
         if pending and ctx.stop.requested:
             for job in pending:
-                ctx.budget.settle(batch_price(config, job["resolution"]), False)
+                ctx.budget.settle(config.batch_price(job["resolution"]), False)
             _skip(ctx, config, pending, "stopped")
         elif pending:
             await submit(pending)

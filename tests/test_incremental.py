@@ -144,6 +144,11 @@ def test_estimate_and_history_commands(emulator, local_s3, dest, tmp_path):
     assert before["to_generate"] == 10 and before["cost_usd"] == pytest.approx(2.4)
     assert before["cost_by_resolution"] == {"4K": 2.4}
     assert before["duration_s"] == pytest.approx(10 / (8 / 0.5), abs=0.1)
+    in_batch = json.loads(subprocess.run(estimate + ["--mode", "batch"], env=env,
+                                         capture_output=True, text=True, timeout=120,
+                                         check=True).stdout)
+    assert in_batch["mode"] == "batch" and in_batch["cost_usd"] == pytest.approx(1.2)
+    assert in_batch["duration_s"] is None and "24 h" in in_batch["duration_note"]
     assert emulator.stats()["requests"] == 0
     state, outcome = run_refresh(catalog=str(catalog), dest=dest)
     after = json.loads(subprocess.run(estimate, env=env, capture_output=True, text=True,
@@ -162,11 +167,14 @@ def test_batch_mode_completes_a_catalog_at_the_batch_price(emulator, dest, tmp_p
     frame = pd.read_csv(catalog)
     frame.loc[3, "resolution"] = "4K"
     frame.to_csv(catalog, index=False)
+    report = tmp_path / "r.json"
     state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch", batch_rows=10,
-                                 batch_poll_s=0.2)
+                                 batch_poll_s=0.2, report_path=str(report))
     assert state.is_completed(), state.message
     totals = outcome["totals"]
     assert totals["succeeded"] == 25
+    projected = json.loads(report.read_text())["plan"]["projected_cost_usd"]
+    assert projected == pytest.approx(totals["cost_usd"])  # projected at batch prices
     ledger = emulator.ledger()
     assert ledger["by_mode"] == {"batch": 25} or ledger["by_mode"].get("batch") == 25
     assert totals["cost_usd"] == pytest.approx(24 * 0.067 + 0.12)

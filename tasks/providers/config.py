@@ -78,6 +78,12 @@ class ProviderConfig(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    def batch_price(self, resolution: str) -> float:
+        """Price of one image in Batch Mode (half the standard price when none is set)."""
+        if self.batch_prices is not None:
+            return self.batch_prices.for_resolution(resolution)
+        return self.prices.for_resolution(resolution) / 2
+
     def resolve_api_key(self) -> str | None:
         """Read the key from its environment variable or Prefect Secret block."""
         key: str | None = None
