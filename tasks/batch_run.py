@@ -13,6 +13,7 @@ it, never bought again.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -35,11 +36,13 @@ from tasks.providers.errors import ProviderError
 from tasks.providers.gemini import parse_response
 from tasks.providers.gemini_batch import GeminiBatchClient, batch_state
 from tasks.results import RowResult
+from tasks.storage import describe_s3_error
 
 SUCCEEDED = {"JOB_STATE_SUCCEEDED", "BATCH_STATE_SUCCEEDED"}
 ENDED_WITHOUT_RESULTS = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
                          "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
 CREATE_ATTEMPTS = 4
+CREATE_GRACE_S = 15.0  # after this, a create call that reached the provider shows in its list
 
 
 class NotCreated(Exception):
@@ -70,7 +73,13 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
         result.reason = f"batch {name}: {error.get('message') or 'no answer for this row'}"
         return _finish(ctx, result)
     try:
-        image = parse_response(item["response"], await _request(ctx, job))
+        request = await _request(ctx, job)
+    except Exception as exc:  # the reference image changed or vanished since planning
+        result.error_class = "reference"
+        result.reason = f"batch {name}: unreadable reference image: {exc}"
+        return _finish(ctx, result)
+    try:
+        image = parse_response(item["response"], request)
     except ProviderError as exc:
         result.error_class, result.reason = exc.error_class.value, f"batch {name}: {exc}"
         if exc.billed:
@@ -120,6 +129,9 @@ async def _create(client: GeminiBatchClient, requests: list, display_name: str) 
         except ProviderError as exc:
             if _maybe_created(exc):
                 found = await client.find(display_name)  # a failure here leaves it unknown
+                if found is None:  # a create can land late: look once more before resending
+                    await asyncio.sleep(CREATE_GRACE_S)
+                    found = await client.find(display_name)
                 if found is not None:
                     return found
             if not exc.retryable or attempt == CREATE_ATTEMPTS:
@@ -139,7 +151,27 @@ def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[dict], reason: str
 async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
                   record: BatchRecord, deadline_s: float, poll_s: float,
                   note: str = "") -> None:
-    """Wait for a created job and give each of its rows an outcome."""
+    """Wait for a created job and give each of its rows an outcome; never raises.
+
+    A job the provider no longer knows (404) sends its rows back to the queue; any other
+    error reading it leaves its record for the next run.
+    """
+    try:
+        await _settle_job(ctx, client, config, record, deadline_s, poll_s, note)
+    except ProviderError as exc:
+        if exc.status == 404:
+            for job in record.jobs:
+                ctx.budget.settle(config.batch_price(job["resolution"]), False)
+            await batch_records.forget(ctx, record)
+            why = f"is unknown to the provider ({exc}): queued for the next run"
+        else:
+            why = f"could not be read ({exc}): the next run collects it"
+        _skip(ctx, config, record.jobs, f"batch {record.name} {why}")
+
+
+async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
+                      record: BatchRecord, deadline_s: float, poll_s: float,
+                      note: str) -> None:
     assert record.name is not None
     resource = await client.wait(record.name, deadline_s, first_poll_s=poll_s,
                                  stop=ctx.stop)
@@ -167,41 +199,58 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
     _skip(ctx, config, record.jobs, f"batch {record.name} {why}: the next run collects it")
 
 
-async def collect_recorded(ctx: RunContext, config: ProviderConfig, deadline_s: float,
+async def _find_unanswered(client: GeminiBatchClient, record: BatchRecord) -> str | None:
+    """The job of a record whose create call never answered, or None when it was never
+    made; a record younger than the grace period is looked up again once it is older."""
+    found = await client.find(record.display_name)
+    young_for = CREATE_GRACE_S - (time.time() - record.saved_at)
+    if found is None and young_for > 0:
+        await asyncio.sleep(young_for)
+        found = await client.find(record.display_name)
+    return found
+
+
+async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadline_s: float,
                            poll_s: float) -> set[str]:
     """Settle the jobs recorded by earlier runs; returns the skus they account for.
 
     A record without a name is a job whose create call never answered: it is found among
     the provider's batches by its display name, or, when the provider has no such job, its
-    rows go back to this run's queue.
+    rows go back to this run's queue. Each job is read from the provider that made it.
     """
     records = await batch_records.load_all(ctx)
     if not records:
         return set()
-    client = GeminiBatchClient(config, config.resolve_api_key())
+    by_name = {config.name: config for config in configs}
+    clients: dict[str, GeminiBatchClient] = {}
     settled: set[str] = set()
     try:
         for record in records:
+            config = by_name.get(record.provider or "", configs[0])
+            if config.name not in clients:
+                clients[config.name] = GeminiBatchClient(config, config.resolve_api_key())
+            client = clients[config.name]
+            settled |= {job["sku"] for job in record.jobs}
             if record.name is None:
                 try:
-                    record.name = await client.find(record.display_name)
+                    record.name = await _find_unanswered(client, record)
                 except ProviderError as exc:
                     _skip(ctx, config, record.jobs,
                           f"batch {record.display_name} may exist, could not list batches "
                           f"({exc}): the next run looks again")
-                    settled |= {job["sku"] for job in record.jobs}
                     continue
                 if record.name is None:
                     await batch_records.forget(ctx, record)  # never created: queue the rows
+                    settled -= {job["sku"] for job in record.jobs}
                     continue
-                await batch_records.save(ctx, record)
+                await batch_records.save_quietly(ctx, record)
             for job in record.jobs:
                 ctx.budget.reserve(config.batch_price(job["resolution"]))  # already committed
             await _settle(ctx, client, config, record, deadline_s, poll_s,
                           note=f"collected from batch {record.name} of run {record.run_id}")
-            settled |= {job["sku"] for job in record.jobs}
     finally:
-        await client.aclose()
+        for client in clients.values():
+            await client.aclose()
     return settled
 
 
@@ -213,9 +262,30 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
     pending: list[dict] = []
     try:
         async def submit(jobs: list[dict]) -> None:
-            requests = [(job["sku"], await _request(ctx, job)) for job in jobs]
-            record = batch_records.new_record(ctx, jobs)
-            await batch_records.save(ctx, record)  # the intent, before any money can be spent
+            requests, readable = [], []
+            for job in jobs:
+                try:
+                    requests.append((job["sku"], await _request(ctx, job)))
+                    readable.append(job)
+                except Exception as exc:  # the reference image changed since planning
+                    ctx.budget.settle(config.batch_price(job["resolution"]), False)
+                    _finish(ctx, RowResult(
+                        sku=job["sku"], row=job["row"], status=RowStatus.FAILED,
+                        error_class="reference", reason=f"unreadable reference image: {exc}",
+                        fingerprint=job["fingerprint"], resolution=job["resolution"],
+                        aspect_ratio=job["aspect_ratio"]))
+            jobs = readable
+            if not jobs:
+                return
+            record = batch_records.new_record(ctx, jobs, config.name)
+            try:  # the intent, before any money can be spent
+                await batch_records.save(ctx, record)
+            except (ClientError, BotoCoreError, OSError) as exc:
+                for job in jobs:
+                    ctx.budget.settle(config.batch_price(job["resolution"]), False)
+                _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
+                      f"({describe_s3_error(exc)}): queued for the next run")
+                return
             try:
                 record.name = await _create(client, requests, record.display_name)
             except NotCreated as exc:
@@ -229,7 +299,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                 _skip(ctx, config, jobs, f"batch {record.display_name} may have been created"
                       f" ({exc}): the next run collects it or queues its rows again")
                 return
-            await batch_records.save(ctx, record)
+            await batch_records.save_quietly(ctx, record)  # else found by its display name
             waits.append(asyncio.ensure_future(
                 _settle(ctx, client, config, record, deadline_s, poll_s)))
 

@@ -51,6 +51,11 @@ class CircuitBreaker:
             return True
         return False
 
+    def release_probe(self) -> None:
+        """Give back a half-open probe that was handed out but never sent."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._probe_out = False
+
     def would_allow(self) -> bool:
         """What ``allow`` would answer now, without handing out the probe."""
         if self.state is BreakerState.CLOSED:

@@ -198,8 +198,9 @@ async def generate_here(
         in_flight = lambda: sum(r.gate.in_flight for r in ctx.router.runtimes.values())  # noqa: E731
         with stop_on_signals(ctx.stop, logger, in_flight):
             if collect_batches:
-                settled = await collect_recorded(ctx, configs[0], settings.batch_deadline_s,
+                settled = await collect_recorded(ctx, configs, settings.batch_deadline_s,
                                                  settings.batch_poll_s)
+                recorder.recorded.clear()  # collected rows belong to no chunk
             if settings.mode == "batch":
                 logger.info("batch mode: %d rows in jobs of up to %d", progress.total,
                             settings.batch_rows)

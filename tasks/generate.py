@@ -225,6 +225,8 @@ async def _generate_with_retries(
                 billed = True
                 await keep(runtime, image)
         except SlotDeclined:
+            if probe:
+                runtime.breaker.release_probe()  # unsent: another row may probe
             continue  # the provider turned unhealthy while this row queued: route again
         except ProviderError as exc:
             error = exc

@@ -51,14 +51,15 @@ class Spool:
     def write(self, sku: str, fingerprint: str, data: bytes, meta: dict) -> None:
         """Write image then metadata durably (fsync + atomic rename); meta marks it complete.
 
-        On an OSError (a full disk) nothing partial is left behind and the error is raised.
+        On an OSError (a full disk) no temporary file is left behind and the error is raised;
+        a complete entry written earlier is kept.
         """
         image, meta_path = self._paths(sku, fingerprint)
         try:
             _write_durably(image, data)
             _write_durably(meta_path, json.dumps(meta).encode())
         except OSError:
-            for path in (image, meta_path, *_tmp_paths(image, meta_path)):
+            for path in _tmp_paths(image, meta_path):
                 path.unlink(missing_ok=True)
             raise
 

@@ -62,7 +62,8 @@ def stop_on_signals(stop: StopRequest, logger: logging.Logger | logging.LoggerAd
 
     def restore() -> None:
         for number, handler in previous.items():
-            signal.signal(number, handler)
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(number, handler)
 
     def on_signal(number: int, frame) -> None:
         name = signal.Signals(number).name

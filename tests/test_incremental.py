@@ -345,3 +345,24 @@ def test_sigterm_or_ctrl_c_stops_without_losing_a_paid_image(
     assert done.returncode == 0, done.stderr[-2000:]
     assert emulator.duplicates() == {} and emulator.ledger()["images"] == 48
     assert images_in_s3() == 48
+
+
+def test_a_recorded_batch_the_provider_no_longer_knows_sends_its_rows_back(
+    emulator, dest, tmp_path, monkeypatch
+):
+    from catalog_images.emulator import Emulator, EmulatorConfig
+
+    emulator.configure(batch_delay_s=60.0)
+    catalog = write_catalog(tmp_path / "c.csv", 4, resolution="1K")
+    state, first = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                               batch_poll_s=0.1, batch_deadline_s=0.3)
+    assert first["totals"]["skipped"] == 4  # still running: its record stays
+    with Emulator(EmulatorConfig(latency_s=0.02, batch_delay_s=0.2)).start() as other:
+        monkeypatch.setenv("CATALOG_IMAGES_EMULATOR_URL", other.base_url)  # job unknown here
+        state, second = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                    batch_poll_s=0.1)
+        assert second["totals"]["skipped"] == 4  # queued again, not a crash
+        state, third = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                   batch_poll_s=0.1)
+        assert state.is_completed(), state.message
+        assert third["totals"]["succeeded"] == 4 and other.ledger()["images"] == 4

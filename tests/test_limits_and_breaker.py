@@ -44,6 +44,16 @@ def test_breaker_opens_on_a_failure_streak_and_a_probe_closes_it():
     assert breaker.state is BreakerState.CLOSED and breaker.allow()
 
 
+def test_a_probe_handed_out_but_never_sent_can_be_given_back():
+    clock = FakeClock()
+    breaker = CircuitBreaker(consecutive_failures=1, cooldown_s=1.0, clock=clock)
+    breaker.record(False)
+    clock.now = 1.0
+    assert breaker.allow() and not breaker.would_allow()  # the probe is out
+    breaker.release_probe()  # its row declined the slot (e.g. the run is stopping)
+    assert breaker.would_allow() and breaker.allow()  # another row may probe
+
+
 def test_breaker_opens_on_a_high_failure_rate_without_a_streak():
     breaker = CircuitBreaker(consecutive_failures=100, window=10, failure_rate=0.6)
     for index in range(10):

@@ -76,8 +76,9 @@ class GeminiBatchClient:
             listed = await self._call("GET", f"{self._base}/v1beta/batches", params=params)
             for operation in listed.get("operations") or []:
                 metadata = operation.get("metadata") or {}
-                if metadata.get("displayName") == display_name:
-                    return str(operation.get("name") or metadata.get("name"))
+                name = operation.get("name") or metadata.get("name")
+                if metadata.get("displayName") == display_name and name:
+                    return str(name)
             token = str(listed.get("nextPageToken") or "")
             if not token:
                 return None
@@ -121,6 +122,8 @@ class GeminiBatchClient:
         raw = await send(self._client, "GET",
                          f"{self._base}/download/v1beta/{file_name}:download",
                          params={"alt": "media"})
+        if raw.status_code != 200:
+            raise error_from_response(raw)
         for line in raw.text.splitlines():
             if line.strip():
                 item = json.loads(line)
