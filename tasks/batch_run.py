@@ -27,7 +27,7 @@ from tasks.generate import (
     image_key,
     keep_thumbnail,
     process_row,
-    spool_error_text,
+    spool_image,
     upload_failure_reason,
 )
 from tasks.models import ImageRequest, ReferenceImage, RowStatus
@@ -86,14 +86,8 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
             result.cost_usd = config.batch_price(job["resolution"])
         return _finish(ctx, result)
     result.cost_usd = config.batch_price(job["resolution"])
-    meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
-            "run_id": ctx.run_id, "provider": config.name, "model": config.model}
-    spool_errors: list[str] = []
-    try:
-        await asyncio.to_thread(ctx.spool.write, job["sku"], job["fingerprint"], image.data,
-                                meta)
-    except OSError as exc:  # a full disk: upload straight from memory
-        spool_errors.append(spool_error_text(exc))
+    problem = await spool_image(ctx, job["sku"], job["fingerprint"], image, config)
+    spool_errors = [problem] if problem else []
     key = image_key(ctx.location, job["sku"], image.mime_type)
     metadata = {"sku": job["sku"], "fingerprint": job["fingerprint"], "provider": config.name,
                 "model": config.model, "run-id": ctx.run_id, "mode": "batch"}
@@ -140,6 +134,12 @@ async def _create(client: GeminiBatchClient, requests: list, display_name: str) 
     raise AssertionError("unreachable")
 
 
+def _release(ctx: RunContext, config: ProviderConfig, jobs: list[dict]) -> None:
+    """Give back the budget held for rows whose job will not be billed."""
+    for job in jobs:
+        ctx.budget.settle(config.batch_price(job["resolution"]), False)
+
+
 def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[dict], reason: str) -> None:
     for job in jobs:
         _finish(ctx, RowResult(sku=job["sku"], row=job["row"], status=RowStatus.SKIPPED,
@@ -160,8 +160,7 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
         await _settle_job(ctx, client, config, record, deadline_s, poll_s, note)
     except ProviderError as exc:
         if exc.status == 404:
-            for job in record.jobs:
-                ctx.budget.settle(config.batch_price(job["resolution"]), False)
+            _release(ctx, config, record.jobs)
             await batch_records.forget(ctx, record)
             why = f"is unknown to the provider ({exc}): queued for the next run"
         else:
@@ -188,8 +187,7 @@ async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: Provid
             await batch_records.forget(ctx, record)
         return
     if state in ENDED_WITHOUT_RESULTS:
-        for job in record.jobs:
-            ctx.budget.settle(config.batch_price(job["resolution"]), False)
+        _release(ctx, config, record.jobs)
         _skip(ctx, config, record.jobs,
               f"batch {record.name} ended {state}: queued for the next run")
         await batch_records.forget(ctx, record)
@@ -268,7 +266,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                     requests.append((job["sku"], await _request(ctx, job)))
                     readable.append(job)
                 except Exception as exc:  # the reference image changed since planning
-                    ctx.budget.settle(config.batch_price(job["resolution"]), False)
+                    _release(ctx, config, [job])
                     _finish(ctx, RowResult(
                         sku=job["sku"], row=job["row"], status=RowStatus.FAILED,
                         error_class="reference", reason=f"unreadable reference image: {exc}",
@@ -281,8 +279,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
             try:  # the intent, before any money can be spent
                 await batch_records.save(ctx, record)
             except (ClientError, BotoCoreError, OSError) as exc:
-                for job in jobs:
-                    ctx.budget.settle(config.batch_price(job["resolution"]), False)
+                _release(ctx, config, jobs)
                 _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
                       f"({describe_s3_error(exc)}): queued for the next run")
                 return
@@ -290,8 +287,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                 record.name = await _create(client, requests, record.display_name)
             except NotCreated as exc:
                 await batch_records.forget(ctx, record)
-                for job in jobs:
-                    ctx.budget.settle(config.batch_price(job["resolution"]), False)
+                _release(ctx, config, jobs)
                 _skip(ctx, config, jobs,
                       f"batch could not be created ({exc.cause}): queued for the next run")
                 return
@@ -329,8 +325,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_
                     await submit(pending)
                     pending = []
         if pending and ctx.stop.requested:
-            for job in pending:
-                ctx.budget.settle(config.batch_price(job["resolution"]), False)
+            _release(ctx, config, pending)
             _skip(ctx, config, pending, "stopped")
         elif pending:
             await submit(pending)

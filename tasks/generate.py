@@ -328,14 +328,9 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
         result.reason = f"uploaded from spool (paid in run {spooled.meta.get('run_id')})"
     else:
         async def keep(runtime: ProviderRuntime, image: GeneratedImage) -> None:
-            meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
-                    "run_id": ctx.run_id, "provider": runtime.name,
-                    "model": runtime.config.model}
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    ctx.spool_pool, partial(ctx.spool.write, job["sku"], fp, image.data, meta))
-            except OSError as exc:  # a full disk must not cost the paid image: upload it
-                spool_errors.append(spool_error_text(exc))
+            problem = await spool_image(ctx, job["sku"], fp, image, runtime.config)
+            if problem:
+                spool_errors.append(problem)
 
         runtime, outcome = await _generate_with_retries(ctx, route, request, result, keep)
         if runtime is not None:
@@ -375,9 +370,21 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
     return _finish(ctx, result)
 
 
-def spool_error_text(exc: OSError) -> str:
-    """What went wrong writing to the spool, without paths."""
-    return f"spool write failed: {exc.strerror or type(exc).__name__}"
+async def spool_image(ctx: RunContext, sku: str, fp: str, image: GeneratedImage,
+                      config: ProviderConfig) -> str | None:
+    """Write a paid image durably to the spool (its own threads); None, or what went wrong.
+
+    A failure (a full disk) is returned, not raised: the paid image is then uploaded from
+    memory rather than lost.
+    """
+    meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
+            "run_id": ctx.run_id, "provider": config.name, "model": config.model}
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            ctx.spool_pool, partial(ctx.spool.write, sku, fp, image.data, meta))
+    except OSError as exc:
+        return f"spool write failed: {exc.strerror or type(exc).__name__}"
+    return None
 
 
 def upload_failure_reason(exc: BaseException, spool_errors: list[str]) -> str:
