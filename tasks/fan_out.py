@@ -195,8 +195,7 @@ async def generate_here(
         recorder = Recorder(sink, parts, progress, logger)
         ctx.on_result = recorder
         settled: set[str] = set()
-        in_flight = lambda: sum(r.gate.in_flight for r in ctx.router.runtimes.values())  # noqa: E731
-        with stop_on_signals(ctx.stop, logger, in_flight):
+        with stop_on_signals(ctx.stop, logger, lambda: ctx.in_flight):
             if collect_batches:
                 settled = await collect_recorded(ctx, configs, settings.batch_deadline_s,
                                                  settings.batch_poll_s)

@@ -77,6 +77,11 @@ class RunContext:
         return sum(r.gate.waiting for r in self.router.runtimes.values())
 
     @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered, over all providers."""
+        return sum(r.gate.in_flight for r in self.router.runtimes.values())
+
+    @property
     def capacity(self) -> int:
         """Requests that may be in flight at once, over all providers."""
         return sum(r.gate.max_concurrency for r in self.router.runtimes.values())

@@ -59,8 +59,8 @@ class Spool:
             _write_durably(image, data)
             _write_durably(meta_path, json.dumps(meta).encode())
         except OSError:
-            for path in _tmp_paths(image, meta_path):
-                path.unlink(missing_ok=True)
+            for path in (image, meta_path):
+                _tmp_path(path).unlink(missing_ok=True)
             raise
 
     def remove(self, sku: str, fingerprint: str) -> None:
@@ -71,10 +71,6 @@ class Spool:
 
 def _tmp_path(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".tmp")
-
-
-def _tmp_paths(*paths: Path) -> list[Path]:
-    return [_tmp_path(path) for path in paths]
 
 
 def _write_durably(path: Path, data: bytes) -> None:
