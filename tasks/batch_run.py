@@ -34,13 +34,15 @@ from tasks.models import ImageRequest, ReferenceImage, RowStatus
 from tasks.providers.config import ProviderConfig
 from tasks.providers.errors import ProviderError
 from tasks.providers.gemini import parse_response
-from tasks.providers.gemini_batch import GeminiBatchClient, batch_state
+from tasks.providers.gemini_batch import (
+    ENDED_WITHOUT_RESULTS,
+    SUCCEEDED,
+    GeminiBatchClient,
+    batch_state,
+)
 from tasks.results import RowResult
 from tasks.storage import describe_s3_error
 
-SUCCEEDED = {"JOB_STATE_SUCCEEDED", "BATCH_STATE_SUCCEEDED"}
-ENDED_WITHOUT_RESULTS = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
-                         "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
 CREATE_ATTEMPTS = 4
 CREATE_GRACE_S = 15.0  # after this, a create call that reached the provider shows in its list
 
