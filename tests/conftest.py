@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from uuid import uuid4
 
@@ -13,6 +14,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
+# Each pytest process (each xdist worker too) gets its own Prefect home, so ephemeral-mode
+# runs never share one SQLite database, nor touch the user's ~/.prefect.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="catalog-images-prefect-")
 
 from catalog_images.emulator import Emulator, EmulatorConfig  # noqa: E402
 from catalog_images.local_s3 import LocalS3  # noqa: E402
