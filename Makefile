@@ -24,10 +24,10 @@ install: .venv/.installed
 demo: install
 	$(UV) run catalog-images demo
 
+# Two pytest workers (pytest-xdist): most tests wait on the emulator, S3 or a child process,
+# so two at a time take about two thirds of the time of one after the other.
 test: install
 	$(UV) run ruff check .
-	# Two workers (pytest-xdist): most tests wait on the emulator, S3 or a child process,
-	# so two at a time take about two thirds of the time of one after the other.
 	$(UV) run pytest -n 2
 
 bench: install
