@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from tasks.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
+from tasks.dest_lease import hold_destination
 from tasks.estimate import batch_cost
 from tasks.fan_out import generate_here
 from tasks.history import history_row, read_history
@@ -38,6 +39,7 @@ from tasks.routing import summarize_providers
 from tasks.secrets import install_log_redaction
 from tasks.settings import SHARD_DEPLOYMENT, RunSettings
 from tasks.shards import run_shards
+from tasks.stop import StopRequest
 from tasks.storage import (
     S3Location,
     S3Settings,
@@ -141,75 +143,79 @@ async def catalog_refresh(
         "run %s: catalog %s -> %s, routes %s, concurrency %d",
         run_id, settings.catalog, settings.dest, settings.routes, settings.concurrency,
     )
-    work_dir = Path(tempfile.mkdtemp(prefix=f"catalog-images-{run_id}-"))
-    try:
-        plan: PlanSummary = plan_task(
-            settings.catalog, settings.prompt_template, provider_config, s3, str(work_dir),
-            location, settings.force, frozenset(settings.force_skus),
-        )
-        if settings.mode == "batch":
-            plan.projected_cost_usd = batch_cost(plan, provider_config)
-        logger.info(
-            "plan: %d rows: %d to generate (%s), %d unchanged, %d rejected, %d removed from "
-            "the catalog; projected cost $%.2f", plan.rows, plan.to_generate,
-            plan.by_resolution, plan.unchanged, plan.rejected, plan.removed,
-            plan.projected_cost_usd,
-        )
-        sink = ResultSink(work_dir / "manifest.parquet")
-        for settled in iter_settled(plan.settled_path):
-            sink.add(RowResult(sku=settled["sku"], row=settled["row"], status=settled["status"],
-                               reason=settled["reason"], fingerprint=settled["fingerprint"]))
-        progress = RunProgress(run_id, total=plan.to_generate, phase="generating")
-        progress.publish()
-        generation_started = time.monotonic()
-        if settings.shards > 1:
-            generated = await run_shards(run_id, settings, plan, provider_configs, location, s3,
-                                         work_dir, sink, progress, logger)
-        else:
-            generated = await generate_here(run_id, settings, provider_configs, location, s3,
-                                            plan.plan_path, sink, progress, logger)
-        if generated.index_entries:
-            try:
-                await asyncio.to_thread(write_snapshot, s3, location, run_id)
-            except (StorageError, ClientError, BotoCoreError, OSError) as exc:
-                # The index only saves work: the next run reads this run's parts, or HEADs
-                # the images, and pays for nothing twice.
-                logger.warning("index snapshot not written: %s", _s3_problem(exc))
-        generation_s = time.monotonic() - generation_started
-        sink.close()
-        progress.phase = "reporting"
-        progress.publish()
-        totals = sink.totals.summary(time.monotonic() - started_wall, generation_s)
-        totals["providers"] = summarize_providers(
-            generated.stats, {c.name: c for c in provider_configs})
-        header = {
-            "run_id": run_id, "flow_run_id": str(flow_run.id) if flow_run.id else None,
-            "catalog": settings.catalog, "dest": settings.dest,
-            "provider": provider_config.name, "model": provider_config.model,
-            "routes": settings.routes,
-            "started_at": started_at, "finished_at": datetime.now(UTC).isoformat(),
-            "report_uri": location.uri("runs", run_id, "report.json"),
-            "manifest_uri": location.uri("runs", run_id, "manifest.parquet"),
-            "images_uri": location.uri("images") + "/",
-            "plan": {"rows": plan.rows, "accepted": plan.accepted,
-                     "to_generate": plan.to_generate, "unchanged": plan.unchanged,
-                     "rejected": plan.rejected, "projected_cost_usd": plan.projected_cost_usd,
-                     "max_cost_usd": settings.max_cost_usd},
-            "removed": {"count": plan.removed, "skus": plan.removed_sample,
-                        "note": "images of removed skus are kept"},
-            "stopped_by": generated.stopped_by,
-        }
-        outcome = await _publish_report(header, totals, work_dir, location, s3, settings,
-                                        generated.thumbnails)
-        progress.phase = "done"
-        progress.publish()
-        logger.info(
-            "done: %d succeeded, %d failed, %d rejected, %d skipped; cost $%.4f; %s images/s; "
-            "report %s", totals["succeeded"], totals["failed"], totals["rejected"],
-            totals["skipped"], totals["cost_usd"], totals["images_per_s"], header["report_uri"],
-        )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    stop = StopRequest()  # set by a signal, or when another run takes the lease over
+    async with hold_destination(s3, location, run_id, logger,
+                                on_lost=lambda: stop.set("a lost destination lease")):
+        work_dir = Path(tempfile.mkdtemp(prefix=f"catalog-images-{run_id}-"))
+        try:
+            plan: PlanSummary = plan_task(
+                settings.catalog, settings.prompt_template, provider_config, s3, str(work_dir),
+                location, settings.force, frozenset(settings.force_skus),
+            )
+            if settings.mode == "batch":
+                plan.projected_cost_usd = batch_cost(plan, provider_config)
+            logger.info(
+                "plan: %d rows: %d to generate (%s), %d unchanged, %d rejected, %d removed from "
+                "the catalog; projected cost $%.2f", plan.rows, plan.to_generate,
+                plan.by_resolution, plan.unchanged, plan.rejected, plan.removed,
+                plan.projected_cost_usd,
+            )
+            sink = ResultSink(work_dir / "manifest.parquet")
+            for settled in iter_settled(plan.settled_path):
+                sink.add(RowResult(sku=settled["sku"], row=settled["row"], status=settled["status"],
+                                   reason=settled["reason"], fingerprint=settled["fingerprint"]))
+            progress = RunProgress(run_id, total=plan.to_generate, phase="generating")
+            progress.publish()
+            generation_started = time.monotonic()
+            if settings.shards > 1:
+                generated = await run_shards(run_id, settings, plan, provider_configs, location, s3,
+                                             work_dir, sink, progress, logger)
+            else:
+                generated = await generate_here(run_id, settings, provider_configs, location,
+                                                s3, plan.plan_path, sink, progress, logger,
+                                                stop=stop)
+            if generated.index_entries:
+                try:
+                    await asyncio.to_thread(write_snapshot, s3, location, run_id)
+                except (StorageError, ClientError, BotoCoreError, OSError) as exc:
+                    # The index only saves work: the next run reads this run's parts, or HEADs
+                    # the images, and pays for nothing twice.
+                    logger.warning("index snapshot not written: %s", _s3_problem(exc))
+            generation_s = time.monotonic() - generation_started
+            sink.close()
+            progress.phase = "reporting"
+            progress.publish()
+            totals = sink.totals.summary(time.monotonic() - started_wall, generation_s)
+            totals["providers"] = summarize_providers(
+                generated.stats, {c.name: c for c in provider_configs})
+            header = {
+                "run_id": run_id, "flow_run_id": str(flow_run.id) if flow_run.id else None,
+                "catalog": settings.catalog, "dest": settings.dest,
+                "provider": provider_config.name, "model": provider_config.model,
+                "routes": settings.routes,
+                "started_at": started_at, "finished_at": datetime.now(UTC).isoformat(),
+                "report_uri": location.uri("runs", run_id, "report.json"),
+                "manifest_uri": location.uri("runs", run_id, "manifest.parquet"),
+                "images_uri": location.uri("images") + "/",
+                "plan": {"rows": plan.rows, "accepted": plan.accepted,
+                         "to_generate": plan.to_generate, "unchanged": plan.unchanged,
+                         "rejected": plan.rejected, "projected_cost_usd": plan.projected_cost_usd,
+                         "max_cost_usd": settings.max_cost_usd},
+                "removed": {"count": plan.removed, "skus": plan.removed_sample,
+                            "note": "images of removed skus are kept"},
+                "stopped_by": generated.stopped_by,
+            }
+            outcome = await _publish_report(header, totals, work_dir, location, s3, settings,
+                                            generated.thumbnails)
+            progress.phase = "done"
+            progress.publish()
+            logger.info(
+                "done: %d succeeded, %d failed, %d rejected, %d skipped; cost $%.4f; %s images/s; "
+                "report %s", totals["succeeded"], totals["failed"], totals["rejected"],
+                totals["skipped"], totals["cost_usd"], totals["images_per_s"], header["report_uri"],
+            )
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
     problems = []
     if generated.stopped_by:
         problems.append(f"stopped by {generated.stopped_by}: rows not started are skipped "

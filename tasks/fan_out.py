@@ -27,7 +27,7 @@ from tasks.retry import RetryPolicy
 from tasks.routing import ProviderStats
 from tasks.settings import RunSettings
 from tasks.spool import Spool, default_spool_root
-from tasks.stop import stop_on_signals
+from tasks.stop import StopRequest, stop_on_signals
 from tasks.storage import S3Location, S3Settings
 
 PROGRESS_LOG_EVERY_S = 10.0
@@ -176,12 +176,12 @@ class Generated:
 async def generate_here(
     run_id: str, settings: RunSettings, configs: list[ProviderConfig], location: S3Location,
     s3: S3Settings, jobs_path: str, sink: ResultSink, progress: RunProgress, logger,
-    collect_batches: bool = True,
+    collect_batches: bool = True, stop: StopRequest | None = None,
 ) -> Generated:
     """Generate and upload the jobs file's rows in this process, recording each outcome.
 
     ``collect_batches``: first settle batch jobs recorded by earlier runs (a shard leaves
-    that to its parent run).
+    that to its parent run). ``stop``: the run's stop request, if the caller keeps one.
     """
     async with open_run_context(
         run_id, location, configs, settings.routes, settings.concurrency, s3,
@@ -191,6 +191,7 @@ async def generate_here(
         global_limits=settings.global_limits, max_cost_usd=settings.max_cost_usd,
         force=settings.force, force_skus=frozenset(settings.force_skus),
     ) as ctx:
+        ctx.stop = stop or ctx.stop
         parts = IndexWriter(ctx)
         recorder = Recorder(sink, parts, progress, logger)
         ctx.on_result = recorder

@@ -1,0 +1,171 @@
+"""One run at a time per destination: the lease under state/, on a real SeaweedFS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import run_refresh, write_catalog
+
+import tasks.dest_lease as dest_lease
+from tasks.dest_lease import DestinationBusy, Holder, Lease, process_started
+from tasks.storage import S3Location, S3Settings
+
+log = logging.getLogger("test")
+
+
+def _lease(dest: str, run_id: str, ttl_s: float = 120.0, **holder) -> Lease:
+    me = Holder.me(run_id)
+    holder = Holder(**{**me.__dict__, **holder})
+    return Lease(S3Settings.from_environment().boto3_client(), S3Location.parse(dest), holder,
+                 ttl_s)
+
+
+@pytest.fixture
+def s3(s3_env):
+    """The session's SeaweedFS, with this process's AWS variables pointing at it."""
+    return s3_env
+
+
+def test_a_second_run_is_refused_naming_the_first_and_gets_the_lease_once_released(
+    s3, dest, emulator, tmp_path, prefect_api
+):
+    first = _lease(dest, "run-one", host="other-host", pid=4242)
+    first.acquire(log)
+    second = _lease(dest, "run-two")
+    with pytest.raises(DestinationBusy, match=r"refreshed by run run-one \(host other-host, "
+                                              r"pid 4242"):
+        second.acquire(log)
+    # From the command line: exit 2, the holder named, no provider request.
+    env = {**os.environ, "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
+           "PREFECT_API_URL": prefect_api}
+    refused = subprocess.run(
+        [sys.executable, "-m", "catalog_images.cli", "run", "--catalog",
+         str(write_catalog(tmp_path / "c.csv", 3)), "--dest", dest, "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120)
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 2, message[-2000:]
+    assert "is being refreshed by run run-one (host other-host, pid 4242" in message
+    assert "Wait for it to end" in message and emulator.ledger()["images"] == 0
+    first.release()
+    second.acquire(log)
+    assert json.loads(s3.client().get_object(Bucket=second.bucket, Key=second.key)[
+        "Body"].read())["run_id"] == "run-two"
+    second.release()
+
+
+def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over_at_once(s3, dest):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = _lease(dest, "killed-run", pid=child.pid,
+                      pid_started=process_started(child.pid))
+        dead.acquire(log)
+        with pytest.raises(DestinationBusy):  # alive: its lease holds
+            _lease(dest, "too-early").acquire(log)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    after = _lease(dest, "re-run")
+    after.acquire(log)  # no wait for the TTL
+    assert not dead.renew()  # the killed run's lease is gone
+    after.release()
+
+
+def test_a_lease_from_another_host_is_taken_over_once_not_renewed_for_its_ttl(s3, dest):
+    # Ages come from the store's clock (Date and Last-Modified headers, whole seconds).
+    remote = _lease(dest, "remote-run", ttl_s=4.0, host="other-host", pid=1)
+    remote.acquire(log)
+    with pytest.raises(DestinationBusy):
+        _lease(dest, "local", ttl_s=4.0).acquire(log)
+    time.sleep(2.5)
+    assert remote.renew()  # a live holder renews: its lease stays
+    time.sleep(2.5)  # 5 s since it was taken, 2.5 s since renewed
+    with pytest.raises(DestinationBusy):
+        _lease(dest, "local", ttl_s=4.0).acquire(log)
+    time.sleep(3.5)  # the remote run stopped renewing (died, or hangs)
+    local = _lease(dest, "local", ttl_s=4.0)
+    local.acquire(log)
+    assert not remote.renew()  # taken over: the remote run learns it and stops
+    local.release()
+    assert s3.client().list_objects_v2(Bucket=local.bucket, Prefix=local.key)["KeyCount"] == 0
+
+
+def test_two_runs_on_one_destination_never_buy_the_same_image(
+    emulator, local_s3, dest, tmp_path, prefect_api, s3_env
+):
+    emulator.configure(latency_s=0.5)
+    catalog = write_catalog(tmp_path / "c.csv", 16)
+    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
+           "PREFECT_API_URL": prefect_api}
+    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
+               "--dest", dest, "--concurrency", "2", "--no-progress"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while emulator.ledger()["images"] < 2:
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        state, outcome = run_refresh(catalog=str(catalog), dest=dest, concurrency=8)
+        assert first.poll() is None, "the first run ended before the second was refused"
+    finally:
+        _, stderr = first.communicate(timeout=180)
+    assert state.is_failed() and outcome is None  # refused before planning any row
+    assert "is being refreshed by run" in state.message
+    assert first.returncode == 0, stderr[-2000:]
+    assert emulator.duplicates() == {} and emulator.ledger()["images"] == 16
+    location = S3Location.parse(dest)
+    assert local_s3.client().list_objects_v2(  # the first run released its lease
+        Bucket=location.bucket, Prefix=location.key("state", "lease.json"))["KeyCount"] == 0
+
+
+def test_two_runs_in_one_process_share_no_lease_and_a_leftover_one_is_taken_over(s3, dest):
+    first = _lease(dest, "in-process-one")
+    first.acquire(log)
+    with pytest.raises(DestinationBusy):  # same host and PID, but that run is live
+        _lease(dest, "in-process-two").acquire(log)
+    first.release()
+    # What a run of this process that ended without releasing (a crash) would leave.
+    client = S3Settings.from_environment().boto3_client()
+    client.put_object(Bucket=first.bucket, Key=first.key, Body=first.holder.body())
+    after = _lease(dest, "in-process-three")
+    after.acquire(log)
+    after.release()
+
+
+def test_a_run_whose_lease_is_taken_over_stops_starting_requests(
+    emulator, dest, tmp_path, s3_env, monkeypatch
+):
+    monkeypatch.setattr(dest_lease, "RENEW_EVERY_S", 0.3)
+    emulator.configure(latency_s=0.2)
+    catalog = write_catalog(tmp_path / "c.csv", 60)
+    location = S3Location.parse(dest)
+    client = S3Settings.from_environment().boto3_client()
+
+    def intruder() -> None:
+        deadline = time.monotonic() + 60
+        while emulator.ledger()["images"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # What a run that found this one's lease stale writes over it.
+        client.put_object(Bucket=location.bucket, Key=location.key("state", "lease.json"),
+                          Body=Holder.me("intruder").body())
+
+    thread = threading.Thread(target=intruder, daemon=True)
+    thread.start()
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, concurrency=2)
+    thread.join(timeout=60)
+    assert state.is_failed() and "lost destination lease" in state.message
+    totals = outcome["totals"]
+    assert totals["skipped"] > 0 and totals["succeeded"] + totals["skipped"] == 60
+    assert emulator.ledger()["images"] == totals["succeeded"] < 60
+    # The run did not delete the lease it no longer held.
+    held = json.loads(client.get_object(Bucket=location.bucket,
+                                        Key=location.key("state", "lease.json"))["Body"].read())
+    assert held["run_id"] == "intruder"
