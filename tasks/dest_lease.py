@@ -6,9 +6,10 @@ the lease with a conditional PUT (``If-None-Match: *``: of two runs, exactly one
 renews it in the background with ``If-Match`` on its ETag, and deletes it when it ends.
 
 A run that finds a live lease stops before any request, naming the run that holds it. A
-lease is taken over, again by a conditional PUT, when its holder is gone: not renewed for
-``ttl_s`` by the store's own clock (a run on another host that died or hung), or held by a
-process of this host that no longer exists (``kill -9``, then a re-run: no wait).
+lease is taken over, again by a conditional PUT, when its holder is gone: held by a process
+of this host that no longer exists (``kill -9``, then a re-run: no wait), or, for another
+host's lease, not renewed within ``ttl_s`` by the store's own clock while this run watches
+it (a live run renews every RENEW_EVERY_S, so it is recognised sooner).
 """
 
 from __future__ import annotations
@@ -50,7 +51,18 @@ class Holder:
     acquired_at: str
 
     def body(self) -> bytes:
-        return json.dumps(self.__dict__).encode()
+        """The lease's content; ``written`` changes it (and its ETag) at every renewal."""
+        return json.dumps({**self.__dict__, "written": time.time_ns()}).encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> Holder:
+        """The holder written in a lease; an unreadable one is 'unknown' (taken once stale)."""
+        try:
+            fields = json.loads(data)
+            return cls(str(fields["run_id"]), str(fields["host"]), int(fields["pid"]),
+                       fields.get("pid_started"), str(fields.get("acquired_at")))
+        except (TypeError, ValueError, KeyError):
+            return cls("unknown", "unknown", 0, None, "unknown")
 
     @classmethod
     def me(cls, run_id: str) -> Holder:
@@ -125,38 +137,76 @@ class Lease:
 
     def _acquire(self, logger: logging.Logger | logging.LoggerAdapter) -> None:
         for _ in range(5):
-            try:
-                self._put(IfNoneMatch="*")
+            if self._create(logger):
                 return
-            except ClientError as exc:
-                if _unsupported(exc):
-                    logger.warning("the store does not support conditional writes: two runs "
-                                   "on %s at once are not prevented", self.uri)
-                    self.conditional = False
-                    self._put()
-                    return
-                if not _lost_race(exc):
-                    raise self._error("take", exc) from None
             current = self._read()
             if current is None:
                 continue  # released meanwhile: try again
             holder, etag, age_s = current
-            if age_s < self.ttl_s and not _gone_from_this_host(holder, (self.bucket, self.key)):
-                raise DestinationBusy(
-                    f"{self.uri.rsplit('/state/', 1)[0]} is being refreshed by run "
-                    f"{holder.run_id} (host {holder.host}, pid {holder.pid}, since "
-                    f"{holder.acquired_at}); two runs at once would pay for the same images. "
-                    f"Wait for it to end, or stop it; a lease not renewed for "
-                    f"{self.ttl_s:.0f} s is taken over (it was renewed {age_s:.0f} s ago).")
-            try:
-                self._put(IfMatch=etag)
+            if not _gone_from_this_host(holder, (self.bucket, self.key)):
+                if holder.host == socket.gethostname():
+                    raise self._busy(holder)  # a live process of this host
+                live = self._watch(holder, etag, age_s, logger)
+                if live is not None:
+                    raise self._busy(live)
+            if self._take_over(etag):
                 logger.warning("took over the lease of run %s (host %s, pid %s), which is gone",
                                holder.run_id, holder.host, holder.pid)
                 return
-            except ClientError as exc:
-                if not _lost_race(exc):
-                    raise self._error("take over", exc) from None
         raise DestinationBusy(f"{self.uri}: other runs keep taking the lease; try again")
+
+    def _create(self, logger: logging.Logger | logging.LoggerAdapter) -> bool:
+        """Create the lease if there is none; False when one exists."""
+        try:
+            self._put(IfNoneMatch="*")
+        except ClientError as exc:
+            if _unsupported(exc):
+                logger.warning("the store does not support conditional writes: two runs on "
+                               "%s at once are not prevented", self.uri)
+                self.conditional = False
+                self._put()
+                return True
+            if _lost_race(exc):
+                return False
+            raise self._error("take", exc) from None
+        return True
+
+    def _watch(self, holder: Holder, etag: str, age_s: float,
+               logger: logging.Logger | logging.LoggerAdapter,
+               poll_s: float = 1.0) -> Holder | None:
+        """Watch another host's lease until it is renewed (return its live holder) or
+        ``ttl_s`` passes without renewal (None: its run is gone). A live run renews within
+        RENEW_EVERY_S, so a live holder is known within that; a dead one within ttl_s."""
+        if age_s < self.ttl_s:
+            logger.warning("run %s (host %s) holds %s, renewed %.0f s ago: watching it for up "
+                           "to %.0f s to see whether that run is still alive", holder.run_id,
+                           holder.host, self.uri, age_s, self.ttl_s - age_s)
+        while age_s < self.ttl_s:
+            time.sleep(min(poll_s, self.ttl_s - age_s))
+            current = self._read()
+            if current is None:
+                return None  # released: take it
+            if current[1] != etag:
+                return current[0]  # renewed, or another run took it: alive either way
+            age_s = current[2]
+        return None
+
+    def _take_over(self, etag: str) -> bool:
+        """Replace the lease seen with ``etag``; False when it changed or vanished since."""
+        try:
+            self._put(IfMatch=etag)
+        except ClientError as exc:
+            if _status(exc) == 404 or _lost_race(exc):
+                return False
+            raise self._error("take over", exc) from None
+        return True
+
+    def _busy(self, holder: Holder) -> DestinationBusy:
+        return DestinationBusy(
+            f"{self.uri.rsplit('/state/', 1)[0]} is being refreshed by run {holder.run_id} "
+            f"(host {holder.host}, pid {holder.pid}, since {holder.acquired_at}); two runs at "
+            f"once would pay for the same images. Wait for it to end, or stop it (a run that "
+            f"died leaves a lease that is taken over after {self.ttl_s:.0f} s).")
 
     def renew(self) -> bool:
         """Write the lease again; False when another run has taken it over."""
@@ -203,10 +253,7 @@ class Lease:
             if _status(exc) == 404:
                 return None
             raise self._error("read", exc) from None
-        try:
-            holder = Holder(**json.loads(answer["Body"].read()))
-        except (TypeError, ValueError):
-            holder = Holder("unknown", "unknown", 0, None, "unknown")  # taken over once stale
+        holder = Holder.parse(answer["Body"].read())
         date = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
         now = parsedate_to_datetime(date).timestamp() if date else time.time()
         return holder, answer["ETag"], max(0.0, now - answer["LastModified"].timestamp())

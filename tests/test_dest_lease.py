@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,11 +38,11 @@ def s3(s3_env):
 def test_a_second_run_is_refused_naming_the_first_and_gets_the_lease_once_released(
     s3, dest, emulator, tmp_path, prefect_api
 ):
-    first = _lease(dest, "run-one", host="other-host", pid=4242)
+    first = _lease(dest, "run-one")  # held by this (live) test process
     first.acquire(log)
     second = _lease(dest, "run-two")
-    with pytest.raises(DestinationBusy, match=r"refreshed by run run-one \(host other-host, "
-                                              r"pid 4242"):
+    holder = rf"refreshed by run run-one \(host {first.holder.host}, pid {os.getpid()}"
+    with pytest.raises(DestinationBusy, match=holder):
         second.acquire(log)
     # From the command line: exit 2, the holder named, no provider request.
     env = {**os.environ, "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
@@ -52,7 +53,7 @@ def test_a_second_run_is_refused_naming_the_first_and_gets_the_lease_once_releas
         env=env, capture_output=True, text=True, timeout=120)
     message = " ".join(refused.stderr.split())
     assert refused.returncode == 2, message[-2000:]
-    assert "is being refreshed by run run-one (host other-host, pid 4242" in message
+    assert re.search(holder, message)
     assert "Wait for it to end" in message and emulator.ledger()["images"] == 0
     first.release()
     second.acquire(log)
@@ -78,20 +79,33 @@ def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over_at_once(s3, d
     after.release()
 
 
-def test_a_lease_from_another_host_is_taken_over_once_not_renewed_for_its_ttl(s3, dest):
+def test_a_lease_from_another_host_is_watched_kept_while_renewed_and_taken_once_not(
+    s3, dest
+):
     # Ages come from the store's clock (Date and Last-Modified headers, whole seconds).
     remote = _lease(dest, "remote-run", ttl_s=4.0, host="other-host", pid=1)
     remote.acquire(log)
-    with pytest.raises(DestinationBusy):
+    renewing = threading.Event()
+    renewing.set()
+
+    def keep_renewing() -> None:  # what the remote run's keeper does
+        while renewing.is_set():
+            time.sleep(1.0)
+            if renewing.is_set():
+                remote.renew()
+
+    keeper = threading.Thread(target=keep_renewing, daemon=True)
+    keeper.start()
+    started = time.monotonic()
+    with pytest.raises(DestinationBusy, match="refreshed by run remote-run"):
         _lease(dest, "local", ttl_s=4.0).acquire(log)
-    time.sleep(2.5)
-    assert remote.renew()  # a live holder renews: its lease stays
-    time.sleep(2.5)  # 5 s since it was taken, 2.5 s since renewed
-    with pytest.raises(DestinationBusy):
-        _lease(dest, "local", ttl_s=4.0).acquire(log)
-    time.sleep(3.5)  # the remote run stopped renewing (died, or hangs)
+    assert time.monotonic() - started < 3.5  # known alive at its next renewal, not the TTL
+    renewing.clear()  # the remote run dies (or hangs)
+    keeper.join()
+    started = time.monotonic()
     local = _lease(dest, "local", ttl_s=4.0)
-    local.acquire(log)
+    local.acquire(log)  # waits until the lease is 4 s old, then takes it
+    assert 2.0 <= time.monotonic() - started < 8.0
     assert not remote.renew()  # taken over: the remote run learns it and stops
     local.release()
     assert s3.client().list_objects_v2(Bucket=local.bucket, Prefix=local.key)["KeyCount"] == 0
