@@ -105,12 +105,12 @@ class S3Settings:
             kwargs["aws_session_token"] = self.session_token
         return kwargs
 
-    def boto3_client(self):
+    def boto3_client(self, read_timeout: int = 60, max_attempts: int = 5):
         """A synchronous boto3 S3 client."""
         config = Config(
             s3={"addressing_style": self.addressing_style},
-            retries={"max_attempts": 5, "mode": "standard"},
-            connect_timeout=5, read_timeout=60,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=5, read_timeout=read_timeout,
         )
         return boto3.session.Session().client("s3", config=config, **self.client_kwargs())
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 
 import pytest
 from conftest import run_refresh, write_catalog
@@ -23,8 +24,7 @@ log = logging.getLogger("test")
 
 
 def _lease(dest: str, run_id: str, ttl_s: float = 120.0, **holder) -> Lease:
-    me = Holder.me(run_id)
-    holder = Holder(**{**me.__dict__, **holder})
+    holder = Holder(**{**asdict(Holder.me(run_id)), **holder})
     return Lease(S3Settings.from_environment().boto3_client(), S3Location.parse(dest), holder,
                  ttl_s)
 
@@ -83,7 +83,8 @@ def test_a_lease_from_another_host_is_watched_kept_while_renewed_and_taken_once_
     s3, dest
 ):
     # Ages come from the store's clock (Date and Last-Modified headers, whole seconds).
-    remote = _lease(dest, "remote-run", ttl_s=4.0, host="other-host", pid=1)
+    remote = _lease(dest, "remote-run", ttl_s=4.0, host="other-host", pid=1,
+                    pid_space="another-machine")
     remote.acquire(log)
     renewing = threading.Event()
     renewing.set()
@@ -148,7 +149,7 @@ def test_two_runs_in_one_process_share_no_lease_and_a_leftover_one_is_taken_over
     first.release()
     # What a run of this process that ended without releasing (a crash) would leave.
     client = S3Settings.from_environment().boto3_client()
-    client.put_object(Bucket=first.bucket, Key=first.key, Body=first.holder.body())
+    client.put_object(Bucket=first.bucket, Key=first.key, Body=first.holder.body(time.time_ns()))
     after = _lease(dest, "in-process-three")
     after.acquire(log)
     after.release()
@@ -169,7 +170,7 @@ def test_a_run_whose_lease_is_taken_over_stops_starting_requests(
             time.sleep(0.02)
         # What a run that found this one's lease stale writes over it.
         client.put_object(Bucket=location.bucket, Key=location.key("state", "lease.json"),
-                          Body=Holder.me("intruder").body())
+                          Body=Holder.me("intruder").body(time.time_ns()))
 
     thread = threading.Thread(target=intruder, daemon=True)
     thread.start()
@@ -183,3 +184,46 @@ def test_a_run_whose_lease_is_taken_over_stops_starting_requests(
     held = json.loads(client.get_object(Bucket=location.bucket,
                                         Key=location.key("state", "lease.json"))["Body"].read())
     assert held["run_id"] == "intruder"
+
+
+class _AnswerLostThenRetried:
+    """A client whose PUT lands but whose answer is lost, so it is sent again (botocore's
+    retry): what a dropped connection does, which a loopback server cannot be made to do."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def put_object(self, **request):
+        self.client.put_object(**request)
+        return self.client.put_object(**request)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_a_renewal_whose_answer_was_lost_is_not_taken_for_a_lost_lease(s3, dest):
+    lease = _lease(dest, "flaky-network")
+    lease.acquire(log)
+    lease.client = _AnswerLostThenRetried(lease.client)
+    assert lease.renew()  # the retry got 412, but the lease holds this run's own write
+    lease.client = lease.client.client
+    assert lease.renew()  # and the ETag it kept is the current one
+    lease.release()
+
+
+def test_a_run_that_cannot_renew_stops_itself_before_its_lease_may_be_taken(s3, dest):
+    from catalog_images.prefect_server import free_port
+
+    lease = _lease(dest, "cut-off", ttl_s=1.5)
+    lease.acquire(log)
+    unreachable = S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}",
+                             addressing_style="path", access_key_id="x",
+                             secret_access_key="y")
+    lease.client = unreachable.boto3_client(read_timeout=1, max_attempts=1)
+    lost = threading.Event()
+    keeper = dest_lease._Keeper(lease, 0.2, log, lost.set)
+    started = time.monotonic()
+    keeper.start()
+    assert lost.wait(15)
+    assert time.monotonic() - started < 1.5 + 2.0  # before another run could take it over
+    keeper.stopping.set()
