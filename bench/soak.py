@@ -351,6 +351,36 @@ def repeated_stops(svc: Services, rows: int, stops: int, mode: str, number: sign
     return outcome
 
 
+def overlapping_runs(svc: Services, rows: int, runs: int = 3) -> Outcome:
+    """``runs`` runs of one catalog to one destination, started at the same moment (a
+    schedule beside ad-hoc runs): the lease lets exactly one work, the others stop before
+    any request, and no prompt is billed twice."""
+    outcome = Outcome(f"3f. {runs} runs started together on one destination")
+    name = "overlap"
+    catalog = write_catalog(SOAK / f"{name}.csv", rows)
+    with emulator_process("--latency", "0.5", "--jitter", "0.3", "--seed", "5") as url:
+        env = svc.env(url, SOAK / f"spool-{name}")
+        command = cli(catalog, f"s3://{svc.s3.bucket}/{name}", "--concurrency", "8")
+        with ThreadPoolExecutor(runs) as pool:
+            done = list(pool.map(lambda _: run_child(command, env=env), range(runs)))
+        after = run_child(command, env=env)
+        ledger = emulator_get(url, "ledger")
+    codes = sorted(run.returncode for run in done)
+    refused = [run for run in done if run.returncode == 2]
+    outcome.check("exactly one run worked, the others exit 2", codes == [0] + [2] * (runs - 1))
+    outcome.check("the refused ones name the run holding the destination", all(
+        "is being refreshed by run" in re.sub(r"\s+", " ", run.stderr) for run in refused))
+    outcome.check("every image in S3", len(keys_under(svc.s3, f"{name}/images/")) == rows)
+    outcome.check("a later run finds every row unchanged", after.returncode == 0
+                  and ledger["images"] == rows)
+    outcome.check("no lease left", not keys_under(svc.s3, f"{name}/state/lease.json"))
+    twice = billing(outcome, ledger, prompts_of(rows), 0)
+    outcome.figures = (f"{rows} rows, {runs} runs at once: exit codes {codes}; refused in "
+                       f"{', '.join(f'{run.wall_s:.0f}' for run in refused)} s; "
+                       f"{ledger['images']} billed; billed twice {twice} (bound 0)")
+    return outcome
+
+
 def batches_listed(url: str) -> list[dict]:
     """Every batch job the emulator holds (GET /v1beta/batches)."""
     with urllib.request.urlopen(f"{url}/v1beta/batches?pageSize=1000", timeout=5) as answer:
@@ -558,8 +588,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--crash-rows", type=int, default=400)
     parser.add_argument("--only", nargs="*", help="soak, kill-generation, kill-upload, "
-                        "kill-report, kill-batch, sigterm, outage, outage-end, spool-full, bucket, "
-                        "credentials, bad-input")
+                        "kill-report, kill-batch, sigterm, overlap, outage, outage-end, "
+                        "spool-full, bucket, credentials, bad-input")
     args = parser.parse_args()
     started = time.monotonic()
     outcomes: list[Outcome] = []
@@ -572,6 +602,7 @@ def main() -> None:
                                                  signal.SIGKILL),
             "sigterm": lambda: repeated_stops(svc, args.crash_rows, 5, "standard",
                                               signal.SIGTERM),
+            "overlap": lambda: overlapping_runs(svc, args.crash_rows // 2),
             "outage": lambda: s3_outage(svc, args.crash_rows, "4a. S3 down 12 s mid-run",
                                         "outage", 12.0, args.crash_rows // 5),
             "outage-end": lambda: s3_outage(

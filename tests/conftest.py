@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +23,12 @@ from catalog_images.emulator import Emulator, EmulatorConfig  # noqa: E402
 from catalog_images.local_s3 import LocalS3  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_unconfigure(config) -> None:
+    """Prefect stops its temporary API server at interpreter exit and logs that to a stream
+    pytest has closed by then; without this, every worker prints a 'Logging error' trace."""
+    logging.raiseExceptions = False
 SAMPLE_CSV = REPO / "data" / "sample_catalog.csv"
 SAMPLE_PARQUET = REPO / "data" / "sample_catalog.parquet"
 
