@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from uuid import uuid4
@@ -113,3 +114,15 @@ def run_refresh(**params):
 
     state = asyncio.run(catalog_refresh(**params, return_state=True))
     return state, outcome_of(state)
+
+
+def cli_env(local_s3, emulator, prefect_api: str | None = None) -> dict:
+    """A CLI child's environment: the session's S3, this emulator, the session's API."""
+    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url}
+    return {**env, "PREFECT_API_URL": prefect_api} if prefect_api else env
+
+
+def cli_command(verb: str, catalog: Path, dest: str, *extra: str) -> list[str]:
+    """``catalog-images VERB --catalog CATALOG --dest DEST EXTRA...`` as a child process."""
+    return [sys.executable, "-m", "catalog_images.cli", verb, "--catalog", str(catalog),
+            "--dest", dest, *extra]

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 
 import pytest
-from conftest import run_refresh, write_catalog
+from conftest import cli_command, cli_env, run_refresh, write_catalog
 
 import tasks.dest_lease as dest_lease
 from tasks.dest_lease import DestinationBusy, Holder, Lease, process_started
@@ -45,12 +45,9 @@ def test_a_second_run_is_refused_naming_the_first_and_gets_the_lease_once_releas
     with pytest.raises(DestinationBusy, match=holder):
         second.acquire(log)
     # From the command line: exit 2, the holder named, no provider request.
-    env = {**os.environ, "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
-           "PREFECT_API_URL": prefect_api}
     refused = subprocess.run(
-        [sys.executable, "-m", "catalog_images.cli", "run", "--catalog",
-         str(write_catalog(tmp_path / "c.csv", 3)), "--dest", dest, "--no-progress"],
-        env=env, capture_output=True, text=True, timeout=120)
+        cli_command("run", write_catalog(tmp_path / "c.csv", 3), dest, "--no-progress"),
+        env=cli_env(s3, emulator, prefect_api), capture_output=True, text=True, timeout=120)
     message = " ".join(refused.stderr.split())
     assert refused.returncode == 2, message[-2000:]
     assert re.search(holder, message)
@@ -117,10 +114,8 @@ def test_two_runs_on_one_destination_never_buy_the_same_image(
 ):
     emulator.configure(latency_s=0.5)
     catalog = write_catalog(tmp_path / "c.csv", 16)
-    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
-           "PREFECT_API_URL": prefect_api}
-    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
-               "--dest", dest, "--concurrency", "2", "--no-progress"]
+    env = cli_env(local_s3, emulator, prefect_api)
+    command = cli_command("run", catalog, dest, "--concurrency", "2", "--no-progress")
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     try:

@@ -12,7 +12,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import run_refresh, write_catalog
+from conftest import cli_command, cli_env, run_refresh, write_catalog
 
 from catalog_images.local_s3 import LocalS3
 from tasks.fingerprint import sha256_hex
@@ -110,10 +110,8 @@ def test_sigkill_mid_run_then_rerun_completes_and_bills_no_prompt_twice(
 ):
     emulator.configure(latency_s=0.2, latency_jitter_s=0.2)
     catalog = write_catalog(tmp_path / "c.csv", 80)
-    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
-           "PREFECT_API_URL": prefect_api}
-    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
-               "--dest", dest, "--concurrency", "8", "--no-progress"]
+    env = cli_env(local_s3, emulator, prefect_api)
+    command = cli_command("run", catalog, dest, "--concurrency", "8", "--no-progress")
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -136,9 +134,8 @@ def test_sigkill_mid_run_then_rerun_completes_and_bills_no_prompt_twice(
 
 def test_estimate_and_history_commands(emulator, local_s3, dest, tmp_path):
     catalog = write_catalog(tmp_path / "c.csv", 10, resolution="4K")
-    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url}
-    estimate = [sys.executable, "-m", "catalog_images.cli", "estimate", "--catalog",
-                str(catalog), "--dest", dest, "--concurrency", "8"]
+    env = cli_env(local_s3, emulator)
+    estimate = cli_command("estimate", catalog, dest, "--concurrency", "8")
     before = json.loads(subprocess.run(estimate, env=env, capture_output=True, text=True,
                                        timeout=120, check=True).stdout)
     assert before["to_generate"] == 10 and before["cost_usd"] == pytest.approx(2.4)
@@ -232,11 +229,9 @@ def test_sigkill_in_batch_mode_at_any_stage_then_rerun_bills_no_prompt_twice(
     """Killed while a create call had not answered, then while jobs ran: each job is created
     once, and the ledger shows every prompt billed exactly once."""
     catalog = write_catalog(tmp_path / "c.csv", 30, resolution="1K")
-    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
-           "PREFECT_API_URL": prefect_api}
-    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
-               "--dest", dest, "--mode", "batch", "--batch-rows", "10", "--batch-poll", "0.2",
-               "--no-progress"]
+    env = cli_env(local_s3, emulator, prefect_api)
+    command = cli_command("run", catalog, dest, "--mode", "batch", "--batch-rows", "10",
+                          "--batch-poll", "0.2", "--no-progress")
 
     def run_until(condition) -> None:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
@@ -318,10 +313,9 @@ def test_sigterm_or_ctrl_c_stops_without_losing_a_paid_image(
     emulator.configure(latency_s=0.25, latency_jitter_s=0.15)
     catalog = write_catalog(tmp_path / "c.csv", 48)
     report = tmp_path / "r.json"
-    env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url,
-           "PREFECT_API_URL": prefect_api}
-    command = [sys.executable, "-m", "catalog_images.cli", "run", "--catalog", str(catalog),
-               "--dest", dest, "--concurrency", "8", "--no-progress", "--report", str(report)]
+    env = cli_env(local_s3, emulator, prefect_api)
+    command = cli_command("run", catalog, dest, "--concurrency", "8", "--no-progress",
+                          "--report", str(report))
     bucket, prefix = dest[5:].split("/", 1)
     s3 = local_s3.client()
 
