@@ -145,6 +145,16 @@ def _unsupported(exc: ClientError) -> bool:
     return _status(exc) == 501 or _code(exc) == "NotImplemented"
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A lease as read from the store."""
+
+    holder: Holder
+    etag: str
+    age_s: float  # seconds since it was written, by the store's clock
+    stamp: int | None  # the ``written`` stamp of that write
+
+
 class Lease:
     """The destination's lease, held by one run. Thread-safe: the keeper renews it from
     its own thread while the run goes on."""
@@ -185,7 +195,7 @@ class Lease:
                 return not self.lost
             for _ in range(3):
                 try:
-                    self._put(**({"IfMatch": self.etag} if self.conditional else {}))
+                    self._put(**self._if_mine())
                     return True
                 except ClientError as exc:
                     if _status(exc) == 404 and self._create():  # deleted by hand
@@ -208,9 +218,8 @@ class Lease:
             self.released = True
             try:
                 if not self.lost and self.etag is not None:
-                    self.client.delete_object(
-                        Bucket=self.bucket, Key=self.key,
-                        **({"IfMatch": self.etag} if self.conditional else {}))
+                    self.client.delete_object(Bucket=self.bucket, Key=self.key,
+                                              **self._if_mine())
             except ClientError as exc:
                 if not _precondition_failed(exc):  # 412: another run holds it now
                     self._warn_not_deleted(describe_s3_error(exc))
@@ -218,6 +227,11 @@ class Lease:
                 self._warn_not_deleted(describe_s3_error(exc))
             finally:
                 self._forget()
+
+    def _if_mine(self) -> dict[str, str]:
+        """The condition that the lease is still this run's last write (none without
+        conditional writes)."""
+        return {"IfMatch": self.etag} if self.conditional and self.etag else {}
 
     def _warn_not_deleted(self, reason: str) -> None:
         logging.getLogger(__name__).warning(
@@ -228,17 +242,17 @@ class Lease:
         for _ in range(5):
             if self._create_or_fallback(logger):
                 return
-            current = self._read()
-            if current is None:
+            seen = self._read()
+            if seen is None:
                 continue  # released meanwhile: try again
-            holder, etag, age_s = current
+            holder = seen.holder
             if not holder.gone():
                 if holder.on_this_machine():
                     raise self._busy(holder)  # a live process of this machine
-                live = self._watch(holder, etag, age_s, logger)
+                live = self._watch(seen, logger)
                 if live is not None:
                     raise self._busy(live)
-            if self._take_over(etag):
+            if self._take_over(seen.etag):
                 logger.warning("took over the lease of run %s (host %s, pid %s), which is gone",
                                holder.run_id, holder.host, holder.pid)
                 return
@@ -254,9 +268,9 @@ class Lease:
         logger.warning("the store refuses conditional writes: two runs on %s that start at "
                        "the same moment are not kept apart", self.uri)
         self.conditional = False
-        current = self._read()
-        if current is not None and current[2] < self.ttl_s and not current[0].gone():
-            raise self._busy(current[0])
+        seen = self._read()
+        if seen is not None and seen.age_s < self.ttl_s and not seen.holder.gone():
+            raise self._busy(seen.holder)
         self._put()
         return True
 
@@ -272,22 +286,23 @@ class Lease:
                     raise
         return False
 
-    def _watch(self, holder: Holder, etag: str, age_s: float, logger: Logger,
-               poll_s: float = 1.0) -> Holder | None:
+    def _watch(self, seen: Seen, logger: Logger, poll_s: float = 1.0) -> Holder | None:
         """Watch another machine's lease until it is renewed (return its live holder) or
         ``ttl_s`` passes without renewal (None: its run is gone)."""
-        if age_s < self.ttl_s:
+        if seen.age_s < self.ttl_s:
             logger.warning("run %s (host %s) holds %s, renewed %.0f s ago: watching it for up "
-                           "to %.0f s to see whether that run is still alive", holder.run_id,
-                           holder.host, self.uri, age_s, self.ttl_s - age_s)
+                           "to %.0f s to see whether that run is still alive",
+                           seen.holder.run_id, seen.holder.host, self.uri, seen.age_s,
+                           self.ttl_s - seen.age_s)
+        age_s = seen.age_s
         while age_s < self.ttl_s:
             time.sleep(min(poll_s, self.ttl_s - age_s))
-            current = self._read()
-            if current is None:
+            now = self._read()
+            if now is None:
                 return None  # released: take it
-            if current[1] != etag:
-                return current[0]  # renewed, or another run took it: alive either way
-            age_s = current[2]
+            if now.etag != seen.etag:
+                return now.holder  # renewed, or another run took it: alive either way
+            age_s = now.age_s
         return None
 
     def _take_over(self, etag: str) -> bool:
@@ -310,14 +325,14 @@ class Lease:
     def _still_mine(self) -> bool:
         """After a refused conditional write: whether the lease holds this run's last write
         (a write whose answer was lost, then retried by botocore, had landed)."""
-        current = self._read(with_stamp=True)
-        if current is None or self.written is None or current[3] != self.written:
+        seen = self._read()
+        if seen is None or self.written is None or seen.stamp != self.written:
             return False
-        self.etag = current[1]
+        self.etag = seen.etag
         return True
 
-    def _read(self, with_stamp: bool = False):
-        """The lease now: holder, ETag, seconds since written (store's clock)[, stamp]."""
+    def _read(self) -> Seen | None:
+        """The lease as it is now; None when there is none."""
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
@@ -327,9 +342,8 @@ class Lease:
         holder, stamp = Holder.parse(answer["Body"].read())
         date = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
         now = parsedate_to_datetime(date).timestamp() if date else time.time()
-        age_s = max(0.0, now - answer["LastModified"].timestamp())
-        return (holder, answer["ETag"], age_s, stamp) if with_stamp else (
-            holder, answer["ETag"], age_s)
+        return Seen(holder, answer["ETag"], max(0.0, now - answer["LastModified"].timestamp()),
+                    stamp)
 
     def _busy(self, holder: Holder) -> DestinationBusy:
         return DestinationBusy(
