@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from tasks.storage import S3Settings
+from catalog_images.destination.storage import S3Settings
 
 
 async def main(url: str, bucket: str, rows: int, concurrency: int) -> None:

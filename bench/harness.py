@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from catalog_images.local_s3 import LocalS3
+from catalog_images.devtools.local_s3 import LocalS3
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".bench"
@@ -35,7 +35,7 @@ def emulator_process(*args: str):
     """The emulator in its own process (its CPU is not the pipeline's); yields its URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "catalog_images.emulator", "--port", str(port), *args],
+        [sys.executable, "-m", "catalog_images.devtools.emulator", "--port", str(port), *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -176,7 +176,7 @@ def run_cli_with_peaks(args: list[str], env: dict, peak_file: Path,
     code = ("import atexit, sys; from pathlib import Path; out = Path(sys.argv.pop(1)); "
             "atexit.register(lambda: out.write_text(next(line.split()[1] for line in "
             "open('/proc/self/status') if line.startswith('VmHWM:')))); "
-            "from catalog_images.cli import app; app(prog_name='catalog-images')")
+            "from catalog_images.cli.app import app; app(prog_name='catalog-images')")
     peak_file.unlink(missing_ok=True)
     others: dict[int, int] = {}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

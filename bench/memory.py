@@ -33,7 +33,7 @@ from bench.harness import (
     write_catalog,
 )
 from bench.noop import seed_index
-from tasks.storage import S3Location
+from catalog_images.destination.storage import S3Location
 
 HEADER = ["measure", "rows", "images", "wall s", "pipeline process MiB",
           "largest child MiB", "largest process of the tree MiB"]

@@ -28,10 +28,10 @@ from bench.harness import (
     run_child,
     write_catalog,
 )
-from tasks.catalog import iter_rows, open_catalog
-from tasks.index import INDEX_SCHEMA
-from tasks.storage import S3Location, S3Settings
-from tasks.validate import RowValidator
+from catalog_images.catalog.read import iter_rows, open_catalog
+from catalog_images.catalog.validate import RowValidator
+from catalog_images.destination.index import INDEX_SCHEMA
+from catalog_images.destination.storage import S3Location, S3Settings
 
 
 def seed_index(s3, catalog: Path, location: S3Location) -> None:

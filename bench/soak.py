@@ -45,9 +45,9 @@ from bench.harness import (
     run_child,
     write_catalog,
 )
-from catalog_images.local_s3 import LocalS3
-from catalog_images.prefect_server import PrefectServer
-from tasks.fingerprint import sha256_hex
+from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.devtools.local_s3 import LocalS3
+from catalog_images.devtools.prefect_server import PrefectServer
 
 SOAK = WORK / "soak"
 CANARY_KEY = "CANARY-KEY-7f3a9c1e-provider-key-must-not-leak"

@@ -22,25 +22,12 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from tasks.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
-from tasks.dest_lease import hold_destination
-from tasks.estimate import batch_cost
-from tasks.fan_out import generate_here
-from tasks.history import history_row, read_history
-from tasks.history_chart import history_chart_png
-from tasks.index import write_snapshot
-from tasks.plan import PlanSummary, iter_settled
-from tasks.prefect_tasks import plan_task
-from tasks.progress import RunProgress
-from tasks.providers.config import get_provider
-from tasks.report import problem_examples, problem_rows, summary_markdown, write_report_json
-from tasks.results import ResultSink, RowResult
-from tasks.routing import summarize_providers
-from tasks.secrets import install_log_redaction
-from tasks.settings import SHARD_DEPLOYMENT, RunSettings
-from tasks.shards import run_shards
-from tasks.stop import StopRequest
-from tasks.storage import (
+from catalog_images.catalog.estimate import batch_cost
+from catalog_images.catalog.plan import PlanSummary, iter_settled
+from catalog_images.destination.index import write_snapshot
+from catalog_images.destination.lease import hold_destination
+from catalog_images.destination.ledger import history_row, read_history
+from catalog_images.destination.storage import (
     S3Location,
     S3Settings,
     StorageError,
@@ -48,6 +35,26 @@ from tasks.storage import (
     describe_s3_error,
     put_file,
 )
+from catalog_images.generation.routing import summarize_providers
+from catalog_images.generation.run import generate_here
+from catalog_images.generation.stop import StopRequest
+from catalog_images.providers.config import get_provider
+from catalog_images.report.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
+from catalog_images.report.history_chart import history_chart_png
+from catalog_images.report.progress import RunProgress
+from catalog_images.report.render import (
+    problem_examples,
+    problem_rows,
+    summary_markdown,
+    write_report_json,
+)
+from catalog_images.report.results import ResultSink, RowResult
+from catalog_images.scale.shards import run_shards
+from catalog_images.secrets import install_log_redaction
+from catalog_images.settings import SHARD_DEPLOYMENT, RunSettings
+from flows.catalog_shard import run_shards_on_dask
+from tasks.generate import generate_chunk_task
+from tasks.plan import plan_task
 
 
 def new_run_id() -> str:
@@ -169,11 +176,12 @@ async def catalog_refresh(
             generation_started = time.monotonic()
             if settings.shards > 1:
                 generated = await run_shards(run_id, settings, plan, provider_configs, location, s3,
-                                             work_dir, sink, progress, logger)
+                                             work_dir, sink, progress, logger,
+                                             run_shards_on_dask)
             else:
                 generated = await generate_here(run_id, settings, provider_configs, location,
                                                 s3, plan.plan_path, sink, progress, logger,
-                                                stop=stop)
+                                                generate_chunk_task, stop=stop)
             if generated.index_entries:
                 try:
                     await asyncio.to_thread(write_snapshot, s3, location, run_id)

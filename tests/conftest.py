@@ -20,8 +20,8 @@ os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
 # runs never share one SQLite database, nor touch the user's ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="catalog-images-prefect-")
 
-from catalog_images.emulator import Emulator, EmulatorConfig  # noqa: E402
-from catalog_images.local_s3 import LocalS3  # noqa: E402
+from catalog_images.devtools.emulator import Emulator, EmulatorConfig  # noqa: E402
+from catalog_images.devtools.local_s3 import LocalS3  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def emulator(monkeypatch):
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real `prefect server start` on loopback (temporary database) for the session."""
-    from catalog_images.prefect_server import PrefectServer
+    from catalog_images.devtools.prefect_server import PrefectServer
 
     with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
         yield server

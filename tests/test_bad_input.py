@@ -31,11 +31,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tasks.catalog import CatalogError
-from tasks.plan import PlanSummary, iter_jobs, iter_settled, plan_catalog
-from tasks.providers.config import get_provider
-from tasks.storage import S3Settings
-from tasks.validate import RowValidator
+from catalog_images.catalog.plan import PlanSummary, iter_jobs, iter_settled, plan_catalog
+from catalog_images.catalog.read import CatalogError
+from catalog_images.catalog.validate import RowValidator
+from catalog_images.destination.storage import S3Settings
+from catalog_images.providers.config import get_provider
 
 REPO = Path(__file__).resolve().parent.parent
 S3 = S3Settings()
@@ -550,9 +550,9 @@ def test_column_errors_name_the_file_safely(tmp_path, name, content, template):
 SCALE_SCRIPT = """
 import json, resource, sys, time
 from pathlib import Path
-from tasks.plan import iter_settled, plan_catalog
-from tasks.providers.config import get_provider
-from tasks.storage import S3Settings
+from catalog_images.catalog.plan import iter_settled, plan_catalog
+from catalog_images.providers.config import get_provider
+from catalog_images.destination.storage import S3Settings
 import pyarrow.parquet as pq
 catalog, work = Path(sys.argv[1]), Path(sys.argv[2])
 provider, s3 = get_provider("emulator"), S3Settings()

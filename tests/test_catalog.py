@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tasks.catalog import CatalogError, iter_rows, open_catalog, read_columns
-from tasks.plan import iter_jobs, iter_settled, plan_catalog
-from tasks.providers.config import get_provider
-from tasks.storage import S3Settings
-from tasks.validate import Rejection, RowValidator, check_columns, sku_problem
+from catalog_images.catalog.plan import iter_jobs, iter_settled, plan_catalog
+from catalog_images.catalog.read import CatalogError, iter_rows, open_catalog, read_columns
+from catalog_images.catalog.validate import Rejection, RowValidator, check_columns, sku_problem
+from catalog_images.destination.storage import S3Settings
+from catalog_images.providers.config import get_provider
 
 S3 = S3Settings()
 

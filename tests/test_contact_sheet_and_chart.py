@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from tasks import contact_sheet
-from tasks.contact_sheet import (
+from catalog_images.report.contact_sheet import (
     CAPTION_H,
     PAD,
     TITLE_H,
@@ -17,7 +16,8 @@ from tasks.contact_sheet import (
     contact_sheet_html,
     contact_sheet_png,
 )
-from tasks.history_chart import history_chart_png, run_label
+from catalog_images.report.history_chart import history_chart_png, run_label
+from tasks import contact_sheet
 
 THUMB, COLUMNS = 96, 6
 CELL_W, CELL_H = THUMB + 2 * PAD, THUMB + CAPTION_H + 2 * PAD

@@ -75,8 +75,8 @@ def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tm
 
 
 def test_every_flow_parameter_has_a_description_for_the_ui_form():
+    from catalog_images.settings import RunSettings
     from flows.catalog_refresh import catalog_refresh
-    from tasks.settings import RunSettings
 
     schema = catalog_refresh.parameters.properties
     assert set(schema) == set(RunSettings.model_fields)

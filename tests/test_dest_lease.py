@@ -16,9 +16,9 @@ from dataclasses import asdict
 import pytest
 from conftest import cli_command, cli_env, run_refresh, write_catalog
 
-import tasks.dest_lease as dest_lease
-from tasks.dest_lease import DestinationBusy, Holder, Lease, process_started
-from tasks.storage import S3Location, S3Settings
+import catalog_images.destination.lease as dest_lease
+from catalog_images.destination.lease import DestinationBusy, Holder, Lease, process_started
+from catalog_images.destination.storage import S3Location, S3Settings
 
 log = logging.getLogger("test")
 
@@ -207,7 +207,7 @@ def test_a_renewal_whose_answer_was_lost_is_not_taken_for_a_lost_lease(s3, dest)
 
 
 def test_a_run_that_cannot_renew_stops_itself_before_its_lease_may_be_taken(s3, dest):
-    from catalog_images.prefect_server import free_port
+    from catalog_images.devtools.prefect_server import free_port
 
     lease = _lease(dest, "cut-off", ttl_s=1.5)
     lease.acquire(log)

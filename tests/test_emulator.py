@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from catalog_images.emulator import (
+from catalog_images.devtools.emulator import (
     ASPECT_RATIOS,
     IMAGE_SIZES,
     Emulator,

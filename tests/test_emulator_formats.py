@@ -18,7 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from catalog_images.emulator import Emulator, EmulatorConfig, image_dimensions
+from catalog_images.devtools.emulator import Emulator, EmulatorConfig, image_dimensions
 
 MODEL = "gemini-3-pro-image-preview"
 IMAGES = "/v1/images/generations"

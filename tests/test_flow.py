@@ -143,7 +143,7 @@ def test_parquet_catalog_from_s3_with_a_prompt_template(emulator, local_s3, dest
                                  prompt_template="Studio photo of a {color} {title}")
     assert state.is_completed(), state.message
     by_prompt = emulator.ledger()["by_prompt"]
-    from tasks.fingerprint import sha256_hex
+    from catalog_images.catalog.fingerprint import sha256_hex
 
     assert set(by_prompt) == {sha256_hex("Studio photo of a red mug"),
                               sha256_hex("Studio photo of a teal lamp")}

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from catalog_images.emulator import Emulator, EmulatorConfig
-from tasks.models import ImageRequest
-from tasks.providers import create_provider
-from tasks.providers.config import ProviderConfig
-from tasks.providers.errors import (
+from catalog_images.devtools.emulator import Emulator, EmulatorConfig
+from catalog_images.models import ImageRequest
+from catalog_images.providers import create_provider
+from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.errors import (
     ErrorClass,
     ProviderError,
     parse_retry_after_header,
@@ -115,8 +115,8 @@ def test_retry_hints_are_parsed_from_every_documented_place():
 
 
 def test_a_batch_create_that_times_out_is_found_by_its_display_name_not_sent_again(emu):
-    from tasks.batch_run import _create
-    from tasks.providers.gemini_batch import GeminiBatchClient
+    from catalog_images.generation.batch import _create
+    from catalog_images.providers.gemini_batch import GeminiBatchClient
 
     emu.configure(batch_create_latency_s=1.5, batch_delay_s=0.2)
     config = _config(emu, timeout_s=0.5)

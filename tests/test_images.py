@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from tasks.images import ImageCheckError, inspect_image, matches_aspect_ratio
+from catalog_images.images import ImageCheckError, inspect_image, matches_aspect_ratio
 
 
 def _encode(fmt: str, size=(160, 90)) -> bytes:

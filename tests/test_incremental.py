@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from conftest import cli_command, cli_env, run_refresh, write_catalog
 
-from catalog_images.local_s3 import LocalS3
-from tasks.fingerprint import sha256_hex
+from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.devtools.local_s3 import LocalS3
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
@@ -279,7 +279,7 @@ def test_batch_mode_keeps_the_budget(emulator, dest, tmp_path):
 def test_batch_mode_uploads_a_spooled_image_instead_of_buying_it_again(
     emulator, local_s3, dest, tmp_path
 ):
-    from tasks.spool import Spool, default_spool_root
+    from catalog_images.destination.spool import Spool, default_spool_root
 
     emulator.configure(batch_delay_s=0.2)
     catalog = write_catalog(tmp_path / "c.csv", 5, resolution="1K")
@@ -344,7 +344,7 @@ def test_sigterm_or_ctrl_c_stops_without_losing_a_paid_image(
 def test_a_recorded_batch_the_provider_no_longer_knows_sends_its_rows_back(
     emulator, dest, tmp_path, monkeypatch
 ):
-    from catalog_images.emulator import Emulator, EmulatorConfig
+    from catalog_images.devtools.emulator import Emulator, EmulatorConfig
 
     emulator.configure(batch_delay_s=60.0)
     catalog = write_catalog(tmp_path / "c.csv", 4, resolution="1K")

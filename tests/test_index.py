@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tasks.index import BATCH_ROWS, INDEX_SCHEMA, OutputIndex
+from catalog_images.destination.index import BATCH_ROWS, INDEX_SCHEMA, OutputIndex
 
 
 def _table(rows: list[tuple[str, str, str]]) -> pa.Table:

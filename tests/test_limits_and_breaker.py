@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tasks.breaker import BreakerState, CircuitBreaker
-from tasks.limits import ProviderGate
-from tasks.providers.errors import ErrorClass, ProviderError
+from catalog_images.generation.breaker import BreakerState, CircuitBreaker
+from catalog_images.generation.limits import ProviderGate
+from catalog_images.providers.errors import ErrorClass, ProviderError
 
 
 class FakeClock:

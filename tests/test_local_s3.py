@@ -1,4 +1,4 @@
-"""Tests for catalog_images.local_s3 against a real SeaweedFS server on loopback."""
+"""Tests for catalog_images.devtools.local_s3 against a real SeaweedFS server on loopback."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from catalog_images import local_s3
-from catalog_images.local_s3 import LocalS3
+from catalog_images.devtools.local_s3 import LocalS3
 
 
 def _port_open(port: int) -> bool:

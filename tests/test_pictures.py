@@ -6,8 +6,8 @@ import io
 
 from PIL import Image
 
-from tasks.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
-from tasks.history_chart import history_chart_png
+from catalog_images.report.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
+from catalog_images.report.history_chart import history_chart_png
 
 
 def _image(size, fmt="PNG", color=(200, 30, 30)) -> bytes:

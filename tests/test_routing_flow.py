@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import run_refresh, write_catalog
 
-from catalog_images.emulator import Emulator, EmulatorConfig
-from tasks.fingerprint import sha256_hex
+from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.devtools.emulator import Emulator, EmulatorConfig
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 

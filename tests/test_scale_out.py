@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, run_refresh, write_catalog
 from test_routing_flow import providers_file
 
-from catalog_images.emulator import Emulator, EmulatorConfig
-from tasks.settings import SettingsError
-from tasks.shards import shared_rate_limit, split_jobs
+from catalog_images.devtools.emulator import Emulator, EmulatorConfig
+from catalog_images.scale.shards import shared_rate_limit, split_jobs
+from catalog_images.settings import SettingsError
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
@@ -117,7 +117,7 @@ def test_sharded_run_on_two_workers_equals_the_unsharded_run(
 @pytest.fixture
 def dask_cluster(prefect_api, local_s3, tmp_path):
     """A real dask.distributed scheduler and two single-threaded workers on loopback."""
-    from catalog_images.prefect_server import free_port
+    from catalog_images.devtools.prefect_server import free_port
 
     port = free_port()
     env = {**os.environ, **local_s3.env(), "PREFECT_API_URL": prefect_api,

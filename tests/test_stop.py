@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 
-from tasks.stop import StopRequest, stop_on_signals
+from catalog_images.generation.stop import StopRequest, stop_on_signals
 
 
 def test_the_first_signal_asks_for_a_stop_and_the_second_acts_as_before():

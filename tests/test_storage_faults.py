@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from conftest import run_refresh, write_catalog
 
-from tasks.storage import StorageError
+from catalog_images.destination.storage import StorageError
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
@@ -44,7 +44,7 @@ def _spool_disk_full(monkeypatch) -> None:
     write leaves a partial temporary file, then fails with ENOSPC."""
     import errno
 
-    import tasks.spool as spool_module
+    import catalog_images.destination.spool as spool_module
 
     def full(path, data):
         path.with_suffix(path.suffix + ".tmp").write_bytes(data[: len(data) // 2])
@@ -70,7 +70,7 @@ def test_a_full_spool_disk_costs_no_paid_image(emulator, dest, tmp_path, monkeyp
 def test_batch_results_paid_but_neither_spooled_nor_uploaded_are_collected_again(
     emulator, dest, tmp_path, monkeypatch
 ):
-    import tasks.batch_run as batch_run
+    import catalog_images.generation.batch as batch_run
 
     emulator.configure(batch_delay_s=0.2)
     catalog = write_catalog(tmp_path / "c.csv", 4, resolution="1K")

@@ -1,0 +1,1 @@
+"""The ``catalog-images`` command line."""

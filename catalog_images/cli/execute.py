@@ -1,0 +1,43 @@
+"""Run a refresh from the command line: validate, run the flow here, print the summary."""
+
+from __future__ import annotations
+
+import typer
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Print a one-line error (secrets redacted) and exit with ``code``."""
+    from catalog_images.cli.console import console
+    from catalog_images.secrets import redact
+
+    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def execute_run(show_progress: bool = True, **params) -> int:
+    """Validate, run the flow in this process, print the summary; return the exit code."""
+    from catalog_images.cli.console import console, print_summary, progress_bar, run_coroutine
+    from catalog_images.providers.config import ConfigError, get_provider
+    from catalog_images.settings import RunSettings, SettingsError
+
+    try:
+        settings = RunSettings(**params)
+        for name in settings.provider_names:
+            get_provider(name, settings.providers_file).resolve_api_key()
+    except (SettingsError, ConfigError) as exc:
+        fail(str(exc))
+    from flows.catalog_refresh import catalog_refresh, outcome_of
+
+    with progress_bar(show_progress):
+        state = run_coroutine(catalog_refresh(**settings.model_dump(), return_state=True))
+    outcome = outcome_of(state)
+    if outcome is not None:
+        print_summary(outcome["summary"])
+        if outcome.get("report_path"):
+            console.print(f"Report written to {outcome['report_path']}")
+        return EXIT_OK if state.is_completed() else EXIT_ROWS_FAILED
+    fail(f"run failed before any image was generated: {state.message}")
+    return EXIT_BAD_INPUT
+

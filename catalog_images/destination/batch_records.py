@@ -1,0 +1,101 @@
+"""Batch job records under ``state/batches/`` at the destination: the intent before a job
+is created, its name once the provider answered, deleted once every row has an outcome.
+
+A record is ``{"display_name", "name", "run_id", "provider", "jobs"}``; ``name`` is None
+while the create call has not answered. Records of older versions were keyed by the job
+name and always carry it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from catalog_images.destination.storage import describe_s3_error
+from catalog_images.generation.row import RunContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchRecord:
+    """One batch job as the destination remembers it."""
+
+    key: str
+    display_name: str
+    name: str | None
+    run_id: str
+    jobs: list[dict]
+    provider: str | None = None  # the provider that made the job (None: older records)
+    saved_at: float = 0.0  # epoch seconds the record was last written (S3 LastModified)
+
+    def body(self) -> bytes:
+        return json.dumps({"display_name": self.display_name, "name": self.name,
+                           "run_id": self.run_id, "provider": self.provider,
+                           "jobs": self.jobs}).encode()
+
+
+def _prefix(ctx: RunContext) -> str:
+    return ctx.location.key("state", "batches") + "/"
+
+
+def new_record(ctx: RunContext, jobs: list[dict], provider: str) -> BatchRecord:
+    """A record for a job about to be created, under a display name no other job has."""
+    display_name = f"catalog-images-{ctx.run_id[:12]}-{secrets.token_hex(6)}"
+    return BatchRecord(_prefix(ctx) + display_name + ".json", display_name, None, ctx.run_id,
+                       jobs, provider)
+
+
+async def save(ctx: RunContext, record: BatchRecord) -> None:
+    """Write the record (S3 PUT: durable once it returns)."""
+    await ctx.s3_client.put_object(Bucket=ctx.location.bucket, Key=record.key,
+                                   Body=record.body(), ContentType="application/json")
+
+
+async def save_quietly(ctx: RunContext, record: BatchRecord) -> None:
+    """Write the record with its job name; when S3 refuses, the intent written before the
+    create call stays, and the next run finds the job by its display name."""
+    try:
+        await save(ctx, record)
+    except (ClientError, BotoCoreError, OSError) as exc:
+        log.warning("batch record %s not updated (%s): the next run finds the job by its "
+                    "display name", record.display_name, describe_s3_error(exc))
+
+
+async def forget(ctx: RunContext, record: BatchRecord) -> None:
+    """Delete the record: every row of its job has an outcome, or the job never existed.
+
+    When S3 refuses, the record stays and the next run reads the job's results again from
+    the provider (no new request is billed), so the failure is logged, not raised.
+    """
+    try:
+        await ctx.s3_client.delete_object(Bucket=ctx.location.bucket, Key=record.key)
+    except (ClientError, BotoCoreError, OSError) as exc:
+        log.warning("batch record %s not deleted (%s): the next run collects it again",
+                    record.display_name or record.name, describe_s3_error(exc))
+
+
+async def load_all(ctx: RunContext) -> list[BatchRecord]:
+    """Every record left by earlier runs."""
+    records: list[BatchRecord] = []
+    paginator = ctx.s3_client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=ctx.location.bucket, Prefix=_prefix(ctx)):
+        for item in page.get("Contents", []):
+            try:
+                obj = await ctx.s3_client.get_object(Bucket=ctx.location.bucket,
+                                                     Key=item["Key"])
+                data = json.loads(await obj["Body"].read())
+                records.append(BatchRecord(
+                    item["Key"], str(data.get("display_name") or ""), data.get("name"),
+                    str(data.get("run_id") or "?"), list(data["jobs"]), data.get("provider"),
+                    item["LastModified"].timestamp()))
+            except (ClientError, BotoCoreError, OSError, ValueError, KeyError,
+                    TypeError) as exc:
+                log.warning("batch record %s unreadable, left in place (%s)", item["Key"],
+                            describe_s3_error(exc) if isinstance(
+                                exc, ClientError | BotoCoreError) else type(exc).__name__)
+    return records

@@ -1,0 +1,89 @@
+"""A real `prefect server start` on loopback with its own home and database.
+
+For end-to-end tests and local scale-out trials: started as a child process in its own
+session, stopped by its PID (never by name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from catalog_images.devtools.processes import stop_process
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class PrefectServer:
+    """``prefect server start --host 127.0.0.1 --port P`` with PREFECT_HOME under ``home``."""
+
+    def __init__(self, home: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.home = Path(home)
+        self.host = host
+        self.port = port or free_port(host)
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The API URL clients and workers use (PREFECT_API_URL)."""
+        return f"http://{self.host}:{self.port}/api"
+
+    @property
+    def log_path(self) -> Path:
+        """The server's combined output."""
+        return self.home / "server.log"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a client or worker of this server."""
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "DO_NOT_TRACK": "1"}
+
+    def start(self, timeout_s: float = 180) -> PrefectServer:
+        """Start the server and wait until its health endpoint answers."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env(), "PREFECT_HOME": str(self.home),
+               "PREFECT_UI_API_URL": self.api_url,
+               "PREFECT_API_DATABASE_CONNECTION_URL":
+                   f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"}
+        env.pop("PREFECT_API_URL")  # the server itself must not look for another API
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", self.host,
+                 "--port", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {self._proc.returncode}; "
+                                   f"see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"prefect server not ready after {timeout_s:.0f} s; see "
+                           f"{self.log_path}")
+
+    def stop(self, timeout_s: float = 30) -> None:
+        """SIGTERM our PID; SIGKILL its process group if it does not go."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            stop_process(proc, timeout_s)
+
+    def __enter__(self) -> PrefectServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,147 @@
+"""Which provider serves a row: ordered routes per row class, health, daily budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catalog_images.generation.breaker import CircuitBreaker
+from catalog_images.generation.limits import ProviderGate
+from catalog_images.providers.base import ImageProvider
+from catalog_images.providers.config import ProviderConfig
+
+PRIORITY_ROUTE, BULK_ROUTE = "priority", "bulk"
+
+
+@dataclass
+class ProviderStats:
+    """What one provider did during a run."""
+
+    requests: int = 0
+    images: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    failovers_in: int = 0
+    failovers_out: int = 0
+    breaker_opened: int = 0
+    cost_usd: float = 0.0
+    first_send: float | None = None  # wall-clock times, so shards on other hosts merge
+    last_send: float | None = None
+    latencies: list[float] = field(default_factory=list)
+
+    def sent(self, now: float) -> None:
+        """Count one request leaving now."""
+        self.requests += 1
+        if self.first_send is None:
+            self.first_send = now
+        self.last_send = now
+
+    def merge(self, other: ProviderStats) -> None:
+        """Add another process's stats for the same provider (a shard of the run)."""
+        for name in ("requests", "images", "rate_limited", "retries", "failovers_in",
+                     "failovers_out", "breaker_opened", "cost_usd"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        sends = [t for t in (self.first_send, other.first_send) if t is not None]
+        self.first_send = min(sends) if sends else None
+        lasts = [t for t in (self.last_send, other.last_send) if t is not None]
+        self.last_send = max(lasts) if lasts else None
+        self.latencies.extend(other.latencies)
+
+    def quota_utilization(self, rpm: int | None, window_s: float) -> float | None:
+        """Requests sent ÷ the most the quota allows over the same span (≤ 1 when honoured).
+
+        Over a span S, a quota of R requests per window W admits at most R·(S/W + 1).
+        """
+        if not rpm or self.first_send is None or self.last_send is None:
+            return None
+        span = self.last_send - self.first_send
+        return round(self.requests / (rpm * (span / window_s + 1)), 4)
+
+    def summary(self) -> dict:
+        """JSON-ready totals for the report."""
+        lat = np.array(self.latencies) if self.latencies else None
+        return {
+            "requests": self.requests, "images": self.images, "429s": self.rate_limited,
+            "retries": self.retries, "failovers_in": self.failovers_in,
+            "failovers_out": self.failovers_out, "breaker_opened": self.breaker_opened,
+            "cost_usd": round(self.cost_usd, 6),
+            "busy_s": round(self.last_send - self.first_send, 3) if self.first_send else None,
+            "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
+            "latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat is not None else None,
+        }
+
+
+@dataclass
+class ProviderRuntime:
+    """A provider as the run sees it: config, client, gate, breaker and stats."""
+
+    config: ProviderConfig
+    client: ImageProvider
+    gate: ProviderGate
+    breaker: CircuitBreaker
+    stats: ProviderStats = field(default_factory=ProviderStats)
+
+    @property
+    def name(self) -> str:
+        """The provider's configured name."""
+        return self.config.name
+
+    def available(self) -> bool:
+        """Has daily budget left; the breaker is asked separately (it may hand out a probe)."""
+        return self.gate.daily_quota_left
+
+
+class Router:
+    """Ordered provider lists per row class; the first healthy provider with budget wins."""
+
+    def __init__(self, runtimes: dict[str, ProviderRuntime], routes: dict[str, list[str]]):
+        self.runtimes = runtimes
+        self.routes = routes
+
+    def route_for(self, priority: str | None) -> list[ProviderRuntime]:
+        """Providers for a row, in order: the priority route for high-priority rows."""
+        name = PRIORITY_ROUTE if priority == "high" and self.routes.get(PRIORITY_ROUTE) else (
+            BULK_ROUTE)
+        return [self.runtimes[n] for n in self.routes[name]]
+
+    def choose(self, route: list[ProviderRuntime]) -> ProviderRuntime | None:
+        """The first provider of ``route`` that has budget and whose breaker lets a call by."""
+        for runtime in route:
+            if runtime.available() and runtime.breaker.allow():
+                return runtime
+        return None
+
+    @staticmethod
+    def exhausted(route: list[ProviderRuntime]) -> bool:
+        """True when no provider of ``route`` has daily budget left."""
+        return not any(r.available() for r in route)
+
+    @staticmethod
+    def wait_hint(route: list[ProviderRuntime]) -> float:
+        """Seconds until some provider of ``route`` may take a probe."""
+        waits = [r.breaker.seconds_until_probe() for r in route if r.available()]
+        return max(0.05, min(waits)) if waits else 0.0
+
+    def summary(self) -> dict:
+        """Per-provider stats for the report."""
+        return summarize_providers(self.stats(), {n: r.config for n, r in self.runtimes.items()})
+
+    def stats(self) -> dict[str, ProviderStats]:
+        """Each provider's stats, breaker openings included."""
+        for runtime in self.runtimes.values():
+            runtime.stats.breaker_opened = runtime.breaker.opened_count
+        return {name: runtime.stats for name, runtime in self.runtimes.items()}
+
+
+def summarize_providers(stats: dict[str, ProviderStats],
+                        configs: dict[str, ProviderConfig]) -> dict:
+    """Per-provider report entries, quota utilization measured against each config."""
+    out = {}
+    for name, provider_stats in stats.items():
+        summary = provider_stats.summary()
+        config = configs[name]
+        summary["quota_utilization"] = provider_stats.quota_utilization(
+            config.rpm, config.quota_window_s)
+        out[name] = summary
+    return out

@@ -1,0 +1,161 @@
+"""Async-task relay client (Kie-style): create a task, poll it, download the result at once.
+
+A created task is never created again for the same attempt: transient poll and download
+errors are retried against the same task until its deadline, because a second task for
+the same prompt would be paid for twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+
+from catalog_images.images import ImageCheckError, inspect_image
+from catalog_images.models import GeneratedImage, ImageRequest
+from catalog_images.providers.base import verified_image
+from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.errors import ErrorClass, ProviderError, classify_status
+from catalog_images.providers.http import new_http_client, send
+
+DOWNLOAD_ATTEMPTS = 3
+POLICY_WORDS = ("content", "policy", "safety", "sensitive", "nsfw")
+
+
+def build_create_body(request: ImageRequest, model: str) -> dict:
+    """The createTask body."""
+    return {
+        "model": model,
+        "input": {"prompt": request.prompt, "aspect_ratio": request.aspect_ratio,
+                  "resolution": request.resolution, "output_format": "png"},
+    }
+
+
+def body_error(payload: dict, what: str) -> ProviderError:
+    """An error answered as HTTP 200 with another ``code`` in the body."""
+    code = int(payload.get("code") or 500)
+    message = f"{what}: code {code} {payload.get('msg', '')}".strip()
+    error_class = ErrorClass.BAD_REQUEST if code == 422 else classify_status(code)
+    return ProviderError(error_class, message, status=code)
+
+
+def task_failure(data: dict) -> ProviderError:
+    """Classify a task that ended in state ``fail``."""
+    code = str(data.get("failCode") or "")
+    message = f"task failed: {code} {data.get('failMsg') or ''}".strip()
+    text = message.lower()
+    if any(word in text for word in POLICY_WORDS):
+        return ProviderError(ErrorClass.SAFETY, message)
+    if code.isdigit() and int(code) >= 500 and "no image" not in text:
+        return ProviderError(ErrorClass.UNAVAILABLE, message)
+    return ProviderError(ErrorClass.NO_IMAGE, message)
+
+
+class AsyncTaskProvider:
+    """Client for ``/api/v1/jobs/createTask`` + ``/api/v1/jobs/recordInfo``."""
+
+    def __init__(self, config: ProviderConfig, api_key: str | None, concurrency: int) -> None:
+        self.name = config.name
+        self.model = config.model
+        self._base = config.base_url
+        self._poll_initial_s = config.poll_initial_s
+        self._poll_max_s = config.poll_max_s
+        self._deadline_s = config.task_deadline_s
+        self._client = new_http_client(config, api_key, concurrency, auth="bearer")
+        self._rng = random.Random()
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        """Create a task, wait for it, download and verify its image."""
+        if request.reference_images:
+            raise ProviderError(ErrorClass.BAD_REQUEST,
+                                "reference images must be URLs for async-task relays")
+        task_id = await self._create(request)
+        url = await self._wait(task_id)
+        return verified_image(await self._download(url, task_id), request)
+
+    async def _create(self, request: ImageRequest) -> str:
+        response = await send(self._client, "POST", f"{self._base}/api/v1/jobs/createTask",
+                              json=build_create_body(request, self.model))
+        payload = self._json(response, "createTask")
+        if payload.get("code") != 200:
+            raise body_error(payload, "createTask")
+        task_id = (payload.get("data") or {}).get("taskId")
+        if not task_id:
+            raise ProviderError(ErrorClass.BAD_RESPONSE, "createTask answered no taskId")
+        return str(task_id)
+
+    def _json(self, response, what: str) -> dict:
+        if response.status_code != 200:
+            raise ProviderError(classify_status(response.status_code),
+                                f"{what} answered HTTP {response.status_code}",
+                                status=response.status_code)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ProviderError(ErrorClass.BAD_RESPONSE, f"{what}: invalid JSON") from None
+        if not isinstance(payload, dict):
+            raise ProviderError(ErrorClass.BAD_RESPONSE, f"{what}: not a JSON object")
+        return payload
+
+    async def _wait(self, task_id: str) -> str:
+        """Poll with backoff until success, failure or the deadline; return the result URL."""
+        deadline = time.monotonic() + self._deadline_s
+        delay = self._poll_initial_s
+        while True:
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            try:
+                data = await self._record(task_id)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                data = {}
+            state = data.get("state")
+            if state == "success":
+                urls = json.loads(data.get("resultJson") or "{}").get("resultUrls") or []
+                if not urls:
+                    raise ProviderError(ErrorClass.NO_IMAGE, "task succeeded without a URL",
+                                        billed=True)
+                return str(urls[0])
+            if state == "fail":
+                raise task_failure(data)
+            if time.monotonic() >= deadline:
+                raise ProviderError(
+                    ErrorClass.TASK_DEADLINE,
+                    f"task {task_id} unfinished after {self._deadline_s:.0f}s (state {state})",
+                )
+            delay = min(self._poll_max_s, delay * 1.5) * self._rng.uniform(0.9, 1.1)
+
+    async def _record(self, task_id: str) -> dict:
+        response = await send(self._client, "GET", f"{self._base}/api/v1/jobs/recordInfo",
+                              params={"taskId": task_id})
+        payload = self._json(response, "recordInfo")
+        if payload.get("code") != 200:
+            raise body_error(payload, "recordInfo")
+        return payload.get("data") or {}
+
+    async def _download(self, url: str, task_id: str) -> bytes:
+        """Download the result at once, retrying the same URL; a paid image is never redone."""
+        problem = ""
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                response = await send(self._client, "GET", url)
+                if response.status_code == 200:
+                    data = response.content
+                    try:
+                        inspect_image(data)
+                        return data
+                    except ImageCheckError as exc:
+                        problem = str(exc)
+                else:
+                    problem = f"HTTP {response.status_code}"
+            except ProviderError as exc:
+                problem = str(exc)
+            await asyncio.sleep(0.5 * (attempt + 1))
+        raise ProviderError(ErrorClass.BAD_RESPONSE,
+                            f"result of task {task_id} could not be downloaded: {problem}",
+                            billed=True)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()

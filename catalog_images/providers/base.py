@@ -1,0 +1,73 @@
+"""The interface every provider client implements."""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode
+from typing import Protocol
+
+from catalog_images.images import ImageCheckError, inspect_image, matches_aspect_ratio
+from catalog_images.models import GeneratedImage, ImageRequest
+from catalog_images.providers.errors import ErrorClass, ProviderError
+
+
+class StopSignal(Protocol):
+    """What a long provider wait (a batch poll) asks of the run's stop request."""
+
+    @property
+    def requested(self) -> bool:
+        """True once the run is stopping."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when a stop is requested meanwhile."""
+        ...
+
+class ImageProvider(Protocol):
+    """A client that turns one ImageRequest into one verified image, or a ProviderError."""
+
+    name: str
+    model: str
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        """Generate one image; raise ProviderError (classified) on any failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def decode_base64_image(data: str) -> bytes:
+    """Decode base64 image data (a bare string or a ``data:`` URI)."""
+    if data.startswith("data:"):
+        data = data.split(",", 1)[1] if "," in data else ""
+    try:
+        return b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderError(ErrorClass.BAD_RESPONSE, "image data is not valid base64") from None
+
+
+def verified_image(
+    data: bytes, request: ImageRequest, *, usage: dict | None = None,
+    model_version: str | None = None, response_id: str | None = None,
+) -> GeneratedImage:
+    """Check the bytes are a whole image of the asked shape and wrap them.
+
+    A truncated or corrupt image is retryable (it was never a usable delivery); an intact
+    image of the wrong shape is final, because sending the prompt again would pay again.
+    """
+    try:
+        info = inspect_image(data)
+    except ImageCheckError as exc:
+        raise ProviderError(ErrorClass.BAD_RESPONSE, str(exc)) from None
+    if not matches_aspect_ratio(info.width, info.height, request.aspect_ratio):
+        raise ProviderError(
+            ErrorClass.WRONG_SHAPE,
+            f"image is {info.width}x{info.height}, not aspect ratio {request.aspect_ratio}",
+            billed=True,
+        )
+    return GeneratedImage(
+        data=data, mime_type=info.mime_type, width=info.width, height=info.height,
+        usage=usage or {}, model_version=model_version, response_id=response_id,
+    )

@@ -1,0 +1,184 @@
+"""Named provider configuration: built-in presets, an optional TOML file, key lookup.
+
+A provider entry names where the key lives (an environment variable or a Prefect
+``Secret`` block), never the key itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from catalog_images.secrets import register_secret
+
+ProviderKind = Literal["gemini", "openai-images", "async-task", "emulator"]
+AuthStyle = Literal["x-goog-api-key", "bearer", "none"]
+PROVIDERS_FILE_ENV = "CATALOG_IMAGES_PROVIDERS_FILE"
+EMULATOR_URL_ENV = "CATALOG_IMAGES_EMULATOR_URL"
+DEFAULT_EMULATOR_URL = "http://127.0.0.1:8790"
+
+
+class ConfigError(ValueError):
+    """A configuration problem found before any request is sent."""
+
+
+class Prices(BaseModel):
+    """USD per output image by resolution."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    k1: float = Field(0.134, alias="1K", ge=0)
+    k2: float = Field(0.134, alias="2K", ge=0)
+    k4: float = Field(0.24, alias="4K", ge=0)
+
+    def for_resolution(self, resolution: str) -> float:
+        """Price of one image at ``resolution``."""
+        return {"1K": self.k1, "2K": self.k2, "4K": self.k4}[resolution]
+
+
+class ProviderConfig(BaseModel):
+    """One named provider: where it is, how to authenticate, what it costs, its limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: ProviderKind
+    base_url: str
+    auth: AuthStyle = "x-goog-api-key"
+    api_key_env: str | None = None
+    api_key_block: str | None = Field(None, description="name of a Prefect Secret block")
+    model: str = "gemini-3-pro-image-preview"
+    family: str = Field(
+        "gemini-3-pro-image-preview",
+        description="the underlying model, whoever resells it: same family, same image",
+    )
+    prices: Prices = Field(default_factory=Prices)
+    batch_prices: Prices | None = None
+    rpm: int | None = Field(None, gt=0, description="requests per quota window")
+    quota_window_s: float = Field(60.0, gt=0, description="length of the rpm window")
+    rpd: int | None = Field(None, gt=0, description="requests per day")
+    max_concurrency: int = Field(64, gt=0)
+    timeout_s: float = Field(180.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    typical_latency_s: float = Field(
+        12.0, gt=0, description="seconds per image, for duration estimates only")
+    response_format: Literal["b64_json", "url"] = "b64_json"  # openai-images
+    poll_initial_s: float = Field(2.5, gt=0)  # async-task
+    poll_max_s: float = Field(15.0, gt=0)
+    task_deadline_s: float = Field(900.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def batch_price(self, resolution: str) -> float:
+        """Price of one image in Batch Mode (half the standard price when none is set)."""
+        if self.batch_prices is not None:
+            return self.batch_prices.for_resolution(resolution)
+        return self.prices.for_resolution(resolution) / 2
+
+    def resolve_api_key(self) -> str | None:
+        """Read the key from its environment variable or Prefect Secret block."""
+        key: str | None = None
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env) or None
+        if key is None and self.api_key_block:
+            key = _secret_block_value(self.api_key_block)
+        if key is None and self.auth != "none" and self.kind != "emulator":
+            where = self.api_key_env or f"Prefect Secret block {self.api_key_block!r}"
+            raise ConfigError(
+                f"provider {self.name!r}: no API key; set {where} (field api_key_env / "
+                "api_key_block)"
+            )
+        register_secret(key)
+        return key
+
+
+def _secret_block_value(block_name: str) -> str | None:
+    from prefect.blocks.system import Secret
+
+    try:
+        return str(Secret.load(block_name).get())
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"Prefect Secret block {block_name!r} could not be loaded: {exc}"
+        ) from None
+
+
+def builtin_presets() -> dict[str, dict]:
+    """The provider landscape of the seed document, with its prices as editable defaults."""
+    emulator_url = os.environ.get(EMULATOR_URL_ENV, DEFAULT_EMULATOR_URL)
+    return {
+        "emulator": {
+            "kind": "emulator", "base_url": emulator_url, "auth": "x-goog-api-key",
+            "api_key_env": "CATALOG_IMAGES_EMULATOR_KEY", "max_concurrency": 64,
+            "timeout_s": 60.0, "typical_latency_s": 0.5,
+        },
+        "google": {
+            "kind": "gemini", "base_url": "https://generativelanguage.googleapis.com",
+            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY", "rpm": 300,
+            "rpd": 1500, "max_concurrency": 32,
+            "batch_prices": {"1K": 0.067, "2K": 0.067, "4K": 0.12},
+        },
+        "openai-relay": {
+            "kind": "openai-images", "base_url": "https://openai-relay.example.com",
+            "auth": "bearer", "api_key_env": "OPENAI_RELAY_API_KEY", "max_concurrency": 64,
+            "prices": {"1K": 0.05, "2K": 0.05, "4K": 0.05},
+        },
+        "async-task-relay": {
+            "kind": "async-task", "base_url": "https://async-relay.example.com",
+            "auth": "bearer", "api_key_env": "ASYNC_RELAY_API_KEY", "model": "nano-banana-pro",
+            "rpm": 20, "quota_window_s": 10.0, "max_concurrency": 200, "typical_latency_s": 60.0,
+            "prices": {"1K": 0.09, "2K": 0.09, "4K": 0.12},
+        },
+        "gemini-relay": {
+            "kind": "gemini", "base_url": "https://relay.example.com", "auth": "bearer",
+            "api_key_env": "GEMINI_RELAY_API_KEY", "max_concurrency": 64,
+            "prices": {"1K": 0.05, "2K": 0.05, "4K": 0.05},
+        },
+    }
+
+
+def _build(name: str, entry: dict) -> ProviderConfig:
+    try:
+        return ProviderConfig(name=name, **entry)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"provider {name!r}: {problems}") from None
+
+
+def load_providers(path: str | Path | None = None) -> dict[str, ProviderConfig]:
+    """Built-in presets overlaid with ``[providers.NAME]`` tables from a TOML file.
+
+    The file comes from ``path`` or the ``CATALOG_IMAGES_PROVIDERS_FILE`` variable; a table
+    for an existing preset name overrides only the fields it sets.
+    """
+    entries = builtin_presets()
+    path = path or os.environ.get(PROVIDERS_FILE_ENV)
+    if path:
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"provider file {path}: {exc}") from None
+        for name, table in (document.get("providers") or {}).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"provider file {path}: [providers.{name}] must be a table")
+            entries[name] = {**entries.get(name, {}), **table}
+    return {name: _build(name, entry) for name, entry in entries.items()}
+
+
+def get_provider(name: str, path: str | Path | None = None) -> ProviderConfig:
+    """The named provider, or a ConfigError listing the known names."""
+    providers = load_providers(path)
+    if name not in providers:
+        raise ConfigError(f"unknown provider {name!r}; known: {', '.join(sorted(providers))}")
+    return providers[name]

@@ -1,0 +1,147 @@
+"""Gemini native ``generateContent`` client (Google's API and Gemini-native relays)."""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+
+import httpx
+
+from catalog_images.models import GeneratedImage, ImageRequest
+from catalog_images.providers.base import decode_base64_image, verified_image
+from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.errors import (
+    ErrorClass,
+    ProviderError,
+    classify_status,
+    parse_retry_after_header,
+    retry_delay_from_error_body,
+)
+from catalog_images.providers.http import new_http_client, send
+
+SAFETY_REASONS = frozenset(
+    {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT", "SPII",
+     "BLOCKLIST", "IMAGE_RECITATION", "RECITATION"}
+)
+
+
+def build_request_body(request: ImageRequest) -> dict:
+    """The generateContent JSON body for one image request."""
+    parts: list[dict] = [{"text": request.prompt}]
+    for ref in request.reference_images:
+        parts.append(
+            {"inlineData": {"mimeType": ref.mime_type, "data": b64encode(ref.data).decode()}}
+        )
+    return {
+        "contents": [{"role": "user", "parts": parts}],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "imageConfig": {"aspectRatio": request.aspect_ratio, "imageSize": request.resolution},
+        },
+    }
+
+
+def _inline(part: dict) -> dict | None:
+    data = part.get("inlineData") or part.get("inline_data")
+    return data if isinstance(data, dict) else None
+
+
+def find_image_data(parts: list) -> str | None:
+    """Base64 data of the answer's image, wherever it is among the parts.
+
+    The last non-thought image part wins (thought parts may carry drafts); a relay's
+    ``data:image/...;base64,`` text part is accepted when there is no inline image.
+    """
+    inline = [p for p in parts if isinstance(p, dict) and _inline(p)]
+    images = [
+        p for p in inline
+        if str(_inline(p).get("mimeType") or _inline(p).get("mime_type") or "image/").startswith(
+            "image/"
+        )
+    ]
+    final = [p for p in images if not p.get("thought")] or images
+    if final:
+        return str(_inline(final[-1]).get("data") or "")
+    for part in parts:
+        text = part.get("text") if isinstance(part, dict) else None
+        if isinstance(text, str) and text.strip().startswith("data:image/"):
+            return text.strip()
+    return None
+
+
+def parse_response(payload: object, request: ImageRequest) -> GeneratedImage:
+    """Turn a 200 generateContent answer into a verified image or a classified error."""
+    if not isinstance(payload, dict):
+        raise ProviderError(ErrorClass.BAD_RESPONSE, "response is not a JSON object")
+    usage = payload.get("usageMetadata") or {}
+    candidates = payload.get("candidates") or []
+    if not candidates:
+        feedback = payload.get("promptFeedback") or {}
+        reason = feedback.get("blockReason")
+        if reason:
+            raise ProviderError(ErrorClass.BLOCKED, f"prompt blocked: {reason}")
+        raise ProviderError(ErrorClass.BAD_RESPONSE, "response has no candidates")
+    candidate = candidates[0] if isinstance(candidates[0], dict) else {}
+    finish = str(candidate.get("finishReason") or "STOP")
+    parts = (candidate.get("content") or {}).get("parts") or []
+    data = find_image_data(parts)
+    if not data:
+        if finish in SAFETY_REASONS:
+            raise ProviderError(ErrorClass.SAFETY, f"no image: finishReason {finish}")
+        if finish == "MAX_TOKENS" and not parts:
+            raise ProviderError(ErrorClass.BAD_RESPONSE, "empty answer: finishReason MAX_TOKENS")
+        raise ProviderError(ErrorClass.NO_IMAGE, f"no image in the answer: finishReason {finish}")
+    return verified_image(
+        decode_base64_image(data), request, usage=usage,
+        model_version=payload.get("modelVersion"), response_id=payload.get("responseId"),
+    )
+
+
+def error_from_response(response: httpx.Response) -> ProviderError:
+    """Classify a non-200 answer, keeping the server's retry hint."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = ""
+    if isinstance(error, dict):
+        message = f"{error.get('status', '')} {error.get('message', '')}".strip()
+    if not message:
+        message = response.reason_phrase or "error"
+    error_class = classify_status(response.status_code)
+    if error_class is ErrorClass.BAD_REQUEST and "API_KEY_INVALID" in json.dumps(body or {}):
+        error_class = ErrorClass.AUTH
+    delay = retry_delay_from_error_body(body)
+    if delay is None:
+        delay = parse_retry_after_header(response.headers.get("retry-after"))
+    return ProviderError(
+        error_class, message, status=response.status_code, retry_after_s=delay
+    )
+
+
+class GeminiProvider:
+    """Async client for ``POST {base}/v1beta/models/{model}:generateContent``."""
+
+    def __init__(self, config: ProviderConfig, api_key: str | None, concurrency: int) -> None:
+        self.name = config.name
+        self.model = config.model
+        self._url = f"{config.base_url}/v1beta/models/{config.model}:generateContent"
+        self._client = new_http_client(config, api_key, concurrency)
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        """Send one generateContent request and return the verified image."""
+        response = await send(self._client, "POST", self._url, json=build_request_body(request))
+        if response.status_code != 200:
+            raise error_from_response(response)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ProviderError(
+                ErrorClass.BAD_RESPONSE, "response body is not valid JSON", status=200
+            ) from None
+        return parse_response(payload, request)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()

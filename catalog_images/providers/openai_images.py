@@ -1,0 +1,98 @@
+"""OpenAI-compatible ``/v1/images/generations`` client (relays that resell Nano Banana Pro)."""
+
+from __future__ import annotations
+
+import httpx
+
+from catalog_images.models import GeneratedImage, ImageRequest
+from catalog_images.providers.base import decode_base64_image, verified_image
+from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.errors import (
+    ErrorClass,
+    ProviderError,
+    classify_status,
+    parse_retry_after_header,
+)
+from catalog_images.providers.http import new_http_client, send
+
+
+def build_request_body(request: ImageRequest, model: str, response_format: str) -> dict:
+    """The relay's JSON body: Gemini's aspect ratio in ``size``, resolution in ``image_size``."""
+    return {
+        "model": model, "prompt": request.prompt, "n": 1, "size": request.aspect_ratio,
+        "image_size": request.resolution, "response_format": response_format,
+    }
+
+
+def error_from_response(response: httpx.Response) -> ProviderError:
+    """Classify an OpenAI-style error body ``{"error": {"message", "type", "code"}}``."""
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    kind = str(error.get("type") or "")
+    code = str(error.get("code") or "")
+    message = f"{kind or code} {error.get('message', '')}".strip() or response.reason_phrase
+    error_class = classify_status(response.status_code)
+    if "content_policy" in code or "content_policy" in kind or "safety" in code:
+        error_class = ErrorClass.SAFETY
+    elif kind == "rate_limit_exceeded":
+        error_class = ErrorClass.RATE_LIMITED
+    elif "invalid_api_key" in (code, kind):
+        error_class = ErrorClass.AUTH
+    return ProviderError(
+        error_class, message, status=response.status_code,
+        retry_after_s=parse_retry_after_header(response.headers.get("retry-after")),
+    )
+
+
+class OpenAIImagesProvider:
+    """Async client for ``POST {base}/v1/images/generations`` (b64_json, or url then GET)."""
+
+    def __init__(self, config: ProviderConfig, api_key: str | None, concurrency: int) -> None:
+        self.name = config.name
+        self.model = config.model
+        self._url = f"{config.base_url}/v1/images/generations"
+        self._format = config.response_format
+        self._client = new_http_client(config, api_key, concurrency, auth="bearer")
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        """Ask for one image and return it verified."""
+        if request.reference_images:
+            raise ProviderError(
+                ErrorClass.BAD_REQUEST,
+                "reference images need the edits endpoint, which this client does not send",
+            )
+        body = build_request_body(request, self.model, self._format)
+        response = await send(self._client, "POST", self._url, json=body)
+        if response.status_code != 200:
+            raise error_from_response(response)
+        try:
+            payload = response.json()
+            items = payload["data"]
+        except (ValueError, KeyError, TypeError):
+            raise ProviderError(ErrorClass.BAD_RESPONSE, "response is not the images JSON",
+                                status=200) from None
+        if not items:
+            raise ProviderError(ErrorClass.NO_IMAGE, "no image in the answer (empty data)")
+        item = items[0] if isinstance(items[0], dict) else {}
+        if item.get("b64_json"):
+            data = decode_base64_image(str(item["b64_json"]))
+        elif item.get("url"):
+            data = await self._download(str(item["url"]))
+        else:
+            raise ProviderError(ErrorClass.NO_IMAGE, "answer has neither b64_json nor url")
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        return verified_image(data, request, usage=usage)
+
+    async def _download(self, url: str) -> bytes:
+        response = await send(self._client, "GET", url)
+        if response.status_code != 200:
+            raise ProviderError(ErrorClass.BAD_RESPONSE,
+                                f"image download answered HTTP {response.status_code}",
+                                status=response.status_code)
+        return response.content
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()

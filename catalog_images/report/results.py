@@ -1,0 +1,167 @@
+"""Per-row results and the sink that streams them to a Parquet manifest while totalling."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from catalog_images.models import RowStatus
+
+
+@dataclass(slots=True)
+class RowResult:
+    """How one catalog row ended."""
+
+    sku: str | None
+    row: int
+    status: str
+    reason: str | None = None
+    error_class: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    attempts: int = 0
+    latency_s: float | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    s3_key: str | None = None
+    cost_usd: float = 0.0
+    prompt_sha256: str | None = None
+    fingerprint: str | None = None
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @property
+    def dimensions(self) -> str | None:
+        """'WIDTHxHEIGHT' or None."""
+        return f"{self.width}x{self.height}" if self.width and self.height else None
+
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("sku", pa.string()), ("row", pa.int64()), ("status", pa.string()),
+        ("reason", pa.string()), ("error_class", pa.string()), ("provider", pa.string()),
+        ("model", pa.string()), ("resolution", pa.string()), ("aspect_ratio", pa.string()),
+        ("attempts", pa.int32()), ("latency_s", pa.float64()), ("bytes", pa.int64()),
+        ("width", pa.int32()), ("height", pa.int32()), ("s3_key", pa.string()),
+        ("cost_usd", pa.float64()), ("prompt_sha256", pa.string()),
+        ("fingerprint", pa.string()), ("retries", pa.map_(pa.string(), pa.int32())),
+    ]
+)
+_FIELD_NAMES = [f.name for f in fields(RowResult)]
+
+
+@dataclass
+class Totals:
+    """Run-level aggregates, updated row by row."""
+
+    counts: Counter = field(default_factory=Counter)
+    cost_by_provider: defaultdict = field(default_factory=lambda: defaultdict(float))
+    cost_by_resolution: defaultdict = field(default_factory=lambda: defaultdict(float))
+    images_by_provider: Counter = field(default_factory=Counter)
+    retries_by_class: Counter = field(default_factory=Counter)
+    failures_by_class: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    bytes_total: int = 0
+
+    def add(self, result: RowResult) -> None:
+        """Count one row."""
+        self.counts[result.status] += 1
+        self.retries_by_class.update(result.retries)
+        if result.status == RowStatus.SUCCEEDED:
+            self.images_by_provider[result.provider or "?"] += 1
+            self.bytes_total += result.bytes or 0
+            if result.latency_s is not None:
+                self.latencies.append(result.latency_s)
+        elif result.status == RowStatus.FAILED:
+            self.failures_by_class[result.error_class or "error"] += 1
+        if result.cost_usd:
+            self.cost_by_provider[result.provider or "?"] += result.cost_usd
+            self.cost_by_resolution[result.resolution or "?"] += result.cost_usd
+        if result.reason and result.status != RowStatus.SUCCEEDED:
+            self.reasons[result.reason] += 1
+
+    def summary(self, wall_s: float, generation_s: float | None = None) -> dict:
+        """The ``totals`` object of the run report."""
+        rows = sum(self.counts.values())
+        accepted = rows - self.counts[RowStatus.REJECTED]
+        succeeded = self.counts[RowStatus.SUCCEEDED]
+        attempted = succeeded + self.counts[RowStatus.FAILED]
+        lat = np.array(self.latencies) if self.latencies else None
+        busy = generation_s if generation_s else wall_s
+        return {
+            "rows": rows,
+            "accepted": accepted,
+            "succeeded": succeeded,
+            "failed": self.counts[RowStatus.FAILED],
+            "rejected": self.counts[RowStatus.REJECTED],
+            "skipped": self.counts[RowStatus.SKIPPED],
+            # of the rows that needed an image this run: unchanged and budget-skipped rows
+            # are neither successes nor failures
+            "success_rate": round(succeeded / attempted, 4) if attempted else None,
+            "cost_usd": round(sum(self.cost_by_provider.values()), 6),
+            "cost_by_provider": {k: round(v, 6) for k, v in sorted(self.cost_by_provider.items())},
+            "cost_by_resolution": {
+                k: round(v, 6) for k, v in sorted(self.cost_by_resolution.items())
+            },
+            "images_by_provider": dict(sorted(self.images_by_provider.items())),
+            "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
+            "latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat is not None else None,
+            "retries_by_class": dict(sorted(self.retries_by_class.items())),
+            "failures_by_class": dict(sorted(self.failures_by_class.items())),
+            "bytes": self.bytes_total,
+            "images_per_s": round(succeeded / busy, 3) if busy > 0 else None,
+            "generation_s": round(generation_s, 3) if generation_s is not None else None,
+            "wall_s": round(wall_s, 3),
+        }
+
+
+class ResultSink:
+    """Collects row results: totals in memory, rows streamed to a Parquet file."""
+
+    def __init__(self, path: Path, flush_rows: int = 2_000) -> None:
+        self.path = path
+        self.totals = Totals()
+        self._buffer: list[RowResult] = []
+        self._flush_rows = flush_rows
+        self._writer = pq.ParquetWriter(path, RESULT_SCHEMA)
+
+    def add(self, result: RowResult) -> None:
+        """Record one row's result."""
+        self.totals.add(result)
+        self._buffer.append(result)
+        if len(self._buffer) >= self._flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows to the manifest file."""
+        if not self._buffer:
+            return
+        columns = {name: [getattr(r, name) for r in self._buffer] for name in _FIELD_NAMES}
+        columns["retries"] = [list(r.retries.items()) for r in self._buffer]
+        self._writer.write_table(pa.table(columns, schema=RESULT_SCHEMA))
+        self._buffer.clear()
+
+    def close(self) -> None:
+        """Flush and close the manifest file."""
+        self.flush()
+        self._writer.close()
+
+
+def iter_result_rows(path: Path, batch_rows: int = 5_000):
+    """Yield result dicts from a manifest file, batch by batch."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        for row in batch.to_pylist():
+            row["retries"] = dict(row["retries"] or [])
+            yield row
