@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
+from catalog_images.report import contact_sheet
 from catalog_images.report.contact_sheet import (
     CAPTION_H,
     PAD,
@@ -17,7 +18,6 @@ from catalog_images.report.contact_sheet import (
     contact_sheet_png,
 )
 from catalog_images.report.history_chart import history_chart_png, run_label
-from tasks import contact_sheet
 
 THUMB, COLUMNS = 96, 6
 CELL_W, CELL_H = THUMB + 2 * PAD, THUMB + CAPTION_H + 2 * PAD

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from catalog_images import local_s3
+from catalog_images.devtools import local_s3
 from catalog_images.devtools.local_s3 import LocalS3
 
 
