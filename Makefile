@@ -28,6 +28,7 @@ demo: install
 # so two at a time take about two thirds of the time of one after the other.
 test: install
 	$(UV) run ruff check .
+	$(UV) run lint-imports
 	$(UV) run pytest -n 2
 
 bench: install
@@ -41,6 +42,7 @@ reliability: install
 
 lint: install
 	$(UV) run ruff check .
+	$(UV) run lint-imports
 
 clean:
 	rm -rf .demo .bench .pytest_cache

@@ -201,7 +201,7 @@ def demo(
     apply_defaults(quiet_console=True)
     from catalog_images.devtools.demo import run_demo
 
-    raise typer.Exit(run_demo(rows))
+    raise typer.Exit(run_demo(execute_run, rows))
 
 
 @app.command()

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+from rich.console import Console
 
 DEMO_DIR = Path(".demo")
 CATALOG = Path("data/sample_catalog.csv")
 BUCKET = "catalog-images"
 DEST = f"s3://{BUCKET}/demo"
+console = Console(stderr=True)
 
 
-def run_demo(rows: int | None = None) -> int:
-    """Run the sample catalog through the emulator into a local SeaweedFS; return exit code."""
-    from catalog_images.cli.console import console
-    from catalog_images.cli.execute import execute_run
+def run_demo(execute_run: Callable[..., int], rows: int | None = None) -> int:
+    """Run the sample catalog through the emulator into a local SeaweedFS; return exit code.
+
+    ``execute_run`` is the CLI's run (validate, run the flow, print the summary): passed in,
+    so the dev tools never import the CLI that imports them.
+    """
     from catalog_images.devtools.emulator import Emulator, EmulatorConfig
     from catalog_images.devtools.local_s3 import LocalS3
 
