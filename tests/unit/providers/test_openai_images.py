@@ -68,8 +68,10 @@ def test_a_url_result_is_downloaded():
     assert wire.requests[1].method == "GET"
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: the result URL (often a CDN host) is "
-                   "fetched with the client's Authorization header, leaking the relay key")
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="known bug: the result URL (often a CDN host) is fetched with the client's "
+    "Authorization header, leaking the relay key")
 def test_a_url_result_is_downloaded_without_the_api_key():
     wire = Wire(json_response(200, {"data": [{"url": CDN_URL}]}),
                 httpx.Response(200, content=image_bytes(32, 18)))
