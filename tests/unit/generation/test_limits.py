@@ -103,7 +103,7 @@ def test_a_cancelled_waiter_leaves_the_queue_without_leaking_a_slot():
         await settle()
         doomed.cancel()
         await settle()
-        assert gate.waiting == 1
+        assert gate.waiting == 1 and len(gate._waiters) == 1  # only "later" still queued
         release.set()
         await asyncio.gather(holder, later)
         return served, gate

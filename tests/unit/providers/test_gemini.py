@@ -76,6 +76,12 @@ def test_the_image_need_not_be_the_first_part_and_snake_case_is_accepted():
     assert image.data == data and (image.width, image.height) == (32, 18)
 
 
+def test_a_thought_draft_after_the_image_is_not_taken_for_it():
+    final, draft = image_bytes(16, 16), image_bytes(8, 8)
+    wire = Wire(json_response(200, answer([image_part(final), image_part(draft, thought=True)])))
+    assert generate(wire).data == final
+
+
 def test_a_thought_image_is_used_when_it_is_the_only_image():
     data = image_bytes()
     wire = Wire(json_response(200, answer([image_part(data, thought=True)])))
