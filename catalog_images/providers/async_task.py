@@ -12,6 +12,8 @@ import json
 import random
 import time
 
+import httpx
+
 from catalog_images.images import ImageCheckError, inspect_image
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import verified_image
@@ -55,14 +57,18 @@ def task_failure(data: dict) -> ProviderError:
 class AsyncTaskProvider:
     """Client for ``/api/v1/jobs/createTask`` + ``/api/v1/jobs/recordInfo``."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None, concurrency: int) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, concurrency: int, *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.name = config.name
         self.model = config.model
         self._base = config.base_url
         self._poll_initial_s = config.poll_initial_s
         self._poll_max_s = config.poll_max_s
         self._deadline_s = config.task_deadline_s
-        self._client = new_http_client(config, api_key, concurrency, auth="bearer")
+        self._client = new_http_client(
+            config, api_key, concurrency, auth="bearer", transport=transport)
         self._rng = random.Random()
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:

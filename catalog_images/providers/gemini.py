@@ -123,11 +123,14 @@ def error_from_response(response: httpx.Response) -> ProviderError:
 class GeminiProvider:
     """Async client for ``POST {base}/v1beta/models/{model}:generateContent``."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None, concurrency: int) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, concurrency: int, *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.name = config.name
         self.model = config.model
         self._url = f"{config.base_url}/v1beta/models/{config.model}:generateContent"
-        self._client = new_http_client(config, api_key, concurrency)
+        self._client = new_http_client(config, api_key, concurrency, transport=transport)
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """Send one generateContent request and return the verified image."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+
 from catalog_images.models import ImageRequest
 from catalog_images.providers.base import StopSignal
 from catalog_images.providers.config import ProviderConfig
@@ -34,10 +36,13 @@ def batch_state(resource: dict) -> str:
 class GeminiBatchClient:
     """Create, poll and read Gemini batch jobs."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.config = config
         self._base = config.base_url
-        self._client = new_http_client(config, api_key, concurrency=4)
+        self._client = new_http_client(config, api_key, concurrency=4, transport=transport)
 
     async def _call(self, method: str, url: str, **kwargs) -> dict:
         response = await send(self._client, method, url, **kwargs)

@@ -4,6 +4,10 @@ httpcore's connection pool does work quadratic in its number of connections on e
 request (measured here: 64 connections in one pool halved throughput against 0.5 s
 responses). So a provider's connections are spread over several small httpx clients of at
 most ``SHARD_CONNECTIONS`` each, and each request goes to the least busy one.
+
+Every client accepts an optional ``transport`` (an ``httpx.AsyncBaseTransport``): tests pass
+``httpx.MockTransport``, a deployment could pass a proxy transport. The caller's transport is
+then the pool (it is not sharded) and it is closed with the provider client, as httpx does.
 """
 
 from __future__ import annotations
@@ -42,22 +46,35 @@ class ShardedClient:
             await client.aclose()
 
 
-def new_http_client(
-    config: ProviderConfig, api_key: str | None, concurrency: int, auth: str | None = None
-) -> ShardedClient:
-    """Clients with the provider's auth header and ``concurrency`` connections in all."""
+def auth_headers(api_key: str | None, style: str) -> dict[str, str]:
+    """The JSON content type plus the key in the header ``style`` names (none without a key)."""
     headers = {"content-type": "application/json"}
-    style = auth or config.auth
     if api_key and style == "x-goog-api-key":
         headers["x-goog-api-key"] = api_key
     elif api_key and style == "bearer":
         headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def new_http_client(
+    config: ProviderConfig, api_key: str | None, concurrency: int, auth: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ShardedClient:
+    """Clients with the provider's auth header and ``concurrency`` connections in all.
+
+    ``auth`` overrides ``config.auth``; with a ``transport``, one client sends everything
+    through it (pool limits are then the transport's business).
+    """
+    headers = auth_headers(api_key, auth or config.auth)
+    timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
+    if transport is not None:
+        return ShardedClient(
+            [httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)])
     shards = max(1, math.ceil(concurrency / SHARD_CONNECTIONS))
     per_shard = math.ceil(concurrency / shards)
     return ShardedClient([
         httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            headers=headers, timeout=timeout,
             limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
         )
         for _ in range(shards)

@@ -49,12 +49,16 @@ def error_from_response(response: httpx.Response) -> ProviderError:
 class OpenAIImagesProvider:
     """Async client for ``POST {base}/v1/images/generations`` (b64_json, or url then GET)."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None, concurrency: int) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, concurrency: int, *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.name = config.name
         self.model = config.model
         self._url = f"{config.base_url}/v1/images/generations"
         self._format = config.response_format
-        self._client = new_http_client(config, api_key, concurrency, auth="bearer")
+        self._client = new_http_client(
+            config, api_key, concurrency, auth="bearer", transport=transport)
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """Ask for one image and return it verified."""
