@@ -63,6 +63,24 @@ def _check_inline(part: dict[str, Any], where: str) -> None:
         raise InvalidRequest(f"Inline image at '{where}' exceeds the 7 MB limit.")
 
 
+def _read_part(part: Any, where: str, texts: list[str]) -> int:
+    """Check one part: a text is appended to ``texts``; returns 1 for an inline image."""
+    part = _object(part, where)
+    if "text" in part:
+        if not isinstance(part["text"], str):
+            raise InvalidRequest(f"Invalid value at '{where}.text': expected a string.")
+        if part["text"].strip():
+            texts.append(part["text"])
+        return 0
+    if _get(part, "inlineData", "inline_data") is not None:
+        _check_inline(part, where)
+        return 1
+    raise InvalidRequest(
+        f"* GenerateContentRequest.{where}.data: required oneof "
+        "field 'data' must have one initialized field"
+    )
+
+
 def _prompt_and_references(body: dict[str, Any]) -> tuple[str, int]:
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
@@ -76,21 +94,7 @@ def _prompt_and_references(body: dict[str, Any]) -> tuple[str, int]:
                 f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty."
             )
         for j, part in enumerate(parts):
-            where = f"contents[{i}].parts[{j}]"
-            part = _object(part, where)
-            if "text" in part:
-                if not isinstance(part["text"], str):
-                    raise InvalidRequest(f"Invalid value at '{where}.text': expected a string.")
-                if part["text"].strip():
-                    texts.append(part["text"])
-            elif _get(part, "inlineData", "inline_data") is not None:
-                references += 1
-                _check_inline(part, where)
-            else:
-                raise InvalidRequest(
-                    f"* GenerateContentRequest.{where}.data: required oneof "
-                    "field 'data' must have one initialized field"
-                )
+            references += _read_part(part, f"contents[{i}].parts[{j}]", texts)
     if not texts:
         raise InvalidRequest("* GenerateContentRequest.contents: a non-empty text part is required")
     if references > MAX_REFERENCE_IMAGES:
