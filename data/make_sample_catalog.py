@@ -163,7 +163,9 @@ def _subject(sku: str, title: str, color: str, material: str) -> str:
     return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
 
 
-def _row(sku, title, category, color, material, scene, resolution, ratio, priority, ref):
+def _row(*fields: str) -> dict:
+    """One catalog row from its ten columns in PRODUCTS order."""
+    sku, title, category, color, material, scene, resolution, ratio, priority, ref = fields
     prompt = f"Studio product photo of {_subject(sku, title, color, material)}, {scene}, {BG}"
     return {"sku": sku, "title": title, "category": category, "color": color,
             "material": material, "prompt": prompt, "resolution": resolution,
