@@ -16,9 +16,6 @@ from pydantic import (
     model_validator,
 )
 
-from catalog_images.catalog.validate import template_fields
-from catalog_images.destination.storage import S3Location
-
 SHARD_DEPLOYMENT = "catalog-refresh-shard/shard"
 RunMode = Literal["standard", "batch"]
 
@@ -114,6 +111,8 @@ class RunSettings(BaseModel):
     @field_validator("dest")
     @classmethod
     def _dest_is_s3(cls, value: str) -> str:
+        from catalog_images.destination.storage import S3Location  # boto3: only when validating
+
         S3Location.parse(value)
         return value
 
@@ -123,6 +122,8 @@ class RunSettings(BaseModel):
         if value is not None and not value.strip():
             return None
         if value is not None:
+            from catalog_images.catalog.validate import template_fields
+
             template_fields(value)
         return value
 
