@@ -11,6 +11,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.cli.execute import execute_run, fail
+from catalog_images.devtools.emulator.command import serve as serve_emulator
 from catalog_images.prefect_env import apply_defaults
 from catalog_images.settings import RUN_DEFAULTS, RunSettings
 
@@ -172,39 +173,7 @@ def history(
     console.print(table)
 
 
-@app.command()
-def emulator(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8790,
-    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    latency: Annotated[float, typer.Option(help="seconds per image")] = 0.5,
-    jitter: Annotated[float, typer.Option(help="extra random seconds per image")] = 0.0,
-    rpm: Annotated[int | None, typer.Option(help="requests per quota window")] = None,
-    window: Annotated[float, typer.Option(help="quota window in seconds")] = 60.0,
-    fault: Annotated[list[str] | None, typer.Option(
-        help="KIND=RATE, e.g. 503=0.1 (kinds: 429 503 500 hang reset malformed truncated "
-             "safety no_image blocked); repeatable")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed for faults")] = None,
-    api_key_env: Annotated[str | None, typer.Option(
-        help="require the key held in this environment variable")] = None,
-) -> None:
-    """Serve the built-in provider emulator (Gemini wire format) until Ctrl-C."""
-    import os
-
-    from catalog_images.devtools.emulator import EmulatorConfig, run_server
-
-    faults: dict[str, float] = {}
-    for item in fault or []:
-        kind, _, rate = item.partition("=")
-        try:
-            faults[kind] = float(rate)
-        except ValueError:
-            fail(f"--fault {item!r}: expected KIND=RATE, e.g. 503=0.1")
-    api_key = os.environ.get(api_key_env) if api_key_env else None
-    if api_key_env and not api_key:
-        fail(f"--api-key-env {api_key_env}: that variable is not set")
-    config = EmulatorConfig(latency_s=latency, latency_jitter_s=jitter, rpm=rpm,
-                            quota_window_s=window, faults=faults, seed=seed, api_key=api_key)
-    run_server(config, host, port)
+app.command(name="emulator")(serve_emulator)
 
 
 @app.command()
