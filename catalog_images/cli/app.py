@@ -27,11 +27,8 @@ RUN_OPTION_FIELDS: dict[str, str] = {
     "breaker_cooldown": "breaker_cooldown_s", "max_provider_wait": "max_provider_wait_s",
     "batch_deadline": "batch_deadline_s", "batch_poll": "batch_poll_s",
 }
-RUN = {option: RUN_DEFAULTS[RUN_OPTION_FIELDS.get(option, option)]
-       for option in ("provider", "concurrency", "prompt_template", "chunk_size",
-                      "max_attempts", "providers_file", "aws_credentials_block", "force",
-                      "mode", "batch_rows", "global_limits", "shards", "shard_deployment",
-                      "dask_address", *RUN_OPTION_FIELDS)}
+_OPTION_OF = {field: option for option, field in RUN_OPTION_FIELDS.items()}
+RUN = {_OPTION_OF.get(field, field): default for field, default in RUN_DEFAULTS.items()}
 
 
 def _help(option: str, note: str = "") -> Any:
