@@ -47,7 +47,7 @@ def main() -> None:
         for index, (name, factor) in enumerate(SCENARIOS):
             emulator_post(url, "reset", {})
             limits = "" if factor is None else (
-                f"rpm = {int(args.rpm * factor)}\nquota_window_s = {args.window}\n")
+                f"requests_per_window = {int(args.rpm * factor)}\nwindow_s = {args.window}\n")
             providers = WORK / f"quota-providers-{index}.toml"
             providers.write_text(
                 f'[providers.bench]\nkind = "emulator"\nbase_url = "{url}"\n{limits}')

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import inspect
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -13,10 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from catalog_images.catalog.validate import template_fields
-from catalog_images.destination.storage import S3Location
-
 SHARD_DEPLOYMENT = "catalog-refresh-shard/shard"
+RunMode = Literal["standard", "batch"]
 
 
 class SettingsError(ValueError):
@@ -29,44 +30,59 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     catalog: str = Field(description="CSV or Parquet catalog: a local path or s3:// URI")
-    dest: str = Field(description="s3://BUCKET/PREFIX where images and reports go")
-    provider: str = Field("emulator", description="provider name (see providers file)")
+    dest: str = Field(description="s3://BUCKET/PREFIX where images, reports and the index go")
+    provider: str = Field(
+        "emulator", description="provider name (a built-in preset or one from the providers file)")
     fallback_providers: list[str] = Field(
         default_factory=list, description="providers to fail over to, in order")
     priority_providers: list[str] = Field(
         default_factory=list,
         description="route for rows with priority=high (default: the same as the others)")
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight at most")
-    prompt_template: str | None = Field(None, description="e.g. 'Studio photo of {title}'")
-    report_path: str | None = Field(None, description="also write the JSON report here")
+    prompt_template: str | None = Field(
+        None, description="e.g. 'Studio photo of a {color} {title}'; catalog columns in braces")
+    report_path: str | None = Field(None, description="also write the JSON report to this path")
     chunk_size: int = Field(100, ge=1, le=5000, description="rows per Prefect task run")
     max_attempts: int = Field(6, ge=1, le=20, description="provider attempts per row")
-    providers_file: str | None = None
-    aws_credentials_block: str | None = None
-    breaker_cooldown_s: float = Field(10.0, gt=0, description="seconds before a probe")
+    providers_file: str | None = Field(
+        None, description="TOML file with provider URLs, prices, limits and key locations")
+    aws_credentials_block: str | None = Field(
+        None, description="name of a Prefect AwsCredentials block for S3")
+    breaker_cooldown_s: float = Field(
+        10.0, gt=0, description="seconds an open circuit breaker waits before a probe")
     max_provider_wait_s: float = Field(
         300.0, gt=0, description="how long a row waits for a provider whose breaker is open")
     max_cost_usd: float | None = Field(
-        None, ge=0, description="never start a request that could take spend over this")
+        None, ge=0, description="USD cap: no request starts that could take spend over it")
     force: bool = Field(False, description="regenerate every row, even unchanged ones")
-    force_skus: list[str] = Field(default_factory=list, description="regenerate these skus")
-    mode: Literal["standard", "batch"] = Field(
-        "standard", description="batch: Gemini Batch Mode, half price, results within 24 h")
-    batch_rows: int = Field(1000, ge=1, le=100_000, description="rows per batch job")
+    force_skus: list[str] = Field(
+        default_factory=list, description="regenerate these skus even if unchanged")
+    mode: RunMode = Field(
+        "standard", description="standard, or batch (Gemini Batch Mode: half price, results "
+        "within 24 h)")
+    batch_rows: int = Field(1000, ge=1, le=100_000, description="batch mode: rows per batch job")
     batch_deadline_s: float = Field(
-        86_400.0, gt=0, description="how long a run waits for its batch jobs")
-    batch_poll_s: float = Field(30.0, gt=0, description="first poll interval of a batch job")
+        86_400.0, gt=0, description="batch mode: seconds a run waits for its batch jobs (the "
+        "next run collects later ones)")
+    batch_poll_s: float = Field(
+        30.0, gt=0, description="batch mode: first poll interval of a batch job, in seconds")
     global_limits: bool = Field(
-        False, description="share rpm limits across runs via Prefect global concurrency limits")
+        False, description="share provider rate limits with other runs through Prefect global "
+        "concurrency limits named catalog-images-PROVIDER")
     shards: int = Field(
         1, ge=1, le=256,
         description="split the rows into this many child flow runs of the shard deployment, "
-        "picked up by any number of workers (rpm limits are then shared through Prefect)")
+        "picked up by any number of workers (rate limits are then shared through Prefect)")
     shard_deployment: str = Field(
         SHARD_DEPLOYMENT, description="the deployment that runs one shard")
     dask_address: str | None = Field(
         None, description="run the shards as Prefect tasks on the dask.distributed scheduler "
         "at this address (e.g. tcp://10.0.0.5:8786) instead of child flow runs")
+
+    @field_validator("fallback_providers", "priority_providers", "force_skus", mode="before")
+    @classmethod
+    def _none_is_no_names(cls, value: list[str] | None) -> list[str]:
+        return [] if value is None else value
 
     @model_validator(mode="after")
     def _shards_run_standard_mode(self) -> RunSettings:
@@ -95,6 +111,8 @@ class RunSettings(BaseModel):
     @field_validator("dest")
     @classmethod
     def _dest_is_s3(cls, value: str) -> str:
+        from catalog_images.destination.storage import S3Location  # boto3: only when validating
+
         S3Location.parse(value)
         return value
 
@@ -104,6 +122,8 @@ class RunSettings(BaseModel):
         if value is not None and not value.strip():
             return None
         if value is not None:
+            from catalog_images.catalog.validate import template_fields
+
             template_fields(value)
         return value
 
@@ -117,3 +137,27 @@ class RunSettings(BaseModel):
                 ) if part) for e in exc.errors()
             )
             raise SettingsError(f"invalid run settings: {problems}") from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented_by_run_settings(fn: F) -> F:
+    """Append an ``Args:`` section with RunSettings' description of each of ``fn``'s parameters.
+
+    Prefect reads parameter descriptions from the docstring (the deployment's run form shows
+    them), so apply this below ``@flow``; the descriptions are declared once, in RunSettings.
+    """
+    fields = RunSettings.model_fields
+    lines = [f"    {name}: {fields[name].description}"
+             for name in inspect.signature(fn).parameters if name in fields]
+    fn.__doc__ = "\n\n".join([inspect.cleandoc(fn.__doc__ or ""), "Args:\n" + "\n".join(lines)])
+    return fn
+
+
+# Each optional parameter's default, for the flow signature and the CLI options; a list
+# parameter defaults to None (no names, which RunSettings reads as an empty list).
+RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
+    name: None if field.default_factory is list else field.default
+    for name, field in RunSettings.model_fields.items() if not field.is_required()
+})

@@ -9,7 +9,6 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 from uuid import uuid4
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -51,7 +50,8 @@ from catalog_images.report.render import (
 from catalog_images.report.results import ResultSink, RowResult
 from catalog_images.scale.shards import run_shards
 from catalog_images.secrets import install_log_redaction
-from catalog_images.settings import SHARD_DEPLOYMENT, RunSettings
+from catalog_images.settings import RUN_DEFAULTS as RUN
+from catalog_images.settings import RunMode, RunSettings, documented_by_run_settings
 from flows.catalog_shard import run_shards_on_dask
 from tasks.generate import generate_chunk_task
 from tasks.plan import plan_task
@@ -63,65 +63,28 @@ def new_run_id() -> str:
 
 
 @flow(name="catalog-refresh", description="Generate product images for a catalog into S3.")
+@documented_by_run_settings
 async def catalog_refresh(
-    catalog: str,
-    dest: str,
-    provider: str = "emulator",
-    fallback_providers: list[str] | None = None,
-    priority_providers: list[str] | None = None,
-    concurrency: int = 16,
-    prompt_template: str | None = None,
-    report_path: str | None = None,
-    chunk_size: int = 100,
-    max_attempts: int = 6,
-    providers_file: str | None = None,
-    aws_credentials_block: str | None = None,
-    breaker_cooldown_s: float = 10.0,
-    max_provider_wait_s: float = 300.0,
-    max_cost_usd: float | None = None,
-    force: bool = False,
-    force_skus: list[str] | None = None,
-    mode: Literal["standard", "batch"] = "standard",
-    batch_rows: int = 1000,
-    batch_deadline_s: float = 86_400.0,
-    batch_poll_s: float = 30.0,
-    global_limits: bool = False,
-    shards: int = 1,
-    shard_deployment: str = SHARD_DEPLOYMENT,
-    dask_address: str | None = None,
+    catalog: str, dest: str, provider: str = RUN["provider"],
+    fallback_providers: list[str] | None = RUN["fallback_providers"],
+    priority_providers: list[str] | None = RUN["priority_providers"],
+    concurrency: int = RUN["concurrency"], prompt_template: str | None = RUN["prompt_template"],
+    report_path: str | None = RUN["report_path"], chunk_size: int = RUN["chunk_size"],
+    max_attempts: int = RUN["max_attempts"], providers_file: str | None = RUN["providers_file"],
+    aws_credentials_block: str | None = RUN["aws_credentials_block"],
+    breaker_cooldown_s: float = RUN["breaker_cooldown_s"],
+    max_provider_wait_s: float = RUN["max_provider_wait_s"],
+    max_cost_usd: float | None = RUN["max_cost_usd"], force: bool = RUN["force"],
+    force_skus: list[str] | None = RUN["force_skus"], mode: RunMode = RUN["mode"],
+    batch_rows: int = RUN["batch_rows"], batch_deadline_s: float = RUN["batch_deadline_s"],
+    batch_poll_s: float = RUN["batch_poll_s"], global_limits: bool = RUN["global_limits"],
+    shards: int = RUN["shards"], shard_deployment: str = RUN["shard_deployment"],
+    dask_address: str | None = RUN["dask_address"],
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
 
     The run ends Failed only when some accepted row has no image; its report says why.
-
-    Args:
-        catalog: CSV or Parquet catalog, a local path or s3:// URI.
-        dest: s3://BUCKET/PREFIX where images, reports and the index go.
-        provider: provider name (built-in preset or one from the providers file).
-        fallback_providers: providers to fail over to, in order.
-        priority_providers: route for rows with priority=high (default: the bulk route).
-        concurrency: requests in flight at most (1-1024).
-        prompt_template: e.g. 'Studio photo of a {color} {title}'; columns in braces.
-        report_path: also write the JSON report to this local path.
-        chunk_size: rows per Prefect task run (1-5000).
-        max_attempts: provider attempts per row (1-20).
-        providers_file: TOML file with provider URLs, prices, limits and key locations.
-        aws_credentials_block: name of a Prefect AwsCredentials block for S3.
-        breaker_cooldown_s: seconds an open circuit breaker waits before a probe.
-        max_provider_wait_s: how long a row waits for a provider whose breaker is open.
-        max_cost_usd: USD cap; no request starts that could take spend over it.
-        force: regenerate every row, even unchanged ones.
-        force_skus: regenerate these SKUs even if unchanged.
-        mode: standard, or batch (Gemini Batch Mode: half price, results within 24 h).
-        batch_rows: rows per batch job.
-        batch_deadline_s: how long a run waits for its batch jobs (the next run collects).
-        batch_poll_s: first poll interval of a batch job, in seconds.
-        global_limits: share rpm limits with other runs through Prefect global
-            concurrency limits named catalog-images-PROVIDER.
-        shards: split the rows over this many shard runs that workers pick up (1-256).
-        shard_deployment: the deployment that runs one shard.
-        dask_address: run the shards as tasks on this dask.distributed scheduler
-            (e.g. tcp://10.0.0.5:8786) instead of child flow runs.
+    Each parameter (default, bounds, description) is declared once, in RunSettings.
     """
     install_log_redaction()
     logger = get_run_logger()

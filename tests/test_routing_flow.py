@@ -54,7 +54,7 @@ def test_configured_rpm_equal_to_the_quota_is_used_fully_without_429(
 ):
     emu = emulators(latency_s=0.05, rpm=30, quota_window_s=6.0)
     config = providers_file(tmp_path / "p.toml", quota={
-        "kind": "emulator", "base_url": emu.base_url, "rpm": 30, "quota_window_s": 6.0})
+        "kind": "emulator", "base_url": emu.base_url, "requests_per_window": 30, "window_s": 6.0})
     catalog = write_catalog(tmp_path / "c.csv", 90, resolution="1K")
     state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="quota",
                                  providers_file=config, concurrency=64)
@@ -74,7 +74,7 @@ def test_configured_rpm_above_the_real_quota_still_finishes_every_row(
 ):
     emu = emulators(latency_s=0.05, rpm=30, quota_window_s=6.0)
     config = providers_file(tmp_path / "p.toml", optimistic={
-        "kind": "emulator", "base_url": emu.base_url, "rpm": 60, "quota_window_s": 6.0})
+        "kind": "emulator", "base_url": emu.base_url, "requests_per_window": 60, "window_s": 6.0})
     catalog = write_catalog(tmp_path / "c.csv", 90, resolution="1K")
     state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="optimistic",
                                  providers_file=config, concurrency=64)

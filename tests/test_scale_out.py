@@ -75,8 +75,8 @@ def test_sharded_run_on_two_workers_equals_the_unsharded_run(
     from prefect.client.orchestration import get_client
 
     config = providers_file(tmp_path / "providers.toml", paced={
-        "kind": "emulator", "base_url": paced_emulator.base_url, "rpm": RPM,
-        "quota_window_s": WINDOW_S})
+        "kind": "emulator", "base_url": paced_emulator.base_url, "requests_per_window": RPM,
+        "window_s": WINDOW_S})
     catalog = write_catalog(tmp_path / "c.csv", 48)
     params = {"catalog": str(catalog), "provider": "paced", "providers_file": config,
               "concurrency": 8}
@@ -150,8 +150,8 @@ def test_shards_on_a_dask_cluster_share_the_quota_and_merge_into_one_report(
 ):
     address, worker_logs = dask_cluster
     config = providers_file(tmp_path / "providers.toml", paced={
-        "kind": "emulator", "base_url": paced_emulator.base_url, "rpm": RPM,
-        "quota_window_s": WINDOW_S})
+        "kind": "emulator", "base_url": paced_emulator.base_url, "requests_per_window": RPM,
+        "window_s": WINDOW_S})
     catalog = write_catalog(tmp_path / "c.csv", 36)
     state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="paced",
                                  providers_file=config, concurrency=8, shards=2,

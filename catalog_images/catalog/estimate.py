@@ -9,8 +9,8 @@ from catalog_images.providers.config import ProviderConfig
 def provider_rate(config: ProviderConfig, concurrency: int) -> float:
     """Images per second a provider sustains: the lower of its quota and its concurrency."""
     by_concurrency = min(concurrency, config.max_concurrency) / config.typical_latency_s
-    if config.rpm:
-        return min(by_concurrency, config.rpm / config.quota_window_s)
+    if config.requests_per_window:
+        return min(by_concurrency, config.requests_per_window / config.window_s)
     return by_concurrency
 
 

@@ -5,54 +5,75 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.cli.execute import execute_run, fail
+from catalog_images.devtools.emulator.command import serve as serve_emulator
 from catalog_images.prefect_env import apply_defaults
+from catalog_images.settings import RUN_DEFAULTS, RunSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn product catalogs into generated product images in S3.")
 
 
+# `run` options named differently from their RunSettings field (repeatable ones are singular);
+# every other option of `run` except --progress has its field's name.
+RUN_OPTION_FIELDS: dict[str, str] = {
+    "fallback_provider": "fallback_providers", "priority_provider": "priority_providers",
+    "report": "report_path", "max_cost": "max_cost_usd", "force_sku": "force_skus",
+    "breaker_cooldown": "breaker_cooldown_s", "max_provider_wait": "max_provider_wait_s",
+    "batch_deadline": "batch_deadline_s", "batch_poll": "batch_poll_s",
+}
+_OPTION_OF = {field: option for option, field in RUN_OPTION_FIELDS.items()}
+RUN = {_OPTION_OF.get(field, field): default for field, default in RUN_DEFAULTS.items()}
+
+
+def _help(option: str, note: str = "") -> Any:
+    """A typer option whose help is the RunSettings description of the option's field."""
+    return typer.Option(
+        help=RunSettings.model_fields[RUN_OPTION_FIELDS.get(option, option)].description + note)
+
+
+def run_settings_of(options: dict[str, Any]) -> dict[str, Any]:
+    """RunSettings keyword arguments from the values of the `run` options."""
+    return {RUN_OPTION_FIELDS.get(name, name): str(value) if isinstance(value, Path) else value
+            for name, value in options.items()}
+
 
 @app.command()
 def run(
-    catalog: Annotated[str, typer.Option(help="CSV or Parquet catalog, local path or s3:// URI")],
-    dest: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX for images and reports")],
-    provider: Annotated[str, typer.Option(help="provider name")] = "emulator",
-    fallback_provider: Annotated[list[str] | None, typer.Option(
-        help="provider to fail over to, in order; repeatable")] = None,
-    priority_provider: Annotated[list[str] | None, typer.Option(
-        help="route for rows with priority=high, in order; repeatable")] = None,
-    concurrency: Annotated[int, typer.Option(help="requests in flight at most")] = 16,
-    prompt_template: Annotated[str | None, typer.Option(help="e.g. 'Photo of {title}'")] = None,
-    report: Annotated[Path | None, typer.Option(help="write the JSON report here too")] = None,
-    chunk_size: Annotated[int, typer.Option(help="rows per Prefect task run")] = 100,
-    max_attempts: Annotated[int, typer.Option(help="provider attempts per row")] = 6,
-    providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
-    aws_credentials_block: Annotated[str | None, typer.Option(
-        help="Prefect AwsCredentials block name")] = None,
-    max_cost: Annotated[float | None, typer.Option(
-        help="USD cap: no request starts that could take spend over it")] = None,
-    force: Annotated[bool, typer.Option(help="regenerate unchanged rows too")] = False,
-    force_sku: Annotated[list[str] | None, typer.Option(
-        help="regenerate this sku even if unchanged; repeatable")] = None,
-    mode: Annotated[str, typer.Option(
-        help="standard, or batch (Gemini Batch Mode: half price, within 24 h)")] = "standard",
-    batch_rows: Annotated[int, typer.Option(help="batch mode: rows per batch job")] = 1000,
-    batch_deadline: Annotated[float, typer.Option(
-        help="batch mode: seconds to wait for jobs; later ones the next run collects")] = 86_400.0,
-    batch_poll: Annotated[float, typer.Option(
-        help="batch mode: first poll interval in seconds (then backoff)")] = 30.0,
-    global_limits: Annotated[bool, typer.Option(
-        help="share rate limits with other runs via Prefect global concurrency limits")] = False,
-    shards: Annotated[int, typer.Option(
-        help="split the rows over this many shard runs (needs a Prefect server)")] = 1,
-    dask_address: Annotated[str | None, typer.Option(
-        help="run the shards on this dask.distributed scheduler, not a deployment")] = None,
+    catalog: Annotated[str, _help("catalog")],
+    dest: Annotated[str, _help("dest")],
+    provider: Annotated[str, _help("provider")] = RUN["provider"],
+    fallback_provider: Annotated[list[str] | None, _help(
+        "fallback_provider", "; repeatable")] = RUN["fallback_provider"],
+    priority_provider: Annotated[list[str] | None, _help(
+        "priority_provider", "; repeatable")] = RUN["priority_provider"],
+    concurrency: Annotated[int, _help("concurrency")] = RUN["concurrency"],
+    prompt_template: Annotated[str | None, _help("prompt_template")] = RUN["prompt_template"],
+    report: Annotated[Path | None, _help("report")] = RUN["report"],
+    chunk_size: Annotated[int, _help("chunk_size")] = RUN["chunk_size"],
+    max_attempts: Annotated[int, _help("max_attempts")] = RUN["max_attempts"],
+    providers_file: Annotated[Path | None, _help("providers_file")] = RUN["providers_file"],
+    aws_credentials_block: Annotated[str | None, _help(
+        "aws_credentials_block")] = RUN["aws_credentials_block"],
+    breaker_cooldown: Annotated[float, _help("breaker_cooldown")] = RUN["breaker_cooldown"],
+    max_provider_wait: Annotated[float, _help("max_provider_wait")] = RUN["max_provider_wait"],
+    max_cost: Annotated[float | None, _help("max_cost")] = RUN["max_cost"],
+    force: Annotated[bool, _help("force")] = RUN["force"],
+    force_sku: Annotated[list[str] | None, _help(
+        "force_sku", "; repeatable")] = RUN["force_sku"],
+    mode: Annotated[str, _help("mode")] = RUN["mode"],
+    batch_rows: Annotated[int, _help("batch_rows")] = RUN["batch_rows"],
+    batch_deadline: Annotated[float, _help("batch_deadline")] = RUN["batch_deadline"],
+    batch_poll: Annotated[float, _help("batch_poll")] = RUN["batch_poll"],
+    global_limits: Annotated[bool, _help("global_limits")] = RUN["global_limits"],
+    shards: Annotated[int, _help("shards", "; needs a Prefect server")] = RUN["shards"],
+    shard_deployment: Annotated[str, _help("shard_deployment")] = RUN["shard_deployment"],
+    dask_address: Annotated[str | None, _help("dask_address")] = RUN["dask_address"],
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one catalog refresh and print its summary.
@@ -60,34 +81,25 @@ def run(
     Exit status 0 when every accepted row ended with an image, 1 when some did not,
     2 when the settings or the catalog are unusable (nothing was sent).
     """
+    options = {name: value for name, value in locals().items() if name != "progress"}
     apply_defaults(quiet_console=progress)
-    code = execute_run(
-        catalog=catalog, dest=dest, provider=provider, concurrency=concurrency,
-        fallback_providers=fallback_provider or [], priority_providers=priority_provider or [],
-        prompt_template=prompt_template, report_path=str(report) if report else None,
-        chunk_size=chunk_size, max_attempts=max_attempts,
-        providers_file=str(providers_file) if providers_file else None,
-        aws_credentials_block=aws_credentials_block, global_limits=global_limits,
-        max_cost_usd=max_cost, force=force, force_skus=force_sku or [], mode=mode,
-        batch_rows=batch_rows, batch_deadline_s=batch_deadline, batch_poll_s=batch_poll,
-        shards=shards, dask_address=dask_address, show_progress=progress,
-    )
-    raise typer.Exit(code)
+    raise typer.Exit(execute_run(**run_settings_of(options), show_progress=progress))
 
 
 @app.command()
 def estimate(
-    catalog: Annotated[str, typer.Option(help="CSV or Parquet catalog, local path or s3:// URI")],
+    catalog: Annotated[str, _help("catalog")],
     dest: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX the run would write to")],
-    provider: Annotated[str, typer.Option(help="provider name")] = "emulator",
-    priority_provider: Annotated[list[str] | None, typer.Option(
-        help="route for rows with priority=high; repeatable")] = None,
-    concurrency: Annotated[int, typer.Option(help="requests in flight at most")] = 16,
-    prompt_template: Annotated[str | None, typer.Option(help="e.g. 'Photo of {title}'")] = None,
-    force: Annotated[bool, typer.Option(help="count unchanged rows as to generate")] = False,
-    providers_file: Annotated[Path | None, typer.Option(help="TOML provider config")] = None,
+    provider: Annotated[str, _help("provider")] = RUN["provider"],
+    priority_provider: Annotated[list[str] | None, _help(
+        "priority_provider", "; repeatable")] = RUN["priority_provider"],
+    concurrency: Annotated[int, _help("concurrency")] = RUN["concurrency"],
+    prompt_template: Annotated[str | None, _help("prompt_template")] = RUN["prompt_template"],
+    force: Annotated[bool, typer.Option(
+        help="count unchanged rows as to generate")] = RUN["force"],
+    providers_file: Annotated[Path | None, _help("providers_file")] = RUN["providers_file"],
     mode: Annotated[str, typer.Option(
-        help="standard, or batch (priced at Batch Mode prices)")] = "standard",
+        help="standard, or batch (priced at Batch Mode prices)")] = RUN["mode"],
 ) -> None:
     """Print what a run would generate, skip and reject, its cost and duration: no request."""
     import tempfile
@@ -103,7 +115,7 @@ def estimate(
         describe_s3_error,
     )
     from catalog_images.providers.config import ConfigError, get_provider
-    from catalog_images.settings import RunSettings, SettingsError
+    from catalog_images.settings import SettingsError
 
     try:
         settings = RunSettings(catalog=catalog, dest=dest, provider=provider,
@@ -158,39 +170,7 @@ def history(
     console.print(table)
 
 
-@app.command()
-def emulator(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8790,
-    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
-    latency: Annotated[float, typer.Option(help="seconds per image")] = 0.5,
-    jitter: Annotated[float, typer.Option(help="extra random seconds per image")] = 0.0,
-    rpm: Annotated[int | None, typer.Option(help="requests per quota window")] = None,
-    window: Annotated[float, typer.Option(help="quota window in seconds")] = 60.0,
-    fault: Annotated[list[str] | None, typer.Option(
-        help="KIND=RATE, e.g. 503=0.1 (kinds: 429 503 500 hang reset malformed truncated "
-             "safety no_image blocked); repeatable")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed for faults")] = None,
-    api_key_env: Annotated[str | None, typer.Option(
-        help="require the key held in this environment variable")] = None,
-) -> None:
-    """Serve the built-in provider emulator (Gemini wire format) until Ctrl-C."""
-    import os
-
-    from catalog_images.devtools.emulator import EmulatorConfig, run_server
-
-    faults: dict[str, float] = {}
-    for item in fault or []:
-        kind, _, rate = item.partition("=")
-        try:
-            faults[kind] = float(rate)
-        except ValueError:
-            fail(f"--fault {item!r}: expected KIND=RATE, e.g. 503=0.1")
-    api_key = os.environ.get(api_key_env) if api_key_env else None
-    if api_key_env and not api_key:
-        fail(f"--api-key-env {api_key_env}: that variable is not set")
-    config = EmulatorConfig(latency_s=latency, latency_jitter_s=jitter, rpm=rpm,
-                            quota_window_s=window, faults=faults, seed=seed, api_key=api_key)
-    run_server(config, host, port)
+app.command(name="emulator")(serve_emulator)
 
 
 @app.command()

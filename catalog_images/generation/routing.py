@@ -142,6 +142,6 @@ def summarize_providers(stats: dict[str, ProviderStats],
         summary = provider_stats.summary()
         config = configs[name]
         summary["quota_utilization"] = provider_stats.quota_utilization(
-            config.rpm, config.quota_window_s)
+            config.requests_per_window, config.window_s)
         out[name] = summary
     return out

@@ -136,7 +136,8 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             client = create_provider(config, concurrency)
             self._stack.push_async_callback(client.aclose)
             gate = ProviderGate(
-                concurrency, rpm=config.rpm, window_s=config.quota_window_s, rpd=config.rpd,
+                concurrency, rpm=config.requests_per_window, window_s=config.window_s,
+                rpd=config.requests_per_day,
                 global_limit=f"catalog-images-{config.name}" if self.global_limits else None,
             )
             runtimes[config.name] = ProviderRuntime(

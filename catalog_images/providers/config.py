@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from catalog_images.secrets import register_secret
 
@@ -24,6 +32,36 @@ DEFAULT_EMULATOR_URL = "http://127.0.0.1:8790"
 
 class ConfigError(ValueError):
     """A configuration problem found before any request is sent."""
+
+
+class ProviderFieldRenamed(FutureWarning):
+    """A provider entry uses an old field name; it still works, under its new name."""
+
+
+# Old provider field names, still accepted: "rpm" read as "per minute" though it meant per
+# quota_window_s.
+RENAMED_FIELDS: dict[str, str] = {
+    "rpm": "requests_per_window", "quota_window_s": "window_s", "rpd": "requests_per_day",
+}
+
+
+def renamed_fields(entry: dict[str, Any], provider: str) -> dict[str, Any]:
+    """``entry`` with old field names replaced by the new ones, warning once per old name.
+
+    An entry that sets both names of one field, to different values, is an error.
+    """
+    entry = dict(entry)
+    for old, new in RENAMED_FIELDS.items():
+        if old not in entry:
+            continue
+        value = entry.pop(old)
+        if new in entry and entry[new] != value:
+            raise ValueError(f"set {new!r} only ({old!r} is its old name)")
+        entry[new] = value
+        hint = " (requests per window_s seconds, not per minute)" if old == "rpm" else ""
+        warnings.warn(f"provider {provider!r}: field {old!r} is deprecated; use {new!r}{hint}",
+                      ProviderFieldRenamed, stacklevel=3)
+    return entry
 
 
 class Prices(BaseModel):
@@ -58,9 +96,11 @@ class ProviderConfig(BaseModel):
     )
     prices: Prices = Field(default_factory=Prices)
     batch_prices: Prices | None = None
-    rpm: int | None = Field(None, gt=0, description="requests per quota window")
-    quota_window_s: float = Field(60.0, gt=0, description="length of the rpm window")
-    rpd: int | None = Field(None, gt=0, description="requests per day")
+    requests_per_window: int | None = Field(
+        None, gt=0, description="requests the provider accepts per window_s seconds (a sliding "
+        "window); e.g. 300 with window_s 60 for 300 per minute")
+    window_s: float = Field(60.0, gt=0, description="length of the requests_per_window window")
+    requests_per_day: int | None = Field(None, gt=0, description="requests per day, per run")
     max_concurrency: int = Field(64, gt=0)
     timeout_s: float = Field(180.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
@@ -70,6 +110,23 @@ class ProviderConfig(BaseModel):
     poll_initial_s: float = Field(2.5, gt=0)  # async-task
     poll_max_s: float = Field(15.0, gt=0)
     task_deadline_s: float = Field(900.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_field_names(cls, data: Any) -> Any:
+        return renamed_fields(data, str(data.get("name", "?"))) if isinstance(data, dict) else data
+
+    def _old_name(self, old: str) -> Any:
+        new = RENAMED_FIELDS[old]
+        warnings.warn(f"ProviderConfig.{old} is deprecated; use .{new}", DeprecationWarning,
+                      stacklevel=3)
+        return getattr(self, new)
+
+    # Old attribute names, for code written before the rename; each warns.
+    rpm = property(lambda self: self._old_name("rpm"), doc="Old name of requests_per_window.")
+    quota_window_s = property(lambda self: self._old_name("quota_window_s"),
+                              doc="Old name of window_s.")
+    rpd = property(lambda self: self._old_name("rpd"), doc="Old name of requests_per_day.")
 
     @field_validator("base_url")
     @classmethod
@@ -123,8 +180,8 @@ def builtin_presets() -> dict[str, dict]:
         },
         "google": {
             "kind": "gemini", "base_url": "https://generativelanguage.googleapis.com",
-            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY", "rpm": 300,
-            "rpd": 1500, "max_concurrency": 32,
+            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY",
+            "requests_per_window": 300, "requests_per_day": 1500, "max_concurrency": 32,
             "batch_prices": {"1K": 0.067, "2K": 0.067, "4K": 0.12},
         },
         "openai-relay": {
@@ -135,7 +192,8 @@ def builtin_presets() -> dict[str, dict]:
         "async-task-relay": {
             "kind": "async-task", "base_url": "https://async-relay.example.com",
             "auth": "bearer", "api_key_env": "ASYNC_RELAY_API_KEY", "model": "nano-banana-pro",
-            "rpm": 20, "quota_window_s": 10.0, "max_concurrency": 200, "typical_latency_s": 60.0,
+            "requests_per_window": 20, "window_s": 10.0, "max_concurrency": 200,
+            "typical_latency_s": 60.0,
             "prices": {"1K": 0.09, "2K": 0.09, "4K": 0.12},
         },
         "gemini-relay": {
@@ -172,6 +230,10 @@ def load_providers(path: str | Path | None = None) -> dict[str, ProviderConfig]:
         for name, table in (document.get("providers") or {}).items():
             if not isinstance(table, dict):
                 raise ConfigError(f"provider file {path}: [providers.{name}] must be a table")
+            try:
+                table = renamed_fields(table, name)
+            except ValueError as exc:
+                raise ConfigError(f"provider file {path}: [providers.{name}]: {exc}") from None
             entries[name] = {**entries.get(name, {}), **table}
     return {name: _build(name, entry) for name, entry in entries.items()}
 

@@ -118,7 +118,7 @@ async def ensure_shared_rate_limits(configs: list[ProviderConfig], logger) -> No
 
     async with get_client() as client:
         for config in configs:
-            if not config.rpm:
+            if not config.requests_per_window:
                 continue
             name = f"catalog-images-{config.name}"
             try:
@@ -126,14 +126,14 @@ async def ensure_shared_rate_limits(configs: list[ProviderConfig], logger) -> No
                 continue
             except ObjectNotFound:
                 pass
-            burst, decay = shared_rate_limit(config.rpm, config.quota_window_s)
+            burst, decay = shared_rate_limit(config.requests_per_window, config.window_s)
             try:
                 await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
                     name=name, limit=burst, slot_decay_per_second=decay))
             except ObjectAlreadyExists:
                 continue
-            logger.info("shared rate limit %s: %d slots, %.3f/s (rpm %d per %g s)", name,
-                        burst, decay, config.rpm, config.quota_window_s)
+            logger.info("shared rate limit %s: %d slots, %.3f/s (%d requests per %g s)",
+                        name, burst, decay, config.requests_per_window, config.window_s)
 
 
 def check_shared_api(setting: str) -> None:

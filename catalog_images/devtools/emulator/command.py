@@ -1,0 +1,100 @@
+"""The emulator's one command line: ``catalog-images emulator`` and
+``python -m catalog_images.devtools.emulator`` both run :func:`serve`.
+
+Option defaults are EmulatorConfig's; the port is the one the ``emulator`` provider preset
+calls (``DEFAULT_EMULATOR_URL``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from catalog_images.providers.config import DEFAULT_EMULATOR_URL
+
+from .config import FAULT_KINDS, EmulatorConfig
+from .server import run_server
+
+# Option -> EmulatorConfig field, for the options that set one.
+OPTION_FIELDS: dict[str, str] = {
+    "latency": "latency_s", "jitter": "latency_jitter_s", "rpm": "rpm", "window": "quota_window_s",
+    "fault": "faults", "seed": "seed", "api_key": "api_key",
+}
+DEFAULT_PORT = urlsplit(DEFAULT_EMULATOR_URL).port or 8790
+DEFAULT_HOST = "127.0.0.1"
+_CONFIG = {f.name: f.default for f in dataclasses.fields(EmulatorConfig)}
+
+
+def _default(option: str) -> Any:
+    """EmulatorConfig's default of the field ``option`` sets (None for ``--fault``)."""
+    default = _CONFIG[OPTION_FIELDS[option]]
+    return None if default is dataclasses.MISSING else default
+
+
+def parse_faults(items: list[str] | None) -> dict[str, float]:
+    """``["503=0.1", "429=0.05"]`` -> ``{"503": 0.1, "429": 0.05}``; typer.BadParameter if wrong."""
+    faults: dict[str, float] = {}
+    for item in items or []:
+        kind, _, rate = item.partition("=")
+        try:
+            if kind not in FAULT_KINDS:
+                raise ValueError(kind)
+            faults[kind] = float(rate)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r}: expected KIND=RATE, e.g. 503=0.1, with KIND one of "
+                f"{' '.join(FAULT_KINDS)}", param_hint="--fault") from None
+    return faults
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_PORT,
+    host: Annotated[str, typer.Option(help="address to bind")] = DEFAULT_HOST,
+    latency: Annotated[float, typer.Option(help="seconds per image")] = _default("latency"),
+    jitter: Annotated[float, typer.Option(
+        help="extra random seconds per image, up to this")] = _default("jitter"),
+    rpm: Annotated[int | None, typer.Option(
+        help="requests accepted per --window seconds (429 beyond); none: no quota")
+    ] = _default("rpm"),
+    window: Annotated[float, typer.Option(
+        help="length of the --rpm window, in seconds")] = _default("window"),
+    fault: Annotated[list[str] | None, typer.Option(
+        help=f"KIND=RATE, e.g. 503=0.1 (kinds: {' '.join(FAULT_KINDS)}); repeatable")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed for faults")] = _default("seed"),
+    api_key: Annotated[str | None, typer.Option(
+        help="require this key (prefer --api-key-env: command lines are visible)")
+    ] = _default("api_key"),
+    api_key_env: Annotated[str | None, typer.Option(
+        help="require the key held in this environment variable")] = None,
+) -> None:
+    """Serve the built-in provider emulator (Gemini, OpenAI-images, async-task) until Ctrl-C."""
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise typer.BadParameter(f"{api_key_env}: that variable is not set",
+                                     param_hint="--api-key-env")
+    run_server(config_of(latency=latency, jitter=jitter, rpm=rpm, window=window, fault=fault,
+                         seed=seed, api_key=api_key), host, port)
+
+
+def config_of(**options: Any) -> EmulatorConfig:
+    """The EmulatorConfig the given option values describe (options from OPTION_FIELDS)."""
+    values = {**options, "fault": parse_faults(options.get("fault"))}
+    try:
+        return EmulatorConfig(**{OPTION_FIELDS[name]: value for name, value in values.items()})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+# ``python -m catalog_images.devtools.emulator``: serve as the only command.
+module_app = typer.Typer(add_completion=False)
+module_app.command()(serve)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m catalog_images.devtools.emulator [OPTIONS]``: ``catalog-images emulator``."""
+    module_app(args=argv, prog_name="python -m catalog_images.devtools.emulator")
