@@ -98,7 +98,7 @@ def test_a_providers_file_overrides_only_the_fields_it_sets(tmp_path, monkeypatc
 @pytest.mark.parametrize(
     ("text", "match"),
     [("[providers\n", "provider file"), ("providers = { x = 1 }\n", r"\[providers.x\]"),
-     ('[providers.google]\nrpm = -1\n', "provider 'google': rpm"),
+     ('[providers.google]\nrequests_per_window = -1\n', "provider 'google': requests_per_window"),
      ('[providers.bad]\nkind = "fax"\nbase_url = "https://x"\n', "provider 'bad': kind")])
 def test_a_bad_providers_file_is_a_config_error(tmp_path, text, match):
     path = tmp_path / "providers.toml"
