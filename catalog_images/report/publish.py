@@ -1,0 +1,140 @@
+"""Publishing a run's report: report.json, manifest and ledger row locally and to S3,
+the pictures beside them, and the Prefect artifacts of the run.
+
+S3 failing at this point must not lose what the run did and paid for: the summary still
+comes out, with a local copy of the report when the run named a path for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+    acreate_table_artifact,
+)
+
+from catalog_images.destination.ledger import history_row, read_history
+from catalog_images.destination.storage import (
+    S3Location,
+    S3Settings,
+    StorageError,
+    describe_s3_error,
+    put_file,
+)
+from catalog_images.report.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
+from catalog_images.report.history_chart import history_chart_png
+from catalog_images.report.render import (
+    problem_examples,
+    problem_rows,
+    summary_markdown,
+    write_report_json,
+)
+
+
+async def publish_report(header: dict, totals: dict, work_dir: Path, location: S3Location,
+                         s3: S3Settings, report_path: str | None,
+                         thumbnails: list[SheetItem]) -> dict:
+    """Write the report locally and to S3, pictures beside it, and Prefect artifacts.
+
+    Returns the run's outcome: run and flow run ids, totals, the report's URI (None when
+    it was not uploaded), the summary markdown, the local report path and the upload error.
+    """
+    manifest = work_dir / "manifest.parquet"
+    report = work_dir / "report.json"
+    write_report_json(report, header, totals, manifest)
+    local_report = None
+    if report_path:  # first: the local copy must not depend on S3
+        local_report = Path(report_path).expanduser().resolve()
+        local_report.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report, local_report)
+    run_prefix = ("runs", header["run_id"])
+    ledger_row = work_dir / "summary.json"
+    ledger_row.write_text(json.dumps(history_row(header, totals)))
+    upload_error = None
+    try:  # S3 down now must not lose what the run did and paid: the summary still comes out
+        for name, path, content_type in (
+            ("report.json", report, "application/json"),
+            ("manifest.parquet", manifest, "application/vnd.apache.parquet"),
+            ("summary.json", ledger_row, "application/json"),
+        ):
+            await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, name),
+                                    path, content_type)
+        pictures = await publish_pictures(header, totals, work_dir, location, s3, thumbnails)
+        header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
+                  "history_chart_uri": pictures["history.png"]}
+    except (StorageError, ClientError, BotoCoreError, OSError) as exc:
+        upload_error = s3_problem(exc)
+    markdown = summary_markdown(header, totals, problem_examples(manifest))
+    if upload_error:
+        markdown += (f"\n\n**The report was not uploaded to S3** ({upload_error}); "
+                     f"local copy: `{local_report or 'none (use --report PATH)'}`.\n")
+    await _publish_artifacts(header, markdown, manifest, location, s3)
+    return {
+        "run_id": header["run_id"], "flow_run_id": header["flow_run_id"], "totals": totals,
+        "report_uri": None if upload_error else header["report_uri"], "summary": markdown,
+        "report_path": str(local_report) if local_report else None,
+        "report_upload_error": upload_error,
+    }
+
+
+async def _publish_artifacts(header: dict, markdown: str, manifest: Path, location: S3Location,
+                             s3: S3Settings) -> None:
+    """The summary, a link to the run folder and, if any, the table of problem rows."""
+    await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
+                                    description=f"Run {header['run_id']}")
+    run_prefix = ("runs", header["run_id"])
+    run_folder = location.uri(*run_prefix) + "/"
+    await acreate_link_artifact(
+        link=browsable_url(s3, location, location.key(*run_prefix)) or run_folder,
+        link_text=f"Run folder {run_folder}", key="catalog-refresh-run-folder",
+        description="Report, manifest and ledger row of this run")
+    problems = problem_rows(manifest)
+    if problems:
+        await acreate_table_artifact(problems, key="catalog-refresh-problems",
+                                     description="Failed and rejected rows")
+
+
+async def publish_pictures(header: dict, totals: dict, work_dir: Path, location: S3Location,
+                           s3: S3Settings, thumbnails: list[SheetItem]) -> dict[str, str]:
+    """Contact sheet (PNG + HTML) and history chart next to the report; their URIs."""
+    run_prefix = ("runs", header["run_id"])
+    title = (f"Run {header['run_id']}: {totals['succeeded']} images, {totals['failed']} "
+             f"failed, ${totals['cost_usd']:.2f}")
+    extra = [SheetItem("", b"")] * max(0, totals["succeeded"] - len(thumbnails))
+    files = {
+        "contact-sheet.png": (await asyncio.to_thread(
+            contact_sheet_png, [*thumbnails, *extra], title=title,
+            max_items=len(thumbnails)), "image/png"),
+        "contact-sheet.html": (contact_sheet_html(
+            [(t.sku, f"../../images/{t.sku}.png") for t in thumbnails], title=title).encode(),
+            "text/html; charset=utf-8"),
+        "history.png": (await asyncio.to_thread(
+            history_chart_png, await asyncio.to_thread(read_history, s3, location)),
+            "image/png"),
+    }
+    uris = {}
+    for name, (data, content_type) in files.items():
+        path = work_dir / name
+        path.write_bytes(data)
+        await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, name), path,
+                                content_type)
+        uris[name] = location.uri(*run_prefix, name)
+    return uris
+
+
+def s3_problem(exc: BaseException) -> str:
+    """A StorageError's own message, or a boto error described without secrets."""
+    return str(exc) if isinstance(exc, StorageError) else describe_s3_error(exc)
+
+
+def browsable_url(s3: S3Settings, location: S3Location, key: str) -> str | None:
+    """An http(s) URL of an S3 folder when the store has an explicit endpoint."""
+    if not s3.endpoint_url:
+        return None
+    return f"{s3.endpoint_url.rstrip('/')}/{location.bucket}/{key}/"

@@ -1,0 +1,107 @@
+"""What a refresh run settles before its first provider call.
+
+Its parameters validated, every provider's API key found, the bucket reachable, a scratch
+folder, then the plan priced for the run's mode and the rows the plan already settled
+recorded as results.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from catalog_images.catalog.estimate import batch_cost
+from catalog_images.catalog.plan import PlanSummary, iter_settled
+from catalog_images.destination.storage import S3Location, S3Settings, check_bucket
+from catalog_images.providers.config import ProviderConfig, get_provider
+from catalog_images.report.results import ResultSink, RowResult
+from catalog_images.settings import RunSettings
+
+# Flow parameters a caller may pass as None for "none".
+_LIST_PARAMETERS = ("fallback_providers", "priority_providers", "force_skus")
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: UTC time plus a short random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """One run's validated settings, identity, destination and providers."""
+
+    settings: RunSettings
+    run_id: str
+    location: S3Location
+    s3: S3Settings
+    provider_configs: list[ProviderConfig]
+    started_at: str  # ISO UTC time
+    started_wall: float  # time.monotonic() at the start
+
+    @property
+    def provider_config(self) -> ProviderConfig:
+        """The first provider of the bulk route: the one the plan prices rows with."""
+        return self.provider_configs[0]
+
+
+def prepare_run(parameters: dict, logger) -> RunSetup:
+    """Validate the flow's parameters, resolve every provider's key, check the bucket.
+
+    Raises SettingsError, ConfigError or StorageError naming the problem; nothing is read
+    from the catalog before these pass.
+    """
+    settings = RunSettings(**{
+        **parameters, **{name: parameters.get(name) or [] for name in _LIST_PARAMETERS}})
+    started_wall = time.monotonic()
+    started_at = datetime.now(UTC).isoformat()
+    run_id = new_run_id()
+    location = S3Location.parse(settings.dest)
+    configs = [get_provider(name, settings.providers_file) for name in settings.provider_names]
+    for config in configs:
+        config.resolve_api_key()
+    s3 = S3Settings.from_environment(settings.aws_credentials_block)
+    check_bucket(s3, location)
+    logger.info(
+        "run %s: catalog %s -> %s, routes %s, concurrency %d",
+        run_id, settings.catalog, settings.dest, settings.routes, settings.concurrency,
+    )
+    return RunSetup(settings, run_id, location, s3, configs, started_at, started_wall)
+
+
+@contextmanager
+def scratch_dir(run_id: str) -> Iterator[Path]:
+    """A private local folder for the run's plan, results and report, removed afterwards."""
+    work_dir = Path(tempfile.mkdtemp(prefix=f"catalog-images-{run_id}-"))
+    try:
+        yield work_dir
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def priced_plan(plan: PlanSummary, run: RunSetup, logger) -> PlanSummary:
+    """The plan with its projected cost at the run mode's price, logged in one line."""
+    if run.settings.mode == "batch":
+        plan.projected_cost_usd = batch_cost(plan, run.provider_config)
+    logger.info(
+        "plan: %d rows: %d to generate (%s), %d unchanged, %d rejected, %d removed from "
+        "the catalog; projected cost $%.2f", plan.rows, plan.to_generate,
+        plan.by_resolution, plan.unchanged, plan.rejected, plan.removed,
+        plan.projected_cost_usd,
+    )
+    return plan
+
+
+def settled_results(plan: PlanSummary, work_dir: Path) -> ResultSink:
+    """The run's result sink, holding already the rows the plan settled (rejected, unchanged)."""
+    sink = ResultSink(work_dir / "manifest.parquet")
+    for settled in iter_settled(plan.settled_path):
+        sink.add(RowResult(sku=settled["sku"], row=settled["row"], status=settled["status"],
+                           reason=settled["reason"], fingerprint=settled["fingerprint"]))
+    return sink

@@ -1,0 +1,44 @@
+"""How a run ends: the failure policy on an outcome dict, and reading it back from a state."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect.states import Completed
+
+from catalog_images.report.outcome import outcome_of, run_outcome
+
+
+def _outcome(failed: int = 0, upload_error: str | None = None) -> dict:
+    return {"run_id": "r1", "flow_run_id": None,
+            "totals": {"failed": failed, "accepted": 10, "succeeded": 10 - failed},
+            "report_uri": None if upload_error else "s3://b/p/runs/r1/report.json",
+            "summary": "| ... |", "report_path": None, "report_upload_error": upload_error}
+
+
+def test_a_clean_run_ends_with_its_outcome():
+    outcome = _outcome()
+    assert run_outcome(outcome, None, logging.getLogger("t")) is outcome
+
+
+def test_rows_without_image_fail_the_run_with_the_outcome_attached():
+    state = run_outcome(_outcome(failed=3), None, logging.getLogger("t"))
+    assert state.is_failed()
+    assert state.message == ("3 of 10 accepted rows have no image; "
+                             "see s3://b/p/runs/r1/report.json")
+    assert outcome_of(state)["totals"]["failed"] == 3
+
+
+def test_a_stop_and_an_unuploaded_report_are_both_named(caplog):
+    with caplog.at_level(logging.ERROR):
+        state = run_outcome(_outcome(upload_error="connection refused"), "SIGTERM",
+                            logging.getLogger("t"))
+    assert state.message.startswith("stopped by SIGTERM: rows not started are skipped")
+    assert "the report was not uploaded (connection refused); see the summary above" in (
+        state.message)
+    assert "report not uploaded: connection refused" in caplog.text
+
+
+def test_outcome_of_reads_completed_states_and_ignores_others():
+    assert outcome_of(Completed(data=_outcome()))["run_id"] == "r1"
+    assert outcome_of(Completed(data={"no": "totals"})) is None
