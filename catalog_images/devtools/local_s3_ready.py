@@ -45,12 +45,7 @@ def wait_ready(server: LocalS3, proc: subprocess.Popen[bytes], timeout_s: float,
     last_error = "no response yet"
     denied_since: float | None = None
     while True:
-        code = proc.poll()
-        if code is not None:
-            tail = _tail(server.log_path, log_start)
-            if any(m in tail.lower() for m in _CLASH_MARKERS):
-                raise PortClash(tail)
-            raise RuntimeError(f"SeaweedFS exited early with code {code}; log tail:\n{tail}")
+        _check_alive(server, proc, log_start)
         if port_open(server.host, server.port):
             try:
                 probe.head_bucket(Bucket=server.bucket)
@@ -61,13 +56,7 @@ def wait_ready(server: LocalS3, proc: subprocess.Popen[bytes], timeout_s: float,
                 last_error = f"head_bucket: {err}"
                 if err in ("403", "AccessDenied", "InvalidAccessKeyId"):
                     denied_since = denied_since or time.monotonic()
-                    if time.monotonic() - denied_since > 5:
-                        raise RuntimeError(
-                            f"SeaweedFS at {server.endpoint_url} refuses the dummy "
-                            "credentials (HTTP 403): S3 auth is enabled, e.g. by credentials "
-                            f"stored in {server.data_dir} from an earlier run; use a fresh "
-                            f"data dir. Log tail:\n{_tail(server.log_path, log_start, 10)}"
-                        ) from None
+                    _check_denied_for(server, denied_since, log_start)
                 if err in ("404", "NoSuchBucket"):
                     with contextlib.suppress(ClientError, BotoCoreError):
                         probe.create_bucket(Bucket=server.bucket)
@@ -79,6 +68,28 @@ def wait_ready(server: LocalS3, proc: subprocess.Popen[bytes], timeout_s: float,
                 f"({last_error}); log tail:\n{_tail(server.log_path, log_start)}"
             )
         time.sleep(0.1)
+
+
+def _check_alive(server: LocalS3, proc: subprocess.Popen[bytes], log_start: int) -> None:
+    """Raise PortClash or RuntimeError (with the log's tail) if the server has exited."""
+    code = proc.poll()
+    if code is None:
+        return
+    tail = _tail(server.log_path, log_start)
+    if any(m in tail.lower() for m in _CLASH_MARKERS):
+        raise PortClash(tail)
+    raise RuntimeError(f"SeaweedFS exited early with code {code}; log tail:\n{tail}")
+
+
+def _check_denied_for(server: LocalS3, denied_since: float, log_start: int) -> None:
+    """Raise once the dummy credentials have been refused for over 5 s."""
+    if time.monotonic() - denied_since > 5:
+        raise RuntimeError(
+            f"SeaweedFS at {server.endpoint_url} refuses the dummy "
+            "credentials (HTTP 403): S3 auth is enabled, e.g. by credentials "
+            f"stored in {server.data_dir} from an earlier run; use a fresh "
+            f"data dir. Log tail:\n{_tail(server.log_path, log_start, 10)}"
+        ) from None
 
 
 def _probe_round_trip(probe: Any, bucket: str) -> None:
