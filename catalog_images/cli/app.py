@@ -172,6 +172,8 @@ def emulator(
     seed: Annotated[int | None, typer.Option(help="random seed for faults")] = None,
     api_key_env: Annotated[str | None, typer.Option(
         help="require the key held in this environment variable")] = None,
+    image_format: Annotated[str, typer.Option(
+        help="type of the images answered: png, jpeg or webp")] = "png",
 ) -> None:
     """Serve the built-in provider emulator (Gemini wire format) until Ctrl-C."""
     import os
@@ -188,8 +190,12 @@ def emulator(
     api_key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and not api_key:
         fail(f"--api-key-env {api_key_env}: that variable is not set")
-    config = EmulatorConfig(latency_s=latency, latency_jitter_s=jitter, rpm=rpm,
-                            quota_window_s=window, faults=faults, seed=seed, api_key=api_key)
+    try:
+        config = EmulatorConfig(latency_s=latency, latency_jitter_s=jitter, rpm=rpm,
+                                quota_window_s=window, faults=faults, seed=seed, api_key=api_key,
+                                image_format=image_format)
+    except ValueError as exc:
+        fail(f"emulator: {exc}")
     run_server(config, host, port)
 
 

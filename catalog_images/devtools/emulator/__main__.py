@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import FAULT_KINDS, EmulatorConfig
+from .config import FAULT_KINDS, IMAGE_FORMATS, EmulatorConfig
 from .server import run_server
 
 
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND=P")
+    parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="png",
+                        help="type of the images answered")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
         latency_s=args.latency,
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         seed=args.seed,
         faults=dict(args.fault),
+        image_format=args.image_format,
     )
     run_server(config, args.host, args.port)
 
