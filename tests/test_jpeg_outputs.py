@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import httpx
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import run_refresh
 from PIL import Image
@@ -19,6 +20,8 @@ from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location, S3Settings
 from catalog_images.devtools.emulator import Emulator, EmulatorConfig
 from catalog_images.generation.row import _already_uploaded
+from catalog_images.report.contact_sheet import SheetItem
+from catalog_images.scale.shards import thumbnails_bytes
 
 SKUS = ["abc", "abc.v2", "P-1", "x_y.z"]
 
@@ -141,3 +144,11 @@ def test_the_emulator_answers_the_configured_type_in_each_wire_format(fmt, mime,
             sizes.append(img.size)
     assert sizes[0][0] > sizes[0][1]  # 16:9 at 1K, as asked
     assert sizes[0][0] * sizes[0][1] > 900_000
+
+
+def test_shard_thumbnails_carry_the_image_key_to_the_parent():
+    items = [SheetItem("abc.v2", b"\xff\xd8thumb", "p/images/abc.v2.jpg"),
+             SheetItem("w", b"", "p/images/w.webp")]
+    rows = pq.read_table(io.BytesIO(thumbnails_bytes(items))).to_pylist()
+    assert [(r["sku"], r["png"], r["key"]) for r in rows] == [
+        (i.sku, i.data, i.key) for i in items]

@@ -57,6 +57,19 @@ class DestinationLayout:
         it after a dot, such as ``abc.v2`` for ``abc``: filter with ``image_candidate_keys``)."""
         return self._key(IMAGES, f"{sku}.")
 
+    async def existing_images(self, client, sku: str) -> list[str]:
+        """The image keys of ``sku`` in the bucket, any type, found with one List request
+        (aiobotocore ``client``; more pages only when 1000+ SKUs extend ``sku`` after a dot)."""
+        candidates, found, token = self.image_candidate_keys(sku), [], None
+        while True:
+            page = await client.list_objects_v2(
+                Bucket=self.location.bucket, Prefix=self.image_listing_prefix(sku),
+                **({"ContinuationToken": token} if token else {}))
+            found += [o["Key"] for o in page.get("Contents", []) if o["Key"] in candidates]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return found
+
     def images_uri(self) -> str:
         """The images folder as an ``s3://`` URI ending in a slash."""
         return self._uri(self._key(IMAGES)) + "/"

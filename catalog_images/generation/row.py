@@ -289,19 +289,8 @@ async def _already_uploaded(ctx: RunContext, sku: str, fp: str) -> str | None:
     type (``.png``, ``.jpg``, ``.webp``): one List finds the keys of this sku (a new row costs
     that one request), then a HEAD reads the metadata of each.
     """
-    layout = DestinationLayout(ctx.location)
-    candidates = layout.image_candidate_keys(sku)
     try:
-        found, token = [], None
-        while True:  # more than one page only when 1000+ skus extend this one after a dot
-            page = await ctx.s3_client.list_objects_v2(
-                Bucket=ctx.location.bucket, Prefix=layout.image_listing_prefix(sku),
-                **({"ContinuationToken": token} if token else {}))
-            found += [o["Key"] for o in page.get("Contents", []) if o["Key"] in candidates]
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                break
-        for key in found:
+        for key in await DestinationLayout(ctx.location).existing_images(ctx.s3_client, sku):
             head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
             if head.get("Metadata", {}).get("fingerprint") == fp:
                 return key
