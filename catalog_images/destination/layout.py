@@ -16,6 +16,7 @@ Every other module asks a ``DestinationLayout`` rather than joining path segment
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from catalog_images.destination.storage import S3Location
 from catalog_images.images import EXTENSION_BY_MIME
@@ -75,10 +76,10 @@ class DestinationLayout:
         return self._uri(self._key(IMAGES)) + "/"
 
     def image_link_from_run_folder(self, image_key: str) -> str:
-        """The relative URL of an image key from a file in ``runs/{run_id}/``."""
+        """The relative URL (percent-encoded) of an image key from a file in ``runs/{run_id}/``."""
         base = self._key()
         relative = image_key[len(base) + 1:] if base else image_key
-        return f"../../{relative}"
+        return f"../../{quote(relative)}"
 
     # ---- runs -----------------------------------------------------------------------------
     def runs_prefix(self) -> str:

@@ -47,6 +47,8 @@ def test_contact_sheet_links_climb_out_of_the_run_folder() -> None:
         resolved = folder[: len(folder) - link.count("../")] + [link.replace("../", "")]
         assert "/".join(p for p in resolved if p) == key
         assert link == "../../images/a.b.webp"
+    assert LAYOUT.image_link_from_run_folder(LAYOUT.image_key("a b#?", "image/png")) == (
+        "../../images/a%20b%23%3F.png")
 
 
 def test_run_files_and_folders() -> None:
