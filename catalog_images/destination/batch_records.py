@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import describe_s3_error
 from catalog_images.generation.row import RunContext
 
@@ -40,7 +41,7 @@ class BatchRecord:
 
 
 def _prefix(ctx: RunContext) -> str:
-    return ctx.location.key("state", "batches") + "/"
+    return DestinationLayout(ctx.location).batches_prefix()
 
 
 def new_record(ctx: RunContext, jobs: list[dict], provider: str) -> BatchRecord:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location, S3Settings
 
 INDEX_SCHEMA = pa.schema([("sku", pa.string()), ("fingerprint", pa.string()),
@@ -82,17 +83,17 @@ def load_index(settings: S3Settings, location: S3Location) -> OutputIndex:
     """Read the newest snapshot and the parts of every run it does not include."""
     client = settings.boto3_client()
     index = OutputIndex()
-    snapshots = [k for k in _list_keys(client, location.bucket,
-                                       location.key("state", "snapshots") + "/")
-                 if k.endswith(".parquet")]
+    layout = DestinationLayout(location)
+    snapshots = [k for k in _list_keys(client, location.bucket, layout.snapshots_prefix())
+                 if layout.is_snapshot(k)]
     if snapshots:
         latest = snapshots[-1]
         index.add_table(_read_parquet(client, location.bucket, latest))
         meta = client.get_object(Bucket=location.bucket,
-                                 Key=latest.removesuffix(".parquet") + ".json")["Body"].read()
+                                 Key=layout.snapshot_runs_key(latest))["Body"].read()
         index.runs = set(json.loads(meta)["runs"])
-    for key in _list_keys(client, location.bucket, location.key("state", "parts") + "/"):
-        run_id = key.rsplit("/", 2)[-2]
+    for key in _list_keys(client, location.bucket, layout.index_parts_prefix()):
+        run_id = layout.run_of_index_part(key)
         if run_id not in index.runs:
             index.add_table(_read_parquet(client, location.bucket, key))
             index.part_runs.add(run_id)
@@ -109,7 +110,7 @@ def part_bytes(rows: list[dict]) -> bytes:
 
 def part_key(location: S3Location, run_id: str, seq: int) -> str:
     """Where a run's n-th parts file goes."""
-    return location.key("state", "parts", run_id, f"{seq:06d}.parquet")
+    return DestinationLayout(location).index_part_key(run_id, seq)
 
 
 def write_snapshot(settings: S3Settings, location: S3Location, run_id: str) -> int:
@@ -119,9 +120,9 @@ def write_snapshot(settings: S3Settings, location: S3Location, run_id: str) -> i
     buffer = io.BytesIO()
     pq.write_table(index.table(), buffer)
     client = settings.boto3_client()
-    base = location.key("state", "snapshots", run_id)
+    key = DestinationLayout(location).snapshot_key(run_id)
     # The list of runs first: readers look for the .parquet and then read its .json.
-    client.put_object(Bucket=location.bucket, Key=f"{base}.json",
+    client.put_object(Bucket=location.bucket, Key=DestinationLayout.snapshot_runs_key(key),
                       Body=json.dumps({"runs": runs}).encode())
-    client.put_object(Bucket=location.bucket, Key=f"{base}.parquet", Body=buffer.getvalue())
+    client.put_object(Bucket=location.bucket, Key=key, Body=buffer.getvalue())
     return len(index.entries)

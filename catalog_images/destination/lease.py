@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.lease_answers import (
     Seen,
     conflict,
@@ -70,8 +71,8 @@ class Lease:
                  ttl_s: float = LEASE_TTL_S) -> None:
         self.client = client
         self.bucket = location.bucket
-        self.key = location.key("state", "lease.json")
-        self.uri = location.uri("state", "lease.json")
+        self.layout = DestinationLayout(location)
+        self.key, self.uri = self.layout.lease_key(), self.layout.lease_uri()
         self.holder = holder
         self.ttl_s = ttl_s
         self.etag: str | None = None
@@ -253,7 +254,7 @@ class Lease:
 
     def _busy(self, holder: Holder) -> DestinationBusy:
         return DestinationBusy(
-            f"{self.uri.rsplit('/state/', 1)[0]} is being refreshed by run {holder.run_id} "
+            f"{self.layout.root_uri} is being refreshed by run {holder.run_id} "
             f"(host {holder.host}, pid {holder.pid}, since {holder.acquired_at}); two runs at "
             f"once would pay for the same images. Wait for it to end, or stop it (a run that "
             f"died leaves a lease that is taken over after {self.ttl_s:.0f} s).")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location, S3Settings
 
 
@@ -26,10 +27,11 @@ def read_history(settings: S3Settings, location: S3Location) -> list[dict]:
     """Every run's ledger row at the destination, oldest first."""
     client = settings.boto3_client()
     rows = []
+    layout = DestinationLayout(location)
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key("runs") + "/"):
+    for page in paginator.paginate(Bucket=location.bucket, Prefix=layout.runs_prefix()):
         for item in page.get("Contents", []):
-            if item["Key"].endswith("/summary.json"):
+            if layout.is_ledger_row(item["Key"]):
                 body = client.get_object(Bucket=location.bucket, Key=item["Key"])["Body"].read()
                 rows.append(json.loads(body))
     return sorted(rows, key=lambda row: row["run_id"])

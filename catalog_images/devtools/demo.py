@@ -22,6 +22,8 @@ def run_demo(execute_run: Callable[..., int], rows: int | None = None) -> int:
     ``execute_run`` is the CLI's run (validate, run the flow, print the summary): passed in,
     so the dev tools never import the CLI that imports them.
     """
+    from catalog_images.destination.layout import DestinationLayout
+    from catalog_images.destination.storage import S3Location
     from catalog_images.devtools.emulator import Emulator, EmulatorConfig
     from catalog_images.devtools.local_s3 import LocalS3
 
@@ -43,9 +45,10 @@ def run_demo(execute_run: Callable[..., int], rows: int | None = None) -> int:
         )
         report = json.loads(report_path.read_text())
         images = _download_images(s3, report, DEMO_DIR / "images")
-        run_folder = report["report_uri"][len(f"s3://{BUCKET}/"):].rsplit("/", 1)[0]
+        layout = DestinationLayout(S3Location.parse(DEST))
         for name in ("contact-sheet.png", "contact-sheet.html", "history.png"):
-            body = s3.client().get_object(Bucket=BUCKET, Key=f"{run_folder}/{name}")["Body"]
+            key = layout.run_key(report["run_id"], name)
+            body = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"]
             (DEMO_DIR / name).write_bytes(body.read())
         ledger = emu.ledger()
     totals = report["totals"]
@@ -55,7 +58,7 @@ def run_demo(execute_run: Callable[..., int], rows: int | None = None) -> int:
         f"(emulator billed ${ledger['usd']:.3f} for {ledger['images']} images), "
         f"{totals['images_per_s']} images/s over {totals['wall_s']} s."
     )
-    console.print(f"Images: {DEST}/images/ (copies of {images} in {DEMO_DIR / 'images'}/)")
+    console.print(f"Images: {layout.images_uri()} (copies of {images} in {DEMO_DIR / 'images'}/)")
     console.print(f"Report: {report['report_uri']} and {report_path}")
     console.print(f"Contact sheet and history chart: {DEMO_DIR}/contact-sheet.png, "
                   f"{DEMO_DIR}/contact-sheet.html, {DEMO_DIR}/history.png")

@@ -107,7 +107,7 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dic
     result.width, result.height = image.width, image.height
     result.reason = note or (f"uploaded without a spool copy ({spool_errors[0]})"
                              if spool_errors else None)
-    await keep_thumbnail(ctx, job["sku"], image.data)
+    await keep_thumbnail(ctx, job["sku"], image.data, key)
     return _finish(ctx, result)
 
 

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.catalog.fingerprint import fingerprint, sha256_hex
 from catalog_images.catalog.validate import load_reference_bytes
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.spool import Spool
 from catalog_images.destination.storage import S3Location, S3Settings, describe_s3_error
 from catalog_images.generation.breaker import CircuitBreaker
@@ -28,7 +29,7 @@ from catalog_images.generation.limits import ProviderGate, SlotDeclined
 from catalog_images.generation.retry import RetryPolicy
 from catalog_images.generation.routing import ProviderRuntime, Router
 from catalog_images.generation.stop import StopRequest
-from catalog_images.images import EXTENSION_BY_MIME, inspect_image
+from catalog_images.images import inspect_image
 from catalog_images.models import GeneratedImage, ImageRequest, ReferenceImage, RowStatus
 from catalog_images.providers import create_provider
 from catalog_images.providers.config import ProviderConfig
@@ -45,7 +46,7 @@ MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row fa
 
 def image_key(location: S3Location, sku: str, mime_type: str) -> str:
     """Deterministic object key of a row's image."""
-    return location.key("images", f"{sku}.{EXTENSION_BY_MIME.get(mime_type, 'bin')}")
+    return DestinationLayout(location).image_key(sku, mime_type)
 
 
 @dataclass
@@ -285,14 +286,18 @@ async def _already_uploaded(ctx: RunContext, sku: str, fp: str) -> str | None:
 
     This is the pipeline's own idempotency check (rather than a Prefect cache policy): it
     holds across flow retries, re-runs, crashes and overlapping runs, because the truth is
-    the object's ``fingerprint`` metadata, written with the image.
+    the object's ``fingerprint`` metadata, written with the image. The image may be of any
+    type (``.png``, ``.jpg``, ``.webp``): one List finds the keys of this sku (a new row costs
+    that one request), then a HEAD reads the metadata of each.
     """
-    key = image_key(ctx.location, sku, "image/png")
     try:
-        head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
+        for key in await DestinationLayout(ctx.location).existing_images(ctx.s3_client, sku):
+            head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
+            if head.get("Metadata", {}).get("fingerprint") == fp:
+                return key
     except (ClientError, BotoCoreError, OSError):
         return None
-    return key if head.get("Metadata", {}).get("fingerprint") == fp else None
+    return None
 
 
 async def process_row(job: dict, ctx: RunContext) -> RowResult:
@@ -372,7 +377,7 @@ async def process_row(job: dict, ctx: RunContext) -> RowResult:
     result.status = RowStatus.SUCCEEDED
     result.s3_key = key
     result.bytes = len(data)
-    await keep_thumbnail(ctx, job["sku"], data)
+    await keep_thumbnail(ctx, job["sku"], data, key)
     return _finish(ctx, result)
 
 
@@ -401,13 +406,14 @@ def upload_failure_reason(exc: BaseException, spool_errors: list[str]) -> str:
     return f"upload failed, image kept in the spool: {describe_s3_error(exc)}"
 
 
-async def keep_thumbnail(ctx: RunContext, sku: str, data: bytes) -> None:
-    """Keep a small thumbnail of the first images of the run for its contact sheet."""
+async def keep_thumbnail(ctx: RunContext, sku: str, data: bytes, key: str) -> None:
+    """Keep a small thumbnail (and the image's key) of the first images of the run for its
+    contact sheet."""
     if len(ctx.thumbnails) < THUMBNAILS_KEPT:
-        ctx.thumbnails.append(SheetItem(sku, b""))  # hold the place before the await
+        ctx.thumbnails.append(SheetItem(sku, b"", key))  # hold the place before the await
         thumb = await asyncio.to_thread(small_thumbnail, data)
         index = next(i for i, item in enumerate(ctx.thumbnails) if item.sku == sku)
-        ctx.thumbnails[index] = SheetItem(sku, thumb or b"")
+        ctx.thumbnails[index] = SheetItem(sku, thumb or b"", key)
 
 
 def _finish(ctx: RunContext, result: RowResult) -> RowResult:

@@ -19,10 +19,11 @@ Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
 @dataclass(frozen=True)
 class SheetItem:
-    """One image of the run and its SKU."""
+    """One image of the run (a thumbnail's bytes), its SKU and its object key."""
 
     sku: str
     data: bytes
+    key: str = ""
 
 
 def _on_white(img: Image.Image) -> Image.Image:

@@ -5,22 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from catalog_images.catalog.plan import PlanSummary
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.run_setup import RunSetup
 
 
 def report_header(run: RunSetup, plan: PlanSummary, stopped_by: str | None,
                   flow_run_id: object | None) -> dict:
     """The report's fields besides totals and rows; ``finished_at`` is now."""
-    settings, location = run.settings, run.location
+    settings, layout = run.settings, DestinationLayout(run.location)
     return {
         "run_id": run.run_id, "flow_run_id": str(flow_run_id) if flow_run_id else None,
         "catalog": settings.catalog, "dest": settings.dest,
         "provider": run.provider_config.name, "model": run.provider_config.model,
         "routes": settings.routes,
         "started_at": run.started_at, "finished_at": datetime.now(UTC).isoformat(),
-        "report_uri": location.uri("runs", run.run_id, "report.json"),
-        "manifest_uri": location.uri("runs", run.run_id, "manifest.parquet"),
-        "images_uri": location.uri("images") + "/",
+        "report_uri": layout.run_uri(run.run_id, "report.json"),
+        "manifest_uri": layout.run_uri(run.run_id, "manifest.parquet"),
+        "images_uri": layout.images_uri(),
         "plan": {"rows": plan.rows, "accepted": plan.accepted,
                  "to_generate": plan.to_generate, "unchanged": plan.unchanged,
                  "rejected": plan.rejected, "projected_cost_usd": plan.projected_cost_usd,

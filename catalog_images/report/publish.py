@@ -19,6 +19,7 @@ from prefect.artifacts import (
     acreate_table_artifact,
 )
 
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.ledger import history_row, read_history
 from catalog_images.destination.storage import (
     S3Location,
@@ -53,7 +54,7 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
         local_report = Path(report_path).expanduser().resolve()
         local_report.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, local_report)
-    run_prefix = ("runs", header["run_id"])
+    layout, run_id = DestinationLayout(location), header["run_id"]
     ledger_row = work_dir / "summary.json"
     ledger_row.write_text(json.dumps(history_row(header, totals)))
     upload_error = None
@@ -63,7 +64,7 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
             ("manifest.parquet", manifest, "application/vnd.apache.parquet"),
             ("summary.json", ledger_row, "application/json"),
         ):
-            await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, name),
+            await asyncio.to_thread(put_file, s3, location, layout.run_key(run_id, name),
                                     path, content_type)
         pictures = await publish_pictures(header, totals, work_dir, location, s3, thumbnails)
         header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
@@ -88,10 +89,10 @@ async def _publish_artifacts(header: dict, markdown: str, manifest: Path, locati
     """The summary, a link to the run folder and, if any, the table of problem rows."""
     await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
                                     description=f"Run {header['run_id']}")
-    run_prefix = ("runs", header["run_id"])
-    run_folder = location.uri(*run_prefix) + "/"
+    layout, run_id = DestinationLayout(location), header["run_id"]
+    run_folder = layout.run_uri(run_id)
     await acreate_link_artifact(
-        link=browsable_url(s3, location, location.key(*run_prefix)) or run_folder,
+        link=browsable_url(s3, location, layout.run_key(run_id)) or run_folder,
         link_text=f"Run folder {run_folder}", key="catalog-refresh-run-folder",
         description="Report, manifest and ledger row of this run")
     problems = problem_rows(manifest)
@@ -103,7 +104,7 @@ async def _publish_artifacts(header: dict, markdown: str, manifest: Path, locati
 async def publish_pictures(header: dict, totals: dict, work_dir: Path, location: S3Location,
                            s3: S3Settings, thumbnails: list[SheetItem]) -> dict[str, str]:
     """Contact sheet (PNG + HTML) and history chart next to the report; their URIs."""
-    run_prefix = ("runs", header["run_id"])
+    layout, run_id = DestinationLayout(location), header["run_id"]
     title = (f"Run {header['run_id']}: {totals['succeeded']} images, {totals['failed']} "
              f"failed, ${totals['cost_usd']:.2f}")
     extra = [SheetItem("", b"")] * max(0, totals["succeeded"] - len(thumbnails))
@@ -112,7 +113,8 @@ async def publish_pictures(header: dict, totals: dict, work_dir: Path, location:
             contact_sheet_png, [*thumbnails, *extra], title=title,
             max_items=len(thumbnails)), "image/png"),
         "contact-sheet.html": (contact_sheet_html(
-            [(t.sku, f"../../images/{t.sku}.png") for t in thumbnails], title=title).encode(),
+            [(t.sku, layout.image_link_from_run_folder(t.key)) for t in thumbnails],
+            title=title).encode(),
             "text/html; charset=utf-8"),
         "history.png": (await asyncio.to_thread(
             history_chart_png, await asyncio.to_thread(read_history, s3, location)),
@@ -122,9 +124,9 @@ async def publish_pictures(header: dict, totals: dict, work_dir: Path, location:
     for name, (data, content_type) in files.items():
         path = work_dir / name
         path.write_bytes(data)
-        await asyncio.to_thread(put_file, s3, location, location.key(*run_prefix, name), path,
+        await asyncio.to_thread(put_file, s3, location, layout.run_key(run_id, name), path,
                                 content_type)
-        uris[name] = location.uri(*run_prefix, name)
+        uris[name] = layout.run_uri(run_id, name)
     return uris
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from catalog_images.catalog.plan import PlanSummary
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location, S3Settings
 from catalog_images.generation.routing import ProviderStats
 from catalog_images.generation.row import THUMBNAILS_KEPT
@@ -35,7 +36,7 @@ from catalog_images.report.results import ResultSink, RowResult, iter_result_row
 from catalog_images.secrets import redact
 from catalog_images.settings import RunSettings, SettingsError
 
-THUMBNAIL_SCHEMA = pa.schema([("sku", pa.string()), ("png", pa.binary())])
+THUMBNAIL_SCHEMA = pa.schema([("sku", pa.string()), ("png", pa.binary()), ("key", pa.string())])
 BURST_SHARE = 0.1  # of a provider's rpm that may go out at once across all shards
 SEND_JITTER_MARGIN = 1.05  # slower decay, for requests sent a little after their slot
 # Runs the shards on a Dask scheduler: (specs, address) -> [(state name, message)] per shard.
@@ -65,7 +66,7 @@ def shard_run_id(parent_run_id: str, index: int) -> str:
 
 def shard_key(location: S3Location, parent_run_id: str, index: int, name: str) -> str:
     """Where a shard's exchange file lives in the destination bucket."""
-    return location.key("runs", parent_run_id, "shards", f"{index:03d}", name)
+    return DestinationLayout(location).shard_key(parent_run_id, index, name)
 
 
 def split_jobs(jobs_path: str, count: int, out_dir: Path) -> list[tuple[Path, int]]:
@@ -190,7 +191,8 @@ def stats_bytes(stats: dict[str, ProviderStats]) -> bytes:
 def thumbnails_bytes(items: list[SheetItem]) -> bytes:
     """A shard's contact-sheet thumbnails as Parquet."""
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([{"sku": t.sku, "png": t.data} for t in items],
+    pq.write_table(pa.Table.from_pylist([{"sku": t.sku, "png": t.data, "key": t.key}
+                                         for t in items],
                                         schema=THUMBNAIL_SCHEMA), buffer)
     return buffer.getvalue()
 
@@ -226,7 +228,7 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
         )["Body"].read()
         for item in pq.read_table(io.BytesIO(body)).to_pylist():
             if len(merged.thumbnails) < THUMBNAILS_KEPT:
-                merged.thumbnails.append(SheetItem(item["sku"], item["png"]))
+                merged.thumbnails.append(SheetItem(item["sku"], item["png"], item.get("key") or ""))
     for batch in pq.ParquetFile(jobs_path).iter_batches(batch_size=10_000):
         for job in batch.to_pylist():
             if job["row"] in seen:

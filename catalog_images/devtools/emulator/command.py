@@ -16,13 +16,13 @@ import typer
 
 from catalog_images.providers.config import DEFAULT_EMULATOR_URL
 
-from .config import FAULT_KINDS, EmulatorConfig
+from .config import FAULT_KINDS, IMAGE_FORMATS, EmulatorConfig
 from .server import run_server
 
 # Option -> EmulatorConfig field, for the options that set one.
 OPTION_FIELDS: dict[str, str] = {
     "latency": "latency_s", "jitter": "latency_jitter_s", "rpm": "rpm", "window": "quota_window_s",
-    "fault": "faults", "seed": "seed", "api_key": "api_key",
+    "fault": "faults", "seed": "seed", "api_key": "api_key", "image_format": "image_format",
 }
 DEFAULT_PORT = urlsplit(DEFAULT_EMULATOR_URL).port or 8790
 DEFAULT_HOST = "127.0.0.1"
@@ -70,6 +70,9 @@ def serve(
     ] = _default("api_key"),
     api_key_env: Annotated[str | None, typer.Option(
         help="require the key held in this environment variable")] = None,
+    image_format: Annotated[str, typer.Option(
+        help=f"type of the images answered: {', '.join(IMAGE_FORMATS)}")
+    ] = _default("image_format"),
 ) -> None:
     """Serve the built-in provider emulator (Gemini, OpenAI-images, async-task) until Ctrl-C."""
     if api_key_env:
@@ -78,7 +81,7 @@ def serve(
             raise typer.BadParameter(f"{api_key_env}: that variable is not set",
                                      param_hint="--api-key-env")
     run_server(config_of(latency=latency, jitter=jitter, rpm=rpm, window=window, fault=fault,
-                         seed=seed, api_key=api_key), host, port)
+                         seed=seed, api_key=api_key, image_format=image_format), host, port)
 
 
 def config_of(**options: Any) -> EmulatorConfig:

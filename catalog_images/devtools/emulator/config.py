@@ -33,6 +33,7 @@ ASPECT_RATIOS: tuple[str, ...] = (
     "21:9",
 )
 IMAGE_SIZES: tuple[str, ...] = ("1K", "2K", "4K")
+IMAGE_FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
 BATCH_OUTCOMES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "EXPIRED", "CANCELLED")
 
 
@@ -62,6 +63,8 @@ class EmulatorConfig:
     with or without the ``JOB_STATE_`` prefix). ``batch_create_latency_s`` is how long a
     batch create call takes to answer once the job exists: a client killed in that window
     leaves a job it never heard of, which it must find again by listing batches.
+    ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
+    with the matching MIME type in each wire format.
     """
 
     latency_s: float = 0.05
@@ -84,6 +87,7 @@ class EmulatorConfig:
     batch_outcome: str = "SUCCEEDED"
     batch_create_latency_s: float = 0.0
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
+    image_format: str = "png"
 
     def __post_init__(self) -> None:
         try:
@@ -125,14 +129,18 @@ def _names(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
 
 
-def _validate(cfg: EmulatorConfig) -> None:
-    unknown = set(cfg.faults) - set(FAULT_KINDS)
+def _validate_faults(faults: dict[str, float]) -> None:
+    unknown = set(faults) - set(FAULT_KINDS)
     if unknown:
         raise ValueError(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
-    if any(not 0.0 <= p <= 1.0 for p in cfg.faults.values()):
+    if any(not 0.0 <= p <= 1.0 for p in faults.values()):
         raise ValueError("fault probabilities must be within [0, 1]")
-    if sum(cfg.faults.values()) > 1.0 + 1e-9:
+    if sum(faults.values()) > 1.0 + 1e-9:
         raise ValueError("fault probabilities must sum to at most 1")
+
+
+def _validate(cfg: EmulatorConfig) -> None:
+    _validate_faults(cfg.faults)
     for name in (
         "latency_s",
         "latency_jitter_s",
@@ -150,5 +158,7 @@ def _validate(cfg: EmulatorConfig) -> None:
         raise ValueError("quota_window_s must be > 0")
     if not cfg.models or not cfg.task_models:
         raise ValueError("models and task_models must not be empty")
+    if cfg.image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}")
     if batch_outcome_state(cfg.batch_outcome).removeprefix("JOB_STATE_") not in BATCH_OUTCOMES:
         raise ValueError(f"batch_outcome must be one of {', '.join(BATCH_OUTCOMES)}")

@@ -8,6 +8,7 @@ All methods are thread-safe: routes run on the server loop, control calls come f
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import random
 import threading
@@ -21,7 +22,15 @@ from .config import EmulatorConfig
 from .faults import OK, FaultPlan
 from .files import FileStore, StoredFile, new_id
 from .ledger import Ledger, Stats, price_for
-from .png import PngTemplate, TemplateCache, image_dimensions, palette_for
+from .png import (
+    EXTENSION_BY_FORMAT,
+    MIME_BY_FORMAT,
+    PngTemplate,
+    TemplateCache,
+    encode_as,
+    image_dimensions,
+    palette_for,
+)
 from .quota import SlidingWindowQuota
 
 
@@ -49,11 +58,13 @@ class Admission:
 
 @dataclass(frozen=True)
 class GeneratedImage:
-    """A rendered image: PNG of the template size in the prompt's colours."""
+    """A rendered image of the template size in the prompt's colours: the template's PNG,
+    or ``encoded`` (JPEG or WebP bytes of the same pixels) when set."""
 
     template: PngTemplate
     palette: bytes
     mime_type: str = "image/png"
+    encoded: bytes | None = None
 
     @property
     def width(self) -> int:
@@ -63,11 +74,19 @@ class GeneratedImage:
     def height(self) -> int:
         return self.template.height
 
+    @property
+    def extension(self) -> str:
+        """File name suffix of the image's type (``.png``, ``.jpg``, ``.webp``)."""
+        return EXTENSION_BY_FORMAT[self.mime_type.removeprefix("image/")]
+
     def b64(self) -> str:
+        if self.encoded is not None:
+            return base64.b64encode(self.encoded).decode("ascii")
         return self.template.b64(self.palette)
 
-    def png(self) -> bytes:
-        return self.template.png(self.palette)
+    def data(self) -> bytes:
+        """The image's bytes in its own type."""
+        return self.encoded if self.encoded is not None else self.template.png(self.palette)
 
 
 class EmulatorCore:
@@ -189,7 +208,11 @@ class EmulatorCore:
         template = self._templates.peek(width, height)
         if template is None:
             template = await asyncio.to_thread(self._templates.get, width, height)
-        return GeneratedImage(template=template, palette=palette_for(prompt))
+        palette, image_format = palette_for(prompt), self._config.image_format
+        if image_format == "png":
+            return GeneratedImage(template=template, palette=palette)
+        encoded = await asyncio.to_thread(encode_as, template.png(palette), image_format)
+        return GeneratedImage(template, palette, MIME_BY_FORMAT[image_format], encoded)
 
     def publish(self, data: bytes, content_type: str = "image/png", suffix: str = ".png") -> str:
         """Keep a file for download under ``/_emulator/files/NAME``; returns NAME."""

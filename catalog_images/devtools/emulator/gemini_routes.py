@@ -114,8 +114,8 @@ async def _generate(
 
     image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
     if fault == "truncated":
-        png = image.png()
-        image_b64 = base64.b64encode(png[: len(png) // 2]).decode("ascii")
+        data = image.data()
+        image_b64 = base64.b64encode(data[: len(data) // 2]).decode("ascii")
     else:
         image_b64 = image.b64()
     body = wire.success_body(

@@ -100,10 +100,10 @@ async def run_task(core: EmulatorCore, task: Task) -> None:
         task.set_state("fail")
         return
     image = await core.render(req.prompt, req.resolution, req.aspect_ratio)
-    png = image.png()
+    data = image.data()
     if task.fault == "truncated":
-        png = png[: len(png) // 2]
-    task.result_urls = [file_url(task.origin, core.publish(png))]
+        data = data[: len(data) // 2]
+    task.result_urls = [file_url(task.origin, core.publish(data, image.mime_type, image.extension))]
     task.cut_next_poll = task.fault == "malformed"
     if task.fault != "truncated":
         core.bill(req.prompt, req.model, req.resolution)

@@ -30,7 +30,8 @@ def usage(model: str, prompt: str, image_size: str, images: int) -> dict[str, An
 
 
 def images_body(
-    items: list[dict[str, str]], *, model: str, prompt: str, image_size: str, pixels: str
+    items: list[dict[str, str]], *, model: str, prompt: str, image_size: str, pixels: str,
+    output_format: str = "png",
 ) -> dict[str, Any]:
     """``{"created", "data": [{"b64_json"} | {"url"}], "usage", "size", "output_format"}``."""
     return {
@@ -38,7 +39,7 @@ def images_body(
         "data": items,
         "usage": usage(model, prompt, image_size, len(items)),
         "size": pixels,
-        "output_format": "png",
+        "output_format": output_format,
     }
 
 

@@ -101,17 +101,19 @@ async def _generate(
     pixels = f"{image.width}x{image.height}"
     items: list[dict[str, str]] = []
     if fault != "no_image":
-        png = image.png() if fault == "truncated" or req.response_format == "url" else b""
+        data = image.data() if fault == "truncated" or req.response_format == "url" else b""
         if fault == "truncated":
-            png = png[: len(png) // 2]
+            data = data[: len(data) // 2]
         if req.response_format == "url":
-            items.append({"url": file_url(origin(request), core.publish(png))})
+            name = core.publish(data, image.mime_type, image.extension)
+            items.append({"url": file_url(origin(request), name)})
         elif fault == "truncated":
-            items.append({"b64_json": base64.b64encode(png).decode("ascii")})
+            items.append({"b64_json": base64.b64encode(data).decode("ascii")})
         else:
             items.append({"b64_json": image.b64()})
     body = wire.images_body(
-        items, model=req.model, prompt=req.prompt, image_size=req.image_size, pixels=pixels
+        items, model=req.model, prompt=req.prompt, image_size=req.image_size, pixels=pixels,
+        output_format=image.mime_type.removeprefix("image/"),
     )
     return await answer_image(request, core, body, fault,
                               (req.prompt, req.model, req.image_size))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import math
 import struct
 import threading
@@ -16,8 +17,11 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+EXTENSION_BY_FORMAT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 _BASE_SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
 
 
@@ -90,6 +94,16 @@ def build_template(width: int, height: int) -> PngTemplate:
         head_b64=base64.b64encode(head).decode("ascii"),
         tail_b64=base64.b64encode(tail).decode("ascii"),
     )
+
+
+def encode_as(png: bytes, image_format: str) -> bytes:
+    """The PNG's pixels re-encoded as ``jpeg`` or ``webp`` (Pillow; the PNG itself for png)."""
+    if image_format == "png":
+        return png
+    with Image.open(io.BytesIO(png)) as img:
+        out = io.BytesIO()
+        img.convert("RGB").save(out, format=image_format.upper(), quality=85)
+    return out.getvalue()
 
 
 def palette_for(prompt: str) -> bytes:

@@ -1,0 +1,147 @@
+"""Where everything lives under a destination ``s3://bucket/prefix``: the one place that
+builds its object keys and URIs.
+
+- ``images/{sku}.{ext}``: a row's image, ``ext`` by MIME type (png, jpg, webp);
+- ``runs/{run_id}/...``: a run's report, manifest, ledger row (``summary.json``), pictures,
+  and ``runs/{run_id}/shards/{nnn}/...``, the files a scaled-out run exchanges with a shard;
+- ``state/lease.json``: the one-run-at-a-time lease;
+- ``state/parts/{run_id}/{seq:06d}.parquet`` and ``state/snapshots/{run_id}.parquet|.json``:
+  the index of current outputs;
+- ``state/batches/``: Gemini batch job records.
+
+Every other module asks a ``DestinationLayout`` rather than joining path segments itself
+(tests/unit/destination/test_layout.py checks that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from catalog_images.destination.storage import S3Location
+from catalog_images.images import EXTENSION_BY_MIME
+
+IMAGES, RUNS, STATE = "images", "runs", "state"
+UNKNOWN_EXTENSION = "bin"
+IMAGE_EXTENSIONS: tuple[str, ...] = tuple(dict.fromkeys(EXTENSION_BY_MIME.values()))
+SUMMARY_NAME = "summary.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationLayout:
+    """The keys and URIs of one destination."""
+
+    location: S3Location
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.location.prefix, *parts) if p)
+
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.location.bucket}/{key}"
+
+    @property
+    def root_uri(self) -> str:
+        """``s3://bucket/prefix`` itself (no trailing slash)."""
+        return self._uri(self.location.prefix).rstrip("/")
+
+    # ---- images ---------------------------------------------------------------------------
+    def image_key(self, sku: str, mime_type: str) -> str:
+        """``images/{sku}.{ext}`` with the extension of ``mime_type`` (``bin`` if unknown)."""
+        return self._key(IMAGES, f"{sku}.{EXTENSION_BY_MIME.get(mime_type, UNKNOWN_EXTENSION)}")
+
+    def image_candidate_keys(self, sku: str) -> frozenset[str]:
+        """Every key an image of ``sku`` can have (one per known image type)."""
+        return frozenset(self._key(IMAGES, f"{sku}.{ext}") for ext in IMAGE_EXTENSIONS)
+
+    def image_listing_prefix(self, sku: str) -> str:
+        """A List prefix that finds every candidate key of ``sku`` (and of SKUs that extend
+        it after a dot, such as ``abc.v2`` for ``abc``: filter with ``image_candidate_keys``)."""
+        return self._key(IMAGES, f"{sku}.")
+
+    async def existing_images(self, client, sku: str) -> list[str]:
+        """The image keys of ``sku`` in the bucket, any type, found with one List request
+        (aiobotocore ``client``; more pages only when 1000+ SKUs extend ``sku`` after a dot)."""
+        candidates, found, token = self.image_candidate_keys(sku), [], None
+        while True:
+            page = await client.list_objects_v2(
+                Bucket=self.location.bucket, Prefix=self.image_listing_prefix(sku),
+                **({"ContinuationToken": token} if token else {}))
+            found += [o["Key"] for o in page.get("Contents", []) if o["Key"] in candidates]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return found
+
+    def images_uri(self) -> str:
+        """The images folder as an ``s3://`` URI ending in a slash."""
+        return self._uri(self._key(IMAGES)) + "/"
+
+    def image_link_from_run_folder(self, image_key: str) -> str:
+        """The relative URL (percent-encoded) of an image key from a file in ``runs/{run_id}/``."""
+        base = self._key()
+        relative = image_key[len(base) + 1:] if base else image_key
+        return f"../../{quote(relative)}"
+
+    # ---- runs -----------------------------------------------------------------------------
+    def runs_prefix(self) -> str:
+        """The List prefix of every run folder (the runs ledger)."""
+        return self._key(RUNS) + "/"
+
+    def is_ledger_row(self, key: str) -> bool:
+        """Whether a key found under ``runs_prefix`` is a run's ledger row."""
+        return key.endswith("/" + SUMMARY_NAME)
+
+    def run_key(self, run_id: str, name: str = "") -> str:
+        """A file of a run's folder (the folder itself without ``name``, no trailing slash)."""
+        return self._key(RUNS, run_id, name)
+
+    def run_uri(self, run_id: str, name: str = "") -> str:
+        """``run_key`` as an ``s3://`` URI; the folder's ends in a slash."""
+        return self._uri(self.run_key(run_id, name)) + ("" if name else "/")
+
+    def shard_key(self, parent_run_id: str, index: int, name: str) -> str:
+        """A file a scaled-out run exchanges with shard ``index``."""
+        return self._key(RUNS, parent_run_id, "shards", f"{index:03d}", name)
+
+    # ---- state ----------------------------------------------------------------------------
+    def lease_key(self) -> str:
+        """The destination's lease object."""
+        return self._key(STATE, "lease.json")
+
+    def lease_uri(self) -> str:
+        """The lease object as an ``s3://`` URI."""
+        return self._uri(self.lease_key())
+
+    def batches_prefix(self) -> str:
+        """The List prefix of batch job records (ends in a slash)."""
+        return self._key(STATE, "batches") + "/"
+
+    def index_parts_prefix(self) -> str:
+        """The List prefix of every run's index parts files."""
+        return self._key(STATE, "parts") + "/"
+
+    def index_part_key(self, run_id: str, seq: int) -> str:
+        """A run's ``seq``-th index parts file."""
+        return self._key(STATE, "parts", run_id, f"{seq:06d}.parquet")
+
+    @staticmethod
+    def run_of_index_part(key: str) -> str:
+        """The run id of an index parts key (``.../parts/{run_id}/{seq}.parquet``)."""
+        return key.rsplit("/", 2)[-2]
+
+    def snapshots_prefix(self) -> str:
+        """The List prefix of index snapshots."""
+        return self._key(STATE, "snapshots") + "/"
+
+    def snapshot_key(self, run_id: str) -> str:
+        """The Parquet of the index snapshot a run writes."""
+        return self._key(STATE, "snapshots", f"{run_id}.parquet")
+
+    @staticmethod
+    def snapshot_runs_key(snapshot_key: str) -> str:
+        """The JSON list of runs a snapshot includes, beside its Parquet."""
+        return snapshot_key.removesuffix(".parquet") + ".json"
+
+    @staticmethod
+    def is_snapshot(key: str) -> bool:
+        """Whether a key found under ``snapshots_prefix`` is a snapshot's Parquet."""
+        return key.endswith(".parquet")
