@@ -169,8 +169,7 @@ async def catalog_refresh(
             )
             sink = ResultSink(work_dir / "manifest.parquet")
             for settled in iter_settled(plan.settled_path):
-                sink.add(RowResult(sku=settled["sku"], row=settled["row"], status=settled["status"],
-                                   reason=settled["reason"], fingerprint=settled["fingerprint"]))
+                sink.add(RowResult.settled(settled))
             progress = RunProgress(run_id, total=plan.to_generate, phase="generating")
             progress.publish()
             generation_started = time.monotonic()
