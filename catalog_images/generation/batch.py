@@ -2,7 +2,7 @@
 
 Creating a batch is not idempotent, so each job is recorded under ``state/batches/`` at the
 destination *before* it is created, under a display name no other job has, and again with
-its name once the provider answers (tasks/batch_records.py). A process killed at any
+its name once the provider answers (destination/batch_records.py). A process killed at any
 moment therefore leaves either no job, or a record the next run settles: by the recorded
 name, or by finding the display name among the provider's batches when the kill came
 before the answer. A job that fails or expires sends its rows back to the queue (they end
