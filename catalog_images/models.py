@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Resolution = Literal["1K", "2K", "4K"]
 RESOLUTIONS: tuple[str, ...] = ("1K", "2K", "4K")
@@ -54,3 +55,32 @@ class GeneratedImage:
     usage: dict = field(default_factory=dict)
     model_version: str | None = None
     response_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """An accepted catalog row to generate: one row of the plan file.
+
+    The fields are the plan's columns (catalog.validate.JOB_FIELDS), in the same order.
+    """
+
+    sku: str
+    prompt: str
+    resolution: str
+    aspect_ratio: str
+    reference_image: str | None = None
+    priority: str | None = None
+    row: int
+    fingerprint: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job:
+        """A job from a plan row or a stored job dict; unknown keys are ignored."""
+        return cls(**{name: data[name] for name in JOB_KEYS if name in data})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan row (and batch record entry) of this job."""
+        return {name: getattr(self, name) for name in JOB_KEYS}
+
+
+JOB_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Job))

@@ -102,6 +102,5 @@ def settled_results(plan: PlanSummary, work_dir: Path) -> ResultSink:
     """The run's result sink, holding already the rows the plan settled (rejected, unchanged)."""
     sink = ResultSink(work_dir / "manifest.parquet")
     for settled in iter_settled(plan.settled_path):
-        sink.add(RowResult(sku=settled["sku"], row=settled["row"], status=settled["status"],
-                           reason=settled["reason"], fingerprint=settled["fingerprint"]))
+        sink.add(RowResult.settled(settled))
     return sink

@@ -70,7 +70,7 @@ def _write(path: Path, content: str | bytes | pa.Table) -> Path:
 
 def _read_back(plan: PlanSummary) -> Outcome:
     """Read the plan and settled files and check that no row was lost or counted twice."""
-    jobs = [job for chunk in iter_jobs(plan.plan_path, 10_000) for job in chunk]
+    jobs = [job.to_dict() for chunk in iter_jobs(plan.plan_path, 10_000) for job in chunk]
     settled = list(iter_settled(plan.settled_path))
     rejected = [s for s in settled if s["status"] == "rejected"]
     assert plan.to_generate == len(jobs)

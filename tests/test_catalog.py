@@ -152,8 +152,8 @@ def test_plan_writes_jobs_and_rejections_and_projects_cost(tmp_path):
     assert plan.by_resolution == {"1K": 1, "2K": 1, "4K": 1}
     assert plan.projected_cost_usd == pytest.approx(0.134 + 0.134 + 0.24)
     jobs = [j for chunk in iter_jobs(plan.plan_path, 2) for j in chunk]
-    assert [j["sku"] for j in jobs] == ["A", "B", "D"]
-    assert jobs[1]["reference_image"] == str(tmp_path / "ref.png")
+    assert [j.sku for j in jobs] == ["A", "B", "D"]
+    assert jobs[1].reference_image == str(tmp_path / "ref.png")
     reasons = {r["row"]: r["reason"] for r in iter_settled(plan.settled_path)}
     assert "duplicate" in reasons[3] and "empty prompt" in reasons[4]
 

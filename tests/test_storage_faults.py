@@ -71,7 +71,7 @@ def test_a_full_spool_disk_costs_no_paid_image(emulator, dest, tmp_path, monkeyp
 def test_batch_results_paid_but_neither_spooled_nor_uploaded_are_collected_again(
     emulator, dest, tmp_path, monkeypatch
 ):
-    import catalog_images.generation.batch as batch_run
+    import catalog_images.generation.deliver as deliver
 
     emulator.configure(batch_delay_s=0.2)
     catalog = write_catalog(tmp_path / "c.csv", 4, resolution="1K")
@@ -82,7 +82,7 @@ def test_batch_results_paid_but_neither_spooled_nor_uploaded_are_collected_again
         async def s3_refuses(ctx, key, *args):  # S3 refusing the image PUTs
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
 
-        patched.setattr(batch_run, "_upload", s3_refuses)
+        patched.setattr(deliver, "upload", s3_refuses)
         state, first = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
                                    batch_poll_s=0.1, report_path=str(report))
     assert first["totals"]["failed"] == 4 and emulator.ledger()["images"] == 4

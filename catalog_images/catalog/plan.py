@@ -16,6 +16,7 @@ from catalog_images.catalog.read import iter_rows, open_catalog, read_columns
 from catalog_images.catalog.validate import JOB_FIELDS, Rejection, RowValidator, check_columns
 from catalog_images.destination.index import OutputIndex
 from catalog_images.destination.storage import S3Settings
+from catalog_images.models import Job
 from catalog_images.providers.config import ProviderConfig
 
 JOB_SCHEMA = pa.schema(
@@ -106,10 +107,10 @@ def plan_catalog(
     return summary
 
 
-def iter_jobs(plan_path: str, chunk_rows: int) -> Iterator[list[dict]]:
+def iter_jobs(plan_path: str, chunk_rows: int) -> Iterator[list[Job]]:
     """Accepted jobs from the plan file, ``chunk_rows`` at a time."""
     for batch in pq.ParquetFile(plan_path).iter_batches(batch_size=chunk_rows):
-        yield batch.to_pylist()
+        yield [Job.from_dict(row) for row in batch.to_pylist()]
 
 
 def iter_settled(path: str) -> Iterator[dict]:

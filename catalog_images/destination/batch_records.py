@@ -2,8 +2,8 @@
 is created, its name once the provider answered, deleted once every row has an outcome.
 
 A record is ``{"display_name", "name", "run_id", "provider", "jobs"}``; ``name`` is None
-while the create call has not answered. Records of older versions were keyed by the job
-name and always carry it.
+while the create call has not answered; ``jobs`` are plan rows (``Job.to_dict``). Records of
+older versions were keyed by the job name and always carry it.
 """
 
 from __future__ import annotations
@@ -12,14 +12,27 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import describe_s3_error
-from catalog_images.generation.row import RunContext
+from catalog_images.models import Job
+
+if TYPE_CHECKING:
+    from catalog_images.destination.storage import S3Location
 
 log = logging.getLogger(__name__)
+
+
+class RunContext(Protocol):
+    """What batch records use of a run (generation's RunContext is one): its id, its
+    destination and the run's async S3 client."""
+
+    run_id: str
+    location: S3Location
+    s3_client: Any
 
 
 @dataclass
@@ -30,21 +43,21 @@ class BatchRecord:
     display_name: str
     name: str | None
     run_id: str
-    jobs: list[dict]
+    jobs: list[Job]
     provider: str | None = None  # the provider that made the job (None: older records)
     saved_at: float = 0.0  # epoch seconds the record was last written (S3 LastModified)
 
     def body(self) -> bytes:
         return json.dumps({"display_name": self.display_name, "name": self.name,
                            "run_id": self.run_id, "provider": self.provider,
-                           "jobs": self.jobs}).encode()
+                           "jobs": [job.to_dict() for job in self.jobs]}).encode()
 
 
 def _prefix(ctx: RunContext) -> str:
     return DestinationLayout(ctx.location).batches_prefix()
 
 
-def new_record(ctx: RunContext, jobs: list[dict], provider: str) -> BatchRecord:
+def new_record(ctx: RunContext, jobs: list[Job], provider: str) -> BatchRecord:
     """A record for a job about to be created, under a display name no other job has."""
     display_name = f"catalog-images-{ctx.run_id[:12]}-{secrets.token_hex(6)}"
     return BatchRecord(_prefix(ctx) + display_name + ".json", display_name, None, ctx.run_id,
@@ -92,8 +105,8 @@ async def load_all(ctx: RunContext) -> list[BatchRecord]:
                 data = json.loads(await obj["Body"].read())
                 records.append(BatchRecord(
                     item["Key"], str(data.get("display_name") or ""), data.get("name"),
-                    str(data.get("run_id") or "?"), list(data["jobs"]), data.get("provider"),
-                    item["LastModified"].timestamp()))
+                    str(data.get("run_id") or "?"), [Job.from_dict(job) for job in data["jobs"]],
+                    data.get("provider"), item["LastModified"].timestamp()))
             except (ClientError, BotoCoreError, OSError, ValueError, KeyError,
                     TypeError) as exc:
                 log.warning("batch record %s unreadable, left in place (%s)", item["Key"],

@@ -2,7 +2,7 @@
 
 Creating a batch is not idempotent, so each job is recorded under ``state/batches/`` at the
 destination *before* it is created, under a display name no other job has, and again with
-its name once the provider answers (tasks/batch_records.py). A process killed at any
+its name once the provider answers (destination/batch_records.py). A process killed at any
 moment therefore leaves either no job, or a record the next run settles: by the recorded
 name, or by finding the display name among the provider's batches when the kill came
 before the answer. A job that fails or expires sends its rows back to the queue (they end
@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.destination import batch_records
 from catalog_images.destination.batch_records import BatchRecord
 from catalog_images.destination.storage import describe_s3_error
-from catalog_images.generation.row import (
-    RunContext,
-    _already_uploaded,
-    _finish,
-    _upload,
-    image_key,
-    keep_thumbnail,
-    process_row,
-    spool_image,
-    upload_failure_reason,
-)
-from catalog_images.models import ImageRequest, ReferenceImage, RowStatus
+from catalog_images.generation.deliver import deliver, keep
+from catalog_images.generation.resources import RunContext
+from catalog_images.generation.row import build_request, find_current, image_key, process_row
+from catalog_images.models import ImageRequest, Job
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ProviderError
 from catalog_images.providers.gemini import parse_response
@@ -41,7 +34,7 @@ from catalog_images.providers.gemini_batch import (
     GeminiBatchClient,
     batch_state,
 )
-from catalog_images.report.results import RowResult
+from catalog_images.report.results import RowResult, Tries
 
 CREATE_ATTEMPTS = 4
 CREATE_GRACE_S = 15.0  # after this, a create call that reached the provider shows in its list
@@ -55,60 +48,35 @@ class NotCreated(Exception):
         self.cause = cause
 
 
-async def _request(ctx: RunContext, job: dict) -> ImageRequest:
-    refs: tuple[ReferenceImage, ...] = ()
-    if job.get("reference_image"):
-        refs = (await ctx.reference(job["reference_image"]),)
-    return ImageRequest(job["prompt"], job["resolution"], job["aspect_ratio"], refs)
-
-
-async def _deliver(ctx: RunContext, config: ProviderConfig, job: dict, item: dict | None,
+async def _deliver(ctx: RunContext, config: ProviderConfig, job: Job, item: dict | None,
                    name: str, note: str) -> RowResult:
-    """Verify, spool and upload one row's batch answer."""
-    result = RowResult(sku=job["sku"], row=job["row"], status=RowStatus.FAILED,
-                       provider=config.name, model=config.model,
-                       resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
-                       fingerprint=job["fingerprint"], attempts=1)
+    """Verify, spool and upload one row's batch answer; its result, recorded."""
+    return ctx.finish(await _answer(ctx, config, job, item, name, note))
+
+
+async def _answer(ctx: RunContext, config: ProviderConfig, job: Job, item: dict | None,
+                  name: str, note: str) -> RowResult:
+    one = Tries(attempts=1)  # the row's one request, in the job
+    who = {"provider": config.name, "model": config.model, "tries": one}
     if item is None or "response" not in item:
         error = (item or {}).get("error") or {}
-        result.error_class = "batch_error"
-        result.reason = f"batch {name}: {error.get('message') or 'no answer for this row'}"
-        return _finish(ctx, result)
+        return RowResult.failed(
+            job, "batch_error", f"batch {name}: {error.get('message') or 'no answer for this row'}",
+            **who)
     try:
-        request = await _request(ctx, job)
+        request = await build_request(ctx, job)
     except Exception as exc:  # the reference image changed or vanished since planning
-        result.error_class = "reference"
-        result.reason = f"batch {name}: unreadable reference image: {exc}"
-        return _finish(ctx, result)
+        return RowResult.failed(job, "reference", f"batch {name}: unreadable reference image: "
+                                f"{exc}", **who)
+    price = config.batch_price(job.resolution)
     try:
         image = parse_response(item["response"], request)
     except ProviderError as exc:
-        result.error_class, result.reason = exc.error_class.value, f"batch {name}: {exc}"
-        if exc.billed:
-            result.cost_usd = config.batch_price(job["resolution"])
-        return _finish(ctx, result)
-    result.cost_usd = config.batch_price(job["resolution"])
-    problem = await spool_image(ctx, job["sku"], job["fingerprint"], image, config)
-    spool_errors = [problem] if problem else []
-    key = image_key(ctx.location, job["sku"], image.mime_type)
-    metadata = {"sku": job["sku"], "fingerprint": job["fingerprint"], "provider": config.name,
-                "model": config.model, "run-id": ctx.run_id, "mode": "batch"}
-    try:
-        await _upload(ctx, key, image.data, image.mime_type, metadata)
-    except (ClientError, BotoCoreError, OSError) as exc:
-        result.error_class = "upload"
-        result.reason = upload_failure_reason(exc, spool_errors)
-        if spool_errors:  # the job's results are still at the provider: keep its record
-            result.reason += f"; the next run collects batch {name} again"
-            result.error_class = "upload_unspooled"
-        return _finish(ctx, result)
-    ctx.spool.remove(job["sku"], job["fingerprint"])
-    result.status, result.s3_key, result.bytes = RowStatus.SUCCEEDED, key, len(image.data)
-    result.width, result.height = image.width, image.height
-    result.reason = note or (f"uploaded without a spool copy ({spool_errors[0]})"
-                             if spool_errors else None)
-    await keep_thumbnail(ctx, job["sku"], image.data, key)
-    return _finish(ctx, result)
+        return RowResult.failed(job, exc.error_class.value, f"batch {name}: {exc}",
+                                cost_usd=price if exc.billed else 0.0, **who)
+    paid = await keep(ctx, job, job.fingerprint, image, config, price, note=note or None)
+    return await deliver(ctx, paid, image_key(ctx.location, job.sku, image.mime_type), one,
+                         lost_note=f"the next run collects batch {name} again")
 
 
 def _maybe_created(exc: ProviderError) -> bool:
@@ -136,18 +104,16 @@ async def _create(client: GeminiBatchClient, requests: list, display_name: str) 
     raise AssertionError("unreachable")
 
 
-def _release(ctx: RunContext, config: ProviderConfig, jobs: list[dict]) -> None:
+def _release(ctx: RunContext, config: ProviderConfig, jobs: list[Job]) -> None:
     """Give back the budget held for rows whose job will not be billed."""
     for job in jobs:
-        ctx.budget.settle(config.batch_price(job["resolution"]), False)
+        ctx.budget.settle(config.batch_price(job.resolution), False)
 
 
-def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[dict], reason: str) -> None:
+def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[Job], reason: str) -> None:
+    """Record the rows as skipped: left for a later run."""
     for job in jobs:
-        _finish(ctx, RowResult(sku=job["sku"], row=job["row"], status=RowStatus.SKIPPED,
-                               reason=reason, provider=config.name, model=config.model,
-                               resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
-                               fingerprint=job["fingerprint"]))
+        ctx.finish(RowResult.skipped(job, reason, provider=config.name, model=config.model))
 
 
 async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
@@ -181,9 +147,8 @@ async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: Provid
         answers = await client.results(resource)
         lost = False
         for job in record.jobs:
-            result = await _deliver(ctx, config, job, answers.get(job["sku"]), record.name,
-                                    note)
-            ctx.budget.settle(config.batch_price(job["resolution"]), result.cost_usd > 0)
+            result = await _deliver(ctx, config, job, answers.get(job.sku), record.name, note)
+            ctx.budget.settle(config.batch_price(job.resolution), result.cost_usd > 0)
             lost = lost or result.error_class == "upload_unspooled"
         if not lost:
             await batch_records.forget(ctx, record)
@@ -230,7 +195,7 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
             if config.name not in clients:
                 clients[config.name] = GeminiBatchClient(config, config.resolve_api_key())
             client = clients[config.name]
-            settled |= {job["sku"] for job in record.jobs}
+            settled |= {job.sku for job in record.jobs}
             if record.name is None:
                 try:
                     record.name = await _find_unanswered(client, record)
@@ -241,11 +206,11 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
                     continue
                 if record.name is None:
                     await batch_records.forget(ctx, record)  # never created: queue the rows
-                    settled -= {job["sku"] for job in record.jobs}
+                    settled -= {job.sku for job in record.jobs}
                     continue
                 await batch_records.save_quietly(ctx, record)
             for job in record.jobs:
-                ctx.budget.reserve(config.batch_price(job["resolution"]))  # already committed
+                ctx.budget.reserve(config.batch_price(job.resolution))  # already committed
             await _settle(ctx, client, config, record, deadline_s, poll_s,
                           note=f"collected from batch {record.name} of run {record.run_id}")
     finally:
@@ -254,73 +219,90 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
     return settled
 
 
-async def run_batch_mode(ctx: RunContext, config: ProviderConfig, chunks, batch_rows: int,
-                         deadline_s: float, poll_s: float, settled: set[str]) -> None:
+async def _requests(ctx: RunContext, config: ProviderConfig,
+                    jobs: list[Job]) -> list[tuple[Job, ImageRequest]]:
+    """The jobs' requests; a row whose reference image cannot be read fails here."""
+    readable = []
+    for job in jobs:
+        try:
+            readable.append((job, await build_request(ctx, job)))
+        except Exception as exc:  # the reference image changed since planning
+            _release(ctx, config, [job])
+            ctx.finish(RowResult.failed(job, "reference", f"unreadable reference image: {exc}"))
+    return readable
+
+
+async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
+                  jobs: list[Job], deadline_s: float, poll_s: float) -> asyncio.Future | None:
+    """Record and create one batch job of ``jobs``; the task settling it, or None when the
+    rows already have their outcome (skipped for a later run, or failed)."""
+    readable = await _requests(ctx, config, jobs)
+    jobs = [job for job, _ in readable]
+    if not jobs:
+        return None
+    record = batch_records.new_record(ctx, jobs, config.name)
+    try:  # the intent, before any money can be spent
+        await batch_records.save(ctx, record)
+    except (ClientError, BotoCoreError, OSError) as exc:
+        _release(ctx, config, jobs)
+        _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
+              f"({describe_s3_error(exc)}): queued for the next run")
+        return None
+    try:
+        record.name = await _create(client, [(job.sku, request) for job, request in readable],
+                                    record.display_name)
+    except NotCreated as exc:
+        await batch_records.forget(ctx, record)
+        _release(ctx, config, jobs)
+        _skip(ctx, config, jobs,
+              f"batch could not be created ({exc.cause}): queued for the next run")
+        return None
+    except ProviderError as exc:  # created or not, unknown: the next run finds out
+        _skip(ctx, config, jobs, f"batch {record.display_name} may have been created"
+              f" ({exc}): the next run collects it or queues its rows again")
+        return None
+    await batch_records.save_quietly(ctx, record)  # else found by its display name
+    return asyncio.ensure_future(_settle(ctx, client, config, record, deadline_s, poll_s))
+
+
+async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> bool:
+    """True when the row goes into a batch job (its price is then reserved); else it has
+    its outcome already: stopped, uploaded from the spool, unchanged, or over budget."""
+    if ctx.stop.requested:
+        _skip(ctx, config, [job], "stopped")
+        return False
+    if ctx.spool.find(job.sku, job.fingerprint) is not None:
+        await process_row(job, ctx)  # paid for already: upload from the spool
+        return False
+    existing = await find_current(ctx, job, job.fingerprint)
+    if existing:
+        ctx.finish(RowResult.unchanged(job, existing))
+        return False
+    if not ctx.budget.reserve(config.batch_price(job.resolution)):
+        _skip(ctx, config, [job], "budget")
+        return False
+    return True
+
+
+async def run_batch_mode(ctx: RunContext, config: ProviderConfig,
+                         chunks: Iterable[list[Job]], batch_rows: int, deadline_s: float,
+                         poll_s: float, settled: set[str]) -> None:
     """Submit the plan's rows as batch jobs of ``batch_rows`` and settle every one."""
     client = GeminiBatchClient(config, config.resolve_api_key())
-    waits = []
-    pending: list[dict] = []
-    try:
-        async def submit(jobs: list[dict]) -> None:
-            requests, readable = [], []
-            for job in jobs:
-                try:
-                    requests.append((job["sku"], await _request(ctx, job)))
-                    readable.append(job)
-                except Exception as exc:  # the reference image changed since planning
-                    _release(ctx, config, [job])
-                    _finish(ctx, RowResult(
-                        sku=job["sku"], row=job["row"], status=RowStatus.FAILED,
-                        error_class="reference", reason=f"unreadable reference image: {exc}",
-                        fingerprint=job["fingerprint"], resolution=job["resolution"],
-                        aspect_ratio=job["aspect_ratio"]))
-            jobs = readable
-            if not jobs:
-                return
-            record = batch_records.new_record(ctx, jobs, config.name)
-            try:  # the intent, before any money can be spent
-                await batch_records.save(ctx, record)
-            except (ClientError, BotoCoreError, OSError) as exc:
-                _release(ctx, config, jobs)
-                _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
-                      f"({describe_s3_error(exc)}): queued for the next run")
-                return
-            try:
-                record.name = await _create(client, requests, record.display_name)
-            except NotCreated as exc:
-                await batch_records.forget(ctx, record)
-                _release(ctx, config, jobs)
-                _skip(ctx, config, jobs,
-                      f"batch could not be created ({exc.cause}): queued for the next run")
-                return
-            except ProviderError as exc:  # created or not, unknown: the next run finds out
-                _skip(ctx, config, jobs, f"batch {record.display_name} may have been created"
-                      f" ({exc}): the next run collects it or queues its rows again")
-                return
-            await batch_records.save_quietly(ctx, record)  # else found by its display name
-            waits.append(asyncio.ensure_future(
-                _settle(ctx, client, config, record, deadline_s, poll_s)))
+    waits: list[asyncio.Future] = []
+    pending: list[Job] = []
 
+    async def submit(jobs: list[Job]) -> None:
+        wait = await _submit(ctx, client, config, jobs, deadline_s, poll_s)
+        if wait is not None:
+            waits.append(wait)
+
+    try:
         for chunk in chunks:
             for job in chunk:
-                if job["sku"] in settled:
+                if job.sku in settled:
                     continue  # its outcome is reported from the collected batch
-                if ctx.stop.requested:
-                    _skip(ctx, config, [job], "stopped")
-                    continue
-                if ctx.spool.find(job["sku"], job["fingerprint"]) is not None:
-                    await process_row(job, ctx)  # paid for already: upload from the spool
-                    continue
-                forced = ctx.force or job["sku"] in ctx.force_skus
-                existing = None if forced else await _already_uploaded(
-                    ctx, job["sku"], job["fingerprint"])
-                if existing:
-                    _finish(ctx, RowResult(sku=job["sku"], row=job["row"],
-                                           status=RowStatus.SKIPPED, reason="unchanged",
-                                           s3_key=existing, fingerprint=job["fingerprint"]))
-                    continue
-                if not ctx.budget.reserve(config.batch_price(job["resolution"])):
-                    _skip(ctx, config, [job], "budget")
+                if not await _needs_batch(ctx, config, job):
                     continue
                 pending.append(job)
                 if len(pending) >= batch_rows:

@@ -19,11 +19,11 @@ from catalog_images.destination.index import part_bytes, part_key
 from catalog_images.destination.spool import Spool, default_spool_root
 from catalog_images.destination.storage import S3Location, S3Settings
 from catalog_images.generation.batch import collect_recorded, run_batch_mode
+from catalog_images.generation.resources import RunContext, open_run_context
 from catalog_images.generation.retry import RetryPolicy
 from catalog_images.generation.routing import ProviderStats
-from catalog_images.generation.row import open_run_context
 from catalog_images.generation.stop import StopRequest, stop_on_signals
-from catalog_images.models import RowStatus
+from catalog_images.models import Job, RowStatus
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.report.contact_sheet import SheetItem
 from catalog_images.report.progress import RunProgress
@@ -31,14 +31,15 @@ from catalog_images.report.results import ResultSink, RowResult
 from catalog_images.settings import RunSettings
 
 PROGRESS_LOG_EVERY_S = 10.0
-# The Prefect task that runs one chunk: (run_id, jobs, first_row=, last_row=) -> rows done.
+# The Prefect task that runs one chunk: (ctx, jobs, first_row=, last_row=) -> rows done. It is
+# handed the run's live context, so it runs in this process, on this event loop.
 ChunkRunner = Callable[..., Awaitable[int]]
 
 
 class IndexWriter:
     """Appends what this run uploaded to the destination's index, a parts file at a time."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.pending: list[dict] = []
         self.seq = 0
@@ -89,7 +90,7 @@ class Recorder:
             self.logger.info(self.progress.line())
 
 
-async def generate_rows(ctx, jobs_path: str, chunk_size: int, recorder: Recorder,
+async def generate_rows(ctx: RunContext, jobs_path: str, chunk_size: int, recorder: Recorder,
                         parts: IndexWriter, settled: set[str], run_chunk: ChunkRunner) -> None:
     """Fan accepted rows out as chunk tasks, keeping enough rows queued to fill the gate."""
     progress = recorder.progress
@@ -102,7 +103,7 @@ async def generate_rows(ctx, jobs_path: str, chunk_size: int, recorder: Recorder
     base_chunks = math.ceil(ctx.capacity / chunk_size) + 1
     max_chunks = base_chunks * 4
     jobs = iter_jobs(jobs_path, chunk_size)
-    pending: dict[asyncio.Task, list[dict]] = {}
+    pending: dict[asyncio.Task, list[Job]] = {}
     exhausted = False
     while True:
         if ctx.stop.requested and not exhausted:
@@ -115,11 +116,11 @@ async def generate_rows(ctx, jobs_path: str, chunk_size: int, recorder: Recorder
             if chunk is None:
                 exhausted = True
                 break
-            chunk = [job for job in chunk if job["sku"] not in settled]  # collected batches
+            chunk = [job for job in chunk if job.sku not in settled]  # collected batches
             if not chunk:
                 continue
             task = asyncio.ensure_future(run_chunk(
-                ctx.run_id, chunk, first_row=chunk[0]["row"], last_row=chunk[-1]["row"]
+                ctx, chunk, first_row=chunk[0].row, last_row=chunk[-1].row
             ))
             pending[task] = chunk
         if not pending:
@@ -127,7 +128,7 @@ async def generate_rows(ctx, jobs_path: str, chunk_size: int, recorder: Recorder
         done, _ = await asyncio.wait(pending, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             chunk = pending.pop(task)
-            _record_lost_rows(task, chunk, recorded, on_result, ctx)
+            _record_lost_rows(task, chunk, recorded, on_result)
         if done:
             await parts.flush()
         if time.monotonic() - last_artifact >= 1.0:
@@ -140,29 +141,22 @@ def _record_stopped_rows(jobs, settled: set[str], on_result, recorded: set[int])
     """Rows never handed to a chunk because the run was stopped: ``skipped``, ``stopped``."""
     for chunk in jobs:
         for job in chunk:
-            if job["sku"] not in settled:
-                on_result(RowResult(
-                    sku=job["sku"], row=job["row"], status=RowStatus.SKIPPED,
-                    reason="stopped", fingerprint=job.get("fingerprint"),
-                    resolution=job["resolution"], aspect_ratio=job["aspect_ratio"]))
-                recorded.discard(job["row"])  # the set tracks rows of chunks in flight
+            if job.sku not in settled:
+                on_result(RowResult.skipped(job, "stopped"))
+                recorded.discard(job.row)  # the set tracks rows of chunks in flight
 
 
-def _record_lost_rows(task: asyncio.Task, chunk: list[dict], recorded: set[int], on_result,
-                      ctx) -> None:
+def _record_lost_rows(task: asyncio.Task, chunk: list[Job], recorded: set[int],
+                      on_result) -> None:
     """Give every row of a finished chunk an outcome, even if the chunk task crashed."""
     error = task.exception()
     for job in chunk:
-        if job["row"] in recorded:
-            recorded.discard(job["row"])
+        if job.row in recorded:
+            recorded.discard(job.row)
             continue
-        on_result(RowResult(
-            sku=job["sku"], row=job["row"], status=RowStatus.FAILED, error_class="internal",
-            reason=f"internal error: {type(error).__name__ if error else 'row not processed'}",
-            provider=None, model=None,
-            resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
-        ))
-        recorded.discard(job["row"])
+        on_result(RowResult.lost(
+            job, f"internal error: {type(error).__name__ if error else 'row not processed'}"))
+        recorded.discard(job.row)
 
 
 @dataclass

@@ -10,12 +10,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog_images.models import RowStatus
+from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.models import Job, RowStatus
+
+
+@dataclass(slots=True)
+class Tries:
+    """What sending one row to providers took: requests sent, retries by error class, and
+    the latency of the request that brought its image."""
+
+    attempts: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+    latency_s: float | None = None
 
 
 @dataclass(slots=True)
 class RowResult:
-    """How one catalog row ended."""
+    """How one catalog row ended; built by one constructor per outcome (below)."""
 
     sku: str | None
     row: int
@@ -36,6 +47,68 @@ class RowResult:
     prompt_sha256: str | None = None
     fingerprint: str | None = None
     retries: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def _of(cls, job: Job, status: str, fingerprint: str | None, tries: Tries | None,
+            **outcome) -> RowResult:
+        """A result of ``job`` carrying the job's identity and, if given, its tries."""
+        if tries is not None:
+            outcome.update(attempts=tries.attempts, retries=dict(tries.retries),
+                           latency_s=tries.latency_s)
+        return cls(sku=job.sku, row=job.row, status=status, resolution=job.resolution,
+                   aspect_ratio=job.aspect_ratio, prompt_sha256=sha256_hex(job.prompt),
+                   fingerprint=fingerprint or job.fingerprint, **outcome)
+
+    @classmethod
+    def succeeded(cls, job: Job, *, s3_key: str, size: int, width: int, height: int,
+                  provider: str | None, model: str | None, cost_usd: float,
+                  fingerprint: str | None = None, reason: str | None = None,
+                  tries: Tries | None = None) -> RowResult:
+        """The row's image is at the destination under ``s3_key`` (``size`` bytes)."""
+        return cls._of(job, RowStatus.SUCCEEDED, fingerprint, tries, s3_key=s3_key,
+                       bytes=size, width=width, height=height, provider=provider,
+                       model=model, cost_usd=cost_usd, reason=reason)
+
+    @classmethod
+    def failed(cls, job: Job, error_class: str, reason: str, *, provider: str | None = None,
+               model: str | None = None, cost_usd: float = 0.0, fingerprint: str | None = None,
+               width: int | None = None, height: int | None = None,
+               tries: Tries | None = None) -> RowResult:
+        """The row has no image; ``error_class`` says which kind of problem stopped it."""
+        return cls._of(job, RowStatus.FAILED, fingerprint, tries, error_class=error_class,
+                       reason=reason, provider=provider, model=model, cost_usd=cost_usd,
+                       width=width, height=height)
+
+    @classmethod
+    def skipped(cls, job: Job, reason: str, *, error_class: str | None = None,
+                provider: str | None = None, model: str | None = None, cost_usd: float = 0.0,
+                fingerprint: str | None = None, tries: Tries | None = None) -> RowResult:
+        """The row was left for a later run (stopped, budget, quota, a batch still open)."""
+        return cls._of(job, RowStatus.SKIPPED, fingerprint, tries, reason=reason,
+                       error_class=error_class, provider=provider, model=model,
+                       cost_usd=cost_usd)
+
+    @classmethod
+    def unchanged(cls, job: Job, s3_key: str, fingerprint: str | None = None) -> RowResult:
+        """An image of the row's fingerprint is already at the destination under ``s3_key``."""
+        return cls._of(job, RowStatus.SKIPPED, fingerprint, None, reason="unchanged",
+                       s3_key=s3_key)
+
+    @classmethod
+    def lost(cls, job: Job, reason: str) -> RowResult:
+        """The row got no outcome from the code that ran it (a crashed chunk or shard)."""
+        return cls.failed(job, "internal", reason)
+
+    @classmethod
+    def settled(cls, record: dict) -> RowResult:
+        """A row the plan settled before any request: rejected, or skipped as unchanged."""
+        return cls(sku=record["sku"], row=record["row"], status=record["status"],
+                   reason=record["reason"], fingerprint=record["fingerprint"])
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RowResult:
+        """A result read back from a manifest (``iter_result_rows``)."""
+        return cls(**data)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""

@@ -25,10 +25,10 @@ from pydantic import BaseModel, Field
 from catalog_images.catalog.plan import PlanSummary
 from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location, S3Settings
+from catalog_images.generation.deliver import THUMBNAILS_KEPT
 from catalog_images.generation.routing import ProviderStats
-from catalog_images.generation.row import THUMBNAILS_KEPT
 from catalog_images.generation.run import Generated
-from catalog_images.models import RowStatus
+from catalog_images.models import Job, RowStatus
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.report.contact_sheet import SheetItem
 from catalog_images.report.progress import RunProgress
@@ -215,7 +215,7 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
         manifest = None
     if manifest is not None:
         for row in iter_result_rows(manifest):
-            sink.add(RowResult(**row))
+            sink.add(RowResult.from_dict(row))
             seen.add(row["row"])
         stats = json.loads(client.get_object(
             Bucket=location.bucket,
@@ -230,15 +230,11 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
             if len(merged.thumbnails) < THUMBNAILS_KEPT:
                 merged.thumbnails.append(SheetItem(item["sku"], item["png"], item.get("key") or ""))
     for batch in pq.ParquetFile(jobs_path).iter_batches(batch_size=10_000):
-        for job in batch.to_pylist():
-            if job["row"] in seen:
+        for job in map(Job.from_dict, batch.to_pylist()):
+            if job.row in seen:
                 continue
-            sink.add(RowResult(
-                sku=job["sku"], row=job["row"], status=RowStatus.FAILED, error_class="internal",
-                reason=f"shard {spec.index} ended{ended} before this row did; the next run "
-                "retries it",
-                resolution=job["resolution"], aspect_ratio=job["aspect_ratio"],
-                fingerprint=job["fingerprint"]))
+            sink.add(RowResult.lost(job, f"shard {spec.index} ended{ended} before this row "
+                                    "did; the next run retries it"))
     return len(seen)
 
 

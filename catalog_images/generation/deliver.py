@@ -1,0 +1,145 @@
+"""Delivering a paid image, the same way in standard and batch mode: a durable copy in the
+spool first (while the provider slot is still held, in standard mode), then the upload with
+its object metadata, then the spool copy's removal, a thumbnail, and the row's result.
+
+A paid image is never dropped silently: when the spool write fails (a full disk) it is
+uploaded from memory, and a failed upload leaves it in the spool for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import partial
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.destination.spool import SpooledImage
+from catalog_images.destination.storage import describe_s3_error
+from catalog_images.generation.resources import RunContext
+from catalog_images.models import GeneratedImage, Job
+from catalog_images.providers.config import ProviderConfig
+from catalog_images.report.contact_sheet import SheetItem, small_thumbnail
+from catalog_images.report.results import RowResult, Tries
+
+UPLOAD_ATTEMPTS = 5
+THUMBNAILS_KEPT = 120
+
+
+@dataclass(frozen=True, slots=True)
+class PaidImage:
+    """An image paid for and not yet at the destination, and where it came from."""
+
+    job: Job
+    fingerprint: str
+    image: GeneratedImage
+    provider: str
+    model: str
+    cost_usd: float = 0.0  # what this run paid for it (0 when a spool copy of an earlier run)
+    spool_error: str | None = None  # why it has no spool copy: memory holds the only one
+    note: str | None = None  # the reason a succeeded row reports, if any
+
+    @classmethod
+    def from_spool(cls, job: Job, fingerprint: str, spooled: SpooledImage) -> PaidImage:
+        """An image an earlier attempt paid for and left in the spool."""
+        meta = spooled.meta
+        image = GeneratedImage(spooled.data, meta["mime_type"], meta["width"], meta["height"])
+        return cls(job, fingerprint, image, meta["provider"], meta["model"],
+                   note=f"uploaded from spool (paid in run {meta.get('run_id')})")
+
+
+async def spool_image(ctx: RunContext, sku: str, fp: str, image: GeneratedImage,
+                      config: ProviderConfig) -> str | None:
+    """Write a paid image durably to the spool (its own threads); None, or what went wrong.
+
+    A failure (a full disk) is returned, not raised: the paid image is then uploaded from
+    memory rather than lost.
+    """
+    meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
+            "run_id": ctx.run_id, "provider": config.name, "model": config.model}
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            ctx.spool_pool, partial(ctx.spool.write, sku, fp, image.data, meta))
+    except OSError as exc:
+        return f"spool write failed: {exc.strerror or type(exc).__name__}"
+    return None
+
+
+async def keep(ctx: RunContext, job: Job, fp: str, image: GeneratedImage,
+               config: ProviderConfig, cost_usd: float, note: str | None = None) -> PaidImage:
+    """Spool an image just paid for at ``cost_usd``; call it while the provider slot is
+    held, so images paid for but not yet on disk never outnumber the requests in flight.
+    ``note``: the reason its row reports once the image is delivered."""
+    problem = await spool_image(ctx, job.sku, fp, image, config)
+    return PaidImage(job, fp, image, config.name, config.model, cost_usd, spool_error=problem,
+                     note=note)
+
+
+async def upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta: dict) -> None:
+    """PUT an image with its metadata, retrying S3 errors; raises the last one."""
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            await ctx.s3_client.put_object(
+                Bucket=ctx.location.bucket, Key=key, Body=image_data, ContentType=mime,
+                Metadata=meta,
+            )
+            return
+        except (ClientError, BotoCoreError, OSError):
+            if attempt == UPLOAD_ATTEMPTS:
+                raise
+            await asyncio.sleep(ctx.policy.delay(attempt, None, ctx.rng))
+
+
+def object_metadata(ctx: RunContext, paid: PaidImage) -> dict[str, str]:
+    """The metadata written with an image; ``fingerprint`` is what later runs compare."""
+    return {"sku": paid.job.sku, "prompt-sha256": sha256_hex(paid.job.prompt),
+            "fingerprint": paid.fingerprint, "provider": paid.provider, "model": paid.model,
+            "run-id": ctx.run_id}
+
+
+def upload_failure_reason(exc: BaseException, spool_error: str | None) -> str:
+    """The reason of a row whose upload failed: is the paid image still in the spool?"""
+    if spool_error:
+        return (f"upload failed and the image was paid but lost ({spool_error}): "
+                f"{describe_s3_error(exc)}")
+    return f"upload failed, image kept in the spool: {describe_s3_error(exc)}"
+
+
+async def keep_thumbnail(ctx: RunContext, sku: str, data: bytes, key: str) -> None:
+    """Keep a small thumbnail (and the image's key) of the first images of the run for its
+    contact sheet."""
+    if len(ctx.thumbnails) < THUMBNAILS_KEPT:
+        ctx.thumbnails.append(SheetItem(sku, b"", key))  # hold the place before the await
+        thumb = await asyncio.to_thread(small_thumbnail, data)
+        index = next(i for i, item in enumerate(ctx.thumbnails) if item.sku == sku)
+        ctx.thumbnails[index] = SheetItem(sku, thumb or b"", key)
+
+
+async def deliver(ctx: RunContext, paid: PaidImage, key: str, tries: Tries | None = None,
+                  lost_note: str | None = None) -> RowResult:
+    """Upload a paid image to ``key``, drop its spool copy, keep a thumbnail; its result.
+
+    ``lost_note`` says where the image can still be had when it is neither spooled nor
+    uploaded (a batch job's results stay at the provider): the row then fails as
+    ``upload_unspooled`` with that note, so the caller keeps what leads back to it.
+    """
+    image = paid.image
+    try:
+        await upload(ctx, key, image.data, image.mime_type, object_metadata(ctx, paid))
+    except (ClientError, BotoCoreError, OSError) as exc:
+        reason, error_class = upload_failure_reason(exc, paid.spool_error), "upload"
+        if paid.spool_error and lost_note:
+            reason, error_class = f"{reason}; {lost_note}", "upload_unspooled"
+        return RowResult.failed(
+            paid.job, error_class, reason, provider=paid.provider, model=paid.model,
+            cost_usd=paid.cost_usd, fingerprint=paid.fingerprint, width=image.width,
+            height=image.height, tries=tries)
+    ctx.spool.remove(paid.job.sku, paid.fingerprint)
+    reason = paid.note or (
+        f"uploaded without a spool copy ({paid.spool_error})" if paid.spool_error else None)
+    await keep_thumbnail(ctx, paid.job.sku, image.data, key)
+    return RowResult.succeeded(
+        paid.job, s3_key=key, size=len(image.data), width=image.width, height=image.height,
+        provider=paid.provider, model=paid.model, cost_usd=paid.cost_usd,
+        fingerprint=paid.fingerprint, reason=reason, tries=tries)
