@@ -2,7 +2,7 @@
 
 Its parameters validated, every provider's API key found, the bucket reachable, a scratch
 folder, then the plan priced for the run's mode and the rows the plan already settled
-recorded as results.
+recorded as results (report/results.py::settled_results).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 from uuid import uuid4
 
 from catalog_images.catalog.estimate import batch_cost
-from catalog_images.catalog.plan import PlanSummary, iter_settled
+from catalog_images.catalog.plan import PlanSummary
 from catalog_images.destination.storage import S3Location, S3Settings, check_bucket
 from catalog_images.providers.config import ProviderConfig, get_provider
-from catalog_images.report.results import ResultSink, RowResult
 from catalog_images.settings import RunSettings
 
 # Flow parameters a caller may pass as None for "none".
@@ -96,11 +95,3 @@ def priced_plan(plan: PlanSummary, run: RunSetup, logger) -> PlanSummary:
         plan.projected_cost_usd,
     )
     return plan
-
-
-def settled_results(plan: PlanSummary, work_dir: Path) -> ResultSink:
-    """The run's result sink, holding already the rows the plan settled (rejected, unchanged)."""
-    sink = ResultSink(work_dir / "manifest.parquet")
-    for settled in iter_settled(plan.settled_path):
-        sink.add(RowResult.settled(settled))
-    return sink

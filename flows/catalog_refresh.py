@@ -16,13 +16,12 @@ from catalog_images.generation.stop import StopRequest
 from catalog_images.report.header import report_header
 from catalog_images.report.outcome import outcome_of, run_outcome
 from catalog_images.report.progress import RunProgress
-from catalog_images.report.results import ResultSink
+from catalog_images.report.results import ResultSink, settled_results
 from catalog_images.run_setup import (
     RunSetup,
     prepare_run,
     priced_plan,
     scratch_dir,
-    settled_results,
 )
 from catalog_images.scale.shards import run_shards
 from catalog_images.secrets import install_log_redaction
@@ -92,9 +91,6 @@ async def _generate(run: RunSetup, plan: PlanSummary, work_dir: Path, sink: Resu
                     progress: RunProgress, logger, stop: StopRequest) -> Generated:
     """The plan's rows: over shard runs when the run has shards, else as chunk tasks here."""
     if run.settings.shards > 1:
-        return await run_shards(run.run_id, run.settings, plan, run.provider_configs,
-                                run.location, run.s3, work_dir, sink, progress, logger,
-                                run_shards_on_dask)
-    return await generate_here(run.run_id, run.settings, run.provider_configs, run.location,
-                               run.s3, plan.plan_path, sink, progress, logger,
-                               generate_chunk_task, stop=stop)
+        return await run_shards(run, plan, work_dir, sink, progress, logger, run_shards_on_dask)
+    return await generate_here(run, plan.plan_path, sink, progress, logger, generate_chunk_task,
+                               stop=stop)

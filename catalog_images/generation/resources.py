@@ -29,6 +29,7 @@ from catalog_images.providers import create_provider
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.report.contact_sheet import SheetItem
 from catalog_images.report.results import RowResult
+from catalog_images.settings import RunSettings
 
 REFERENCES_KEPT = 32
 
@@ -99,18 +100,17 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
 
     def __init__(
         self, run_id: str, location: S3Location, providers: list[ProviderConfig],
-        routes: dict[str, list[str]], concurrency: int, s3_settings: S3Settings, spool: Spool,
-        policy: RetryPolicy | None = None, breaker_cooldown_s: float = 10.0,
-        global_limits: bool = False, max_cost_usd: float | None = None, force: bool = False,
-        force_skus: frozenset[str] = frozenset(),
+        settings: RunSettings, s3_settings: S3Settings, spool: Spool,
     ) -> None:
-        self.max_cost_usd, self.force, self.force_skus = max_cost_usd, force, force_skus
-        self.run_id, self.location, self.providers, self.routes = (
-            run_id, location, providers, routes)
-        self.concurrency, self.s3_settings, self.spool, self.policy = (
-            concurrency, s3_settings, spool, policy)
-        self.breaker_cooldown_s = breaker_cooldown_s
-        self.global_limits = global_limits
+        self.run_id, self.location, self.providers = run_id, location, providers
+        self.routes, self.concurrency = settings.routes, settings.concurrency
+        self.policy = RetryPolicy(settings.max_attempts,
+                                  max_provider_wait_s=settings.max_provider_wait_s)
+        self.breaker_cooldown_s = settings.breaker_cooldown_s
+        self.global_limits = settings.global_limits
+        self.max_cost_usd = settings.max_cost_usd
+        self.force, self.force_skus = settings.force, frozenset(settings.force_skus)
+        self.s3_settings, self.spool = s3_settings, spool
         self._stack = AsyncExitStack()
 
     def _runtime(self, config: ProviderConfig) -> ProviderRuntime:
@@ -135,7 +135,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         ctx = RunContext(
             run_id=self.run_id, location=self.location, router=Router(runtimes, self.routes),
             s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
-            policy=self.policy or RetryPolicy(), budget=Budget(self.max_cost_usd),
+            policy=self.policy, budget=Budget(self.max_cost_usd),
             force=self.force, force_skus=self.force_skus,
         )
         ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")

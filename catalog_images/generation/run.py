@@ -17,18 +17,15 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from catalog_images.catalog.plan import iter_jobs
 from catalog_images.destination.index import part_bytes, part_key
 from catalog_images.destination.spool import Spool, default_spool_root
-from catalog_images.destination.storage import S3Location, S3Settings
 from catalog_images.generation.batch import collect_recorded, run_batch_mode
 from catalog_images.generation.resources import RunContext, open_run_context
-from catalog_images.generation.retry import RetryPolicy
 from catalog_images.generation.routing import ProviderStats
 from catalog_images.generation.stop import StopRequest, stop_on_signals
 from catalog_images.models import Job, RowStatus
-from catalog_images.providers.config import ProviderConfig
 from catalog_images.report.contact_sheet import SheetItem
 from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink, RowResult
-from catalog_images.settings import RunSettings
+from catalog_images.run_setup import RunSetup
 
 PROGRESS_LOG_EVERY_S = 10.0
 # The Prefect task that runs one chunk: (ctx, jobs, first_row=, last_row=) -> rows done. It is
@@ -170,22 +167,18 @@ class Generated:
 
 
 async def generate_here(
-    run_id: str, settings: RunSettings, configs: list[ProviderConfig], location: S3Location,
-    s3: S3Settings, jobs_path: str, sink: ResultSink, progress: RunProgress, logger,
-    run_chunk: ChunkRunner, collect_batches: bool = True, stop: StopRequest | None = None,
+    run: RunSetup, jobs_path: str, sink: ResultSink, progress: RunProgress, logger,
+    run_chunk: ChunkRunner, *, collect_batches: bool = True, stop: StopRequest | None = None,
 ) -> Generated:
     """Generate and upload the jobs file's rows in this process, recording each outcome.
 
     ``collect_batches``: first settle batch jobs recorded by earlier runs (a shard leaves
     that to its parent run). ``stop``: the run's stop request, if the caller keeps one.
     """
+    settings, configs = run.settings, run.provider_configs
     async with open_run_context(
-        run_id, location, configs, settings.routes, settings.concurrency, s3,
+        run.run_id, run.location, configs, settings, run.s3,
         Spool(default_spool_root(), settings.dest),
-        RetryPolicy(settings.max_attempts, max_provider_wait_s=settings.max_provider_wait_s),
-        breaker_cooldown_s=settings.breaker_cooldown_s,
-        global_limits=settings.global_limits, max_cost_usd=settings.max_cost_usd,
-        force=settings.force, force_skus=frozenset(settings.force_skus),
     ) as ctx:
         ctx.stop = stop or ctx.stop
         parts = IndexWriter(ctx)

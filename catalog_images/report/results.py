@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.catalog.plan import PlanSummary, iter_settled
 from catalog_images.models import Job, RowStatus
 
 
@@ -60,7 +61,8 @@ class RowResult:
                    fingerprint=fingerprint or job.fingerprint, **outcome)
 
     @classmethod
-    def succeeded(cls, job: Job, *, s3_key: str, size: int, width: int, height: int,
+    def succeeded(  # noqa: PLR0913 - keyword-only fields of one record
+        cls, job: Job, *, s3_key: str, size: int, width: int, height: int,
                   provider: str | None, model: str | None, cost_usd: float,
                   fingerprint: str | None = None, reason: str | None = None,
                   tries: Tries | None = None) -> RowResult:
@@ -70,7 +72,8 @@ class RowResult:
                        model=model, cost_usd=cost_usd, reason=reason)
 
     @classmethod
-    def failed(cls, job: Job, error_class: str, reason: str, *, provider: str | None = None,
+    def failed(  # noqa: PLR0913 - keyword-only fields of one record
+        cls, job: Job, error_class: str, reason: str, *, provider: str | None = None,
                model: str | None = None, cost_usd: float = 0.0, fingerprint: str | None = None,
                width: int | None = None, height: int | None = None,
                tries: Tries | None = None) -> RowResult:
@@ -238,3 +241,11 @@ def iter_result_rows(path: Path, batch_rows: int = 5_000):
         for row in batch.to_pylist():
             row["retries"] = dict(row["retries"] or [])
             yield row
+
+
+def settled_results(plan: PlanSummary, work_dir: Path) -> ResultSink:
+    """The run's result sink, holding already the rows the plan settled (rejected, unchanged)."""
+    sink = ResultSink(work_dir / "manifest.parquet")
+    for settled in iter_settled(plan.settled_path):
+        sink.add(RowResult.settled(settled))
+    return sink

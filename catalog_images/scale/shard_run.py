@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog_images.destination.storage import S3Location, S3Settings
@@ -18,6 +20,7 @@ from catalog_images.generation.run import ChunkRunner, generate_here
 from catalog_images.providers.config import get_provider
 from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink
+from catalog_images.run_setup import RunSetup
 from catalog_images.scale.shards import ShardSpec, shard_key, stats_bytes, thumbnails_bytes
 from catalog_images.secrets import install_log_redaction
 from catalog_images.settings import RunSettings
@@ -42,8 +45,9 @@ async def run_shard(shard: ShardSpec, logger, run_chunk: ChunkRunner) -> dict:
                                 str(jobs_path))
         sink = ResultSink(work_dir / "manifest.parquet")
         progress = RunProgress(shard.run_id, total=shard.rows, phase="generating")
-        generated = await generate_here(shard.run_id, settings, configs, location, s3,
-                                        str(jobs_path), sink, progress, logger, run_chunk,
+        run = RunSetup(settings, shard.run_id, location, s3, configs,
+                       started_at=datetime.now(UTC).isoformat(), started_wall=time.monotonic())
+        generated = await generate_here(run, str(jobs_path), sink, progress, logger, run_chunk,
                                         collect_batches=False)
         sink.close()
         outputs = {

@@ -33,6 +33,7 @@ from catalog_images.providers.config import ProviderConfig
 from catalog_images.report.contact_sheet import SheetItem
 from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink, RowResult, iter_result_rows
+from catalog_images.run_setup import RunSetup
 from catalog_images.secrets import redact
 from catalog_images.settings import RunSettings, SettingsError
 
@@ -239,13 +240,15 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
 
 
 async def run_shards(
-    run_id: str, settings: RunSettings, plan: PlanSummary, configs: list[ProviderConfig],
-    location: S3Location, s3: S3Settings, work_dir: Path, sink: ResultSink,
+    run: RunSetup, plan: PlanSummary, work_dir: Path, sink: ResultSink,
     progress: RunProgress, logger, run_on_dask: DaskRunner,
 ) -> Generated:
     """Fan the plan out as child flow runs of the shard deployment (or, with a Dask address,
     through ``run_on_dask``) and merge what they did."""
     from prefect.deployments import run_deployment
+
+    run_id, settings, configs = run.run_id, run.settings, run.provider_configs
+    location, s3 = run.location, run.s3
 
     if settings.dask_address:
         check_shared_api("dask_address")

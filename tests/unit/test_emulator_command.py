@@ -76,3 +76,12 @@ def test_a_bad_option_exits_2_with_a_message_on_both_command_lines():
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
         assert "expected KIND=RATE" in done.stderr
+
+
+def test_the_emulator_listens_where_the_emulator_preset_calls():
+    from urllib.parse import urlsplit
+
+    from catalog_images.devtools.emulator.command import DEFAULT_PORT
+    from catalog_images.providers.config import DEFAULT_EMULATOR_URL
+
+    assert urlsplit(DEFAULT_EMULATOR_URL).port == DEFAULT_PORT

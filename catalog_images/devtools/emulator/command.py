@@ -2,7 +2,7 @@
 ``python -m catalog_images.devtools.emulator`` both run :func:`serve`.
 
 Option defaults are EmulatorConfig's; the port is the one the ``emulator`` provider preset
-calls (``DEFAULT_EMULATOR_URL``).
+calls (a unit test holds the two together: the emulator never imports the client).
 """
 
 from __future__ import annotations
@@ -10,11 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
-
-from catalog_images.providers.config import DEFAULT_EMULATOR_URL
 
 from .config import FAULT_KINDS, IMAGE_FORMATS, EmulatorConfig
 from .server import run_server
@@ -24,7 +21,7 @@ OPTION_FIELDS: dict[str, str] = {
     "latency": "latency_s", "jitter": "latency_jitter_s", "rpm": "rpm", "window": "quota_window_s",
     "fault": "faults", "seed": "seed", "api_key": "api_key", "image_format": "image_format",
 }
-DEFAULT_PORT = urlsplit(DEFAULT_EMULATOR_URL).port or 8790
+DEFAULT_PORT = 8790  # the port of the emulator provider preset's URL
 DEFAULT_HOST = "127.0.0.1"
 _CONFIG = {f.name: f.default for f in dataclasses.fields(EmulatorConfig)}
 
