@@ -37,7 +37,7 @@ from catalog_images.catalog.validate import RowValidator
 from catalog_images.destination.storage import S3Settings
 from catalog_images.providers.config import get_provider
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 S3 = S3Settings()
 EMULATOR = get_provider("emulator")
 
