@@ -60,7 +60,8 @@ def _prefix(ctx: RunContext) -> str:
 def new_record(ctx: RunContext, jobs: list[Job], provider: str) -> BatchRecord:
     """A record for a job about to be created, under a display name no other job has."""
     display_name = f"catalog-images-{ctx.run_id[:12]}-{secrets.token_hex(6)}"
-    return BatchRecord(_prefix(ctx) + display_name + ".json", display_name, None, ctx.run_id,
+    key = DestinationLayout(ctx.location).batch_record_key(display_name)
+    return BatchRecord(key, display_name, None, ctx.run_id,
                        jobs, provider)
 
 

@@ -115,6 +115,10 @@ class DestinationLayout:
         """The List prefix of batch job records (ends in a slash)."""
         return self._key(STATE, "batches") + "/"
 
+    def batch_record_key(self, display_name: str) -> str:
+        """The record of the batch job named ``display_name``."""
+        return self.batches_prefix() + f"{display_name}.json"
+
     def index_parts_prefix(self) -> str:
         """The List prefix of every run's index parts files."""
         return self._key(STATE, "parts") + "/"

@@ -69,6 +69,8 @@ def test_state_keys() -> None:
     assert LAYOUT.lease_uri() == "s3://bkt/some/prefix/state/lease.json"
     assert (LAYOUT.root_uri, BARE.root_uri) == ("s3://bkt/some/prefix", "s3://bkt")
     assert LAYOUT.batches_prefix() == "some/prefix/state/batches/"
+    assert LAYOUT.batch_record_key("catalog-images-x-1") == (
+        "some/prefix/state/batches/catalog-images-x-1.json")
     part = LAYOUT.index_part_key("run-9", 12)
     assert part == "some/prefix/state/parts/run-9/000012.parquet"
     assert part.startswith(LAYOUT.index_parts_prefix())
