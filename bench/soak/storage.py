@@ -154,10 +154,10 @@ def wrong_credentials(svc: Services) -> list[Outcome]:
 
 
 def bad_input() -> Outcome:
-    """The bad-input corpus (tests/test_bad_input.py): planning of hostile catalogs."""
+    """The bad-input corpus (tests/e2e/test_bad_input.py): planning of hostile catalogs."""
     outcome = Outcome("5. bad-input corpus")
     run = run_child([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                     str(ROOT / "tests" / "test_bad_input.py")])
+                     str(ROOT / "tests" / "e2e" / "test_bad_input.py")])
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
     outcome.check("pytest passes", run.returncode == 0)
     outcome.check("no xfail left", "xfail" not in summary)
