@@ -11,10 +11,25 @@ from PIL import Image
 MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSION_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 ASPECT_TOLERANCE = 0.02
+# Nominal side of each resolution; an answer may have at most PIXEL_ALLOWANCE x side^2
+# pixels (the widest ratios stay near side^2), so a decompression bomb is refused from its
+# header, before any pixel is decoded.
+BASE_SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
+PIXEL_ALLOWANCE = 2.0
 
 
 class ImageCheckError(ValueError):
     """Bytes that are not a complete PNG, JPEG or WebP image of the expected shape."""
+
+
+class ImageTooLarge(ImageCheckError):
+    """An image with more pixels than its resolution allows (a decompression bomb)."""
+
+
+def max_pixels(resolution: str) -> int:
+    """Most pixels an image asked at ``resolution`` may have (unknown ones: as 4K)."""
+    side = BASE_SIDE.get(resolution, BASE_SIDE["4K"])
+    return int(side * side * PIXEL_ALLOWANCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +66,12 @@ def _check_complete(mime: str, data: bytes) -> None:
             raise ImageCheckError("WebP is truncated (RIFF size larger than the data)")
 
 
-def inspect_image(data: bytes) -> ImageInfo:
+def inspect_image(data: bytes, pixel_cap: int | None = None) -> ImageInfo:
     """Verify that ``data`` is a complete PNG, JPEG or WebP image and return its info.
 
     PNG chunk CRCs are verified by Pillow; pixels are not decoded, so a 4K image costs
-    well under a millisecond.
+    well under a millisecond. Beyond ``pixel_cap`` pixels the image is refused from its
+    header (ImageTooLarge), before its chunks are read.
     """
     mime = sniff_mime(data)
     if mime is None:
@@ -64,9 +80,14 @@ def inspect_image(data: bytes) -> ImageInfo:
     try:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
+            if pixel_cap is not None and width * height > pixel_cap:
+                raise ImageTooLarge(f"image is {width}x{height}: over the cap of "
+                                    f"{pixel_cap} pixels")
             img.verify()
     except ImageCheckError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"image refused: {exc}") from None
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise ImageCheckError(f"image does not decode: {type(exc).__name__}: {exc}") from None
     return ImageInfo(mime_type=mime, width=width, height=height)

@@ -144,13 +144,7 @@ async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: Provid
                                  stop=ctx.stop)
     state = batch_state(resource)
     if state in SUCCEEDED:
-        answers = await client.results(resource)
-        lost = False
-        for job in record.jobs:
-            result = await _deliver(ctx, config, job, answers.get(job.sku), record.name, note)
-            ctx.budget.settle(config.batch_price(job.resolution), result.cost_usd > 0)
-            lost = lost or result.error_class == "upload_unspooled"
-        if not lost:
+        if not await _collect(ctx, client, config, record, resource, note):
             await batch_records.forget(ctx, record)
         return
     if state in ENDED_WITHOUT_RESULTS:
@@ -162,6 +156,29 @@ async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: Provid
     # Still running: the reservation stays (it will be billed) and the record stays.
     why = "the run was stopped" if ctx.stop.requested else "still running"
     _skip(ctx, config, record.jobs, f"batch {record.name} {why}: the next run collects it")
+
+
+async def _collect(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
+                   record: BatchRecord, resource: dict, note: str) -> bool:
+    """Deliver each row's answer as the results come (a row without one fails); True when
+    an image was lost between spool and bucket."""
+    assert record.name is not None
+    waiting = {job.sku: job for job in record.jobs}
+    lost = False
+
+    async def settle(job: Job, item: dict | None) -> None:
+        nonlocal lost
+        result = await _deliver(ctx, config, job, item, record.name, note)
+        ctx.budget.settle(config.batch_price(job.resolution), result.cost_usd > 0)
+        lost = lost or result.error_class == "upload_unspooled"
+
+    async for key, item in client.iter_results(resource):
+        job = waiting.pop(key, None)
+        if job is not None:
+            await settle(job, item)
+    for job in waiting.values():
+        await settle(job, None)
+    return lost
 
 
 async def _find_unanswered(client: GeminiBatchClient, record: BatchRecord) -> str | None:

@@ -8,20 +8,21 @@ the same prompt would be paid for twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 
 import httpx
 
-from catalog_images.images import ImageCheckError, inspect_image
+from catalog_images.images import inspect_image
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import verified_image
+from catalog_images.providers.caps import parse_json
 from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.downloads import DOWNLOAD_ATTEMPTS, ResultDownloader
 from catalog_images.providers.errors import ErrorClass, ProviderError, classify_status
 from catalog_images.providers.http import new_http_client, send
 
-DOWNLOAD_ATTEMPTS = 3
+__all__ = ["DOWNLOAD_ATTEMPTS", "AsyncTaskProvider"]
 POLICY_WORDS = ("content", "policy", "safety", "sensitive", "nsfw")
 
 
@@ -34,10 +35,38 @@ def build_create_body(request: ImageRequest, model: str) -> dict:
     }
 
 
+def body_code(payload: dict) -> int:
+    """The body's ``code`` (500 when missing or not a number)."""
+    code = payload.get("code")
+    if isinstance(code, bool) or not isinstance(code, int | str):
+        return 500
+    try:
+        return int(code) if code != "" else 500
+    except ValueError:
+        return 500
+
+
+def result_url(result_json: object) -> str | None:
+    """The first URL of a task's ``resultJson`` (a JSON string); None when it names none."""
+    if not result_json:
+        return None
+    if not isinstance(result_json, str):
+        raise ProviderError(ErrorClass.BAD_RESPONSE, "resultJson is not a JSON string",
+                            billed=True)
+    try:
+        parsed = parse_json(result_json.encode(), "resultJson")
+    except ProviderError as exc:
+        raise ProviderError(exc.error_class, exc.message, billed=True) from None
+    urls = parsed.get("resultUrls") if isinstance(parsed, dict) else None
+    if not isinstance(urls, list) or not urls:
+        return None
+    return str(urls[0])
+
+
 def body_error(payload: dict, what: str) -> ProviderError:
     """An error answered as HTTP 200 with another ``code`` in the body."""
-    code = int(payload.get("code") or 500)
-    message = f"{what}: code {code} {payload.get('msg', '')}".strip()
+    code = body_code(payload) or 500
+    message = f"{what}: code {code} {str(payload.get('msg', ''))[:200]}".strip()
     error_class = ErrorClass.BAD_REQUEST if code == 422 else classify_status(code)
     return ProviderError(error_class, message, status=code)
 
@@ -69,6 +98,7 @@ class AsyncTaskProvider:
         self._deadline_s = config.task_deadline_s
         self._client = new_http_client(
             config, api_key, concurrency, auth="bearer", transport=transport)
+        self._downloads = ResultDownloader(config, transport=transport)
         self._rng = random.Random()
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
@@ -84,10 +114,11 @@ class AsyncTaskProvider:
         response = await send(self._client, "POST", f"{self._base}/api/v1/jobs/createTask",
                               json=build_create_body(request, self.model))
         payload = self._json(response, "createTask")
-        if payload.get("code") != 200:
+        if body_code(payload) != 200:
             raise body_error(payload, "createTask")
-        task_id = (payload.get("data") or {}).get("taskId")
-        if not task_id:
+        data = payload.get("data")
+        task_id = data.get("taskId") if isinstance(data, dict) else None
+        if not task_id or not isinstance(task_id, str | int):
             raise ProviderError(ErrorClass.BAD_RESPONSE, "createTask answered no taskId")
         return str(task_id)
 
@@ -96,10 +127,7 @@ class AsyncTaskProvider:
             raise ProviderError(classify_status(response.status_code),
                                 f"{what} answered HTTP {response.status_code}",
                                 status=response.status_code)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise ProviderError(ErrorClass.BAD_RESPONSE, f"{what}: invalid JSON") from None
+        payload = parse_json(response.content, what)
         if not isinstance(payload, dict):
             raise ProviderError(ErrorClass.BAD_RESPONSE, f"{what}: not a JSON object")
         return payload
@@ -118,11 +146,11 @@ class AsyncTaskProvider:
                 data = {}
             state = data.get("state")
             if state == "success":
-                urls = json.loads(data.get("resultJson") or "{}").get("resultUrls") or []
-                if not urls:
+                url = result_url(data.get("resultJson"))
+                if url is None:
                     raise ProviderError(ErrorClass.NO_IMAGE, "task succeeded without a URL",
                                         billed=True)
-                return str(urls[0])
+                return url
             if state == "fail":
                 raise task_failure(data)
             if time.monotonic() >= deadline:
@@ -136,32 +164,17 @@ class AsyncTaskProvider:
         response = await send(self._client, "GET", f"{self._base}/api/v1/jobs/recordInfo",
                               params={"taskId": task_id})
         payload = self._json(response, "recordInfo")
-        if payload.get("code") != 200:
+        if body_code(payload) != 200:
             raise body_error(payload, "recordInfo")
-        return payload.get("data") or {}
+        data = payload.get("data")
+        return data if isinstance(data, dict) else {}
 
     async def _download(self, url: str, task_id: str) -> bytes:
-        """Download the result at once, retrying the same URL; a paid image is never redone."""
-        problem = ""
-        for attempt in range(DOWNLOAD_ATTEMPTS):
-            try:
-                response = await send(self._client, "GET", url)
-                if response.status_code == 200:
-                    data = response.content
-                    try:
-                        inspect_image(data)
-                        return data
-                    except ImageCheckError as exc:
-                        problem = str(exc)
-                else:
-                    problem = f"HTTP {response.status_code}"
-            except ProviderError as exc:
-                problem = str(exc)
-            await asyncio.sleep(0.5 * (attempt + 1))
-        raise ProviderError(ErrorClass.BAD_RESPONSE,
-                            f"result of task {task_id} could not be downloaded: {problem}",
-                            billed=True)
+        """Download the result at once without the key, retrying the same URL; a paid image
+        is never redone."""
+        return await self._downloads.fetch(url, f"result of task {task_id}", check=inspect_image)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._client.aclose()
+        await self._downloads.aclose()

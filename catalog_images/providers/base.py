@@ -6,7 +6,13 @@ import binascii
 from base64 import b64decode
 from typing import Protocol
 
-from catalog_images.images import ImageCheckError, inspect_image, matches_aspect_ratio
+from catalog_images.images import (
+    ImageCheckError,
+    ImageTooLarge,
+    inspect_image,
+    matches_aspect_ratio,
+    max_pixels,
+)
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.errors import ErrorClass, ProviderError
 
@@ -55,10 +61,13 @@ def verified_image(
     """Check the bytes are a whole image of the asked shape and wrap them.
 
     A truncated or corrupt image is retryable (it was never a usable delivery); an intact
-    image of the wrong shape is final, because sending the prompt again would pay again.
+    image of the wrong shape is final, because sending the prompt again would pay again, and
+    so is an image over the pixel cap of its resolution (refused unread: a likely bomb).
     """
     try:
-        info = inspect_image(data)
+        info = inspect_image(data, max_pixels(request.resolution))
+    except ImageTooLarge as exc:
+        raise ProviderError(ErrorClass.REFUSED, str(exc), billed=True) from None
     except ImageCheckError as exc:
         raise ProviderError(ErrorClass.BAD_RESPONSE, str(exc)) from None
     if not matches_aspect_ratio(info.width, info.height, request.aspect_ratio):

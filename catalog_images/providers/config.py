@@ -6,6 +6,7 @@ A provider entry names where the key lives (an environment variable or a Prefect
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import warnings
@@ -110,6 +111,14 @@ class ProviderConfig(BaseModel):
     poll_initial_s: float = Field(2.5, gt=0)  # async-task
     poll_max_s: float = Field(15.0, gt=0)
     task_deadline_s: float = Field(900.0, gt=0)
+    max_response_bytes: int = Field(
+        160 * 1024 * 1024, gt=0, description="cap on one answer's bytes, after decompression "
+        "(a 4K PNG in base64 is tens of MB); a batch result line has the same cap")
+    results_allow_http: bool = Field(
+        False, description="result URLs (async-task, response_format=url) may be plain http")
+    results_private_networks: list[str] = Field(
+        default_factory=list, description="CIDRs of private/loopback/link-local addresses a "
+        "result URL may resolve to (none by default: such URLs are refused)")
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +143,13 @@ class ProviderConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("results_private_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
 
     def batch_price(self, resolution: str) -> float:
         """Price of one image in Batch Mode (half the standard price when none is set)."""
@@ -177,6 +193,7 @@ def builtin_presets() -> dict[str, dict]:
             "kind": "emulator", "base_url": emulator_url, "auth": "x-goog-api-key",
             "api_key_env": "CATALOG_IMAGES_EMULATOR_KEY", "max_concurrency": 64,
             "timeout_s": 60.0, "typical_latency_s": 0.5,
+            "results_allow_http": True, "results_private_networks": ["127.0.0.1/32"],
         },
         "google": {
             "kind": "gemini", "base_url": "https://generativelanguage.googleapis.com",

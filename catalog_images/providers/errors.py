@@ -30,6 +30,7 @@ class ErrorClass(StrEnum):
     CIRCUIT_OPEN = "circuit_open"  # no provider of the row's route would take it
     BUDGET = "budget"  # the request could take the run over its spending cap
     STOPPED = "stopped"  # the run was asked to stop (SIGINT/SIGTERM) before this request
+    REFUSED = "refused"  # an answer over a safety cap (bytes, JSON depth, pixels, result URL)
 
 
 RETRYABLE = frozenset(
@@ -42,7 +43,7 @@ RETRYABLE = frozenset(
     }
 )
 # Errors that say the provider, not the row, is broken: they count against its health.
-PROVIDER_FAULTS = RETRYABLE | {ErrorClass.AUTH, ErrorClass.NOT_FOUND}
+PROVIDER_FAULTS = RETRYABLE | {ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.REFUSED}
 
 
 class ProviderError(Exception):

@@ -9,6 +9,7 @@ import httpx
 
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import decode_base64_image, verified_image
+from catalog_images.providers.caps import json_or_none, parse_json
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import (
     ErrorClass,
@@ -69,21 +70,35 @@ def find_image_data(parts: list) -> str | None:
     return None
 
 
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str | None:
+    return str(value)[:200] if value is not None else None
+
+
 def parse_response(payload: object, request: ImageRequest) -> GeneratedImage:
-    """Turn a 200 generateContent answer into a verified image or a classified error."""
+    """Turn a 200 generateContent answer into a verified image or a classified error.
+
+    Any shape is tolerated: a field of the wrong type counts as missing.
+    """
     if not isinstance(payload, dict):
         raise ProviderError(ErrorClass.BAD_RESPONSE, "response is not a JSON object")
-    usage = payload.get("usageMetadata") or {}
-    candidates = payload.get("candidates") or []
+    usage = _dict(payload.get("usageMetadata"))
+    candidates = _list(payload.get("candidates"))
     if not candidates:
-        feedback = payload.get("promptFeedback") or {}
-        reason = feedback.get("blockReason")
+        reason = _dict(payload.get("promptFeedback")).get("blockReason")
         if reason:
-            raise ProviderError(ErrorClass.BLOCKED, f"prompt blocked: {reason}")
+            raise ProviderError(ErrorClass.BLOCKED, f"prompt blocked: {_text(reason)}")
         raise ProviderError(ErrorClass.BAD_RESPONSE, "response has no candidates")
-    candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-    finish = str(candidate.get("finishReason") or "STOP")
-    parts = (candidate.get("content") or {}).get("parts") or []
+    candidate = _dict(candidates[0])
+    finish = str(candidate.get("finishReason") or "STOP")[:60]
+    parts = _list(_dict(candidate.get("content")).get("parts"))
     data = find_image_data(parts)
     if not data:
         if finish in SAFETY_REASONS:
@@ -93,16 +108,14 @@ def parse_response(payload: object, request: ImageRequest) -> GeneratedImage:
         raise ProviderError(ErrorClass.NO_IMAGE, f"no image in the answer: finishReason {finish}")
     return verified_image(
         decode_base64_image(data), request, usage=usage,
-        model_version=payload.get("modelVersion"), response_id=payload.get("responseId"),
+        model_version=_text(payload.get("modelVersion")),
+        response_id=_text(payload.get("responseId")),
     )
 
 
 def error_from_response(response: httpx.Response) -> ProviderError:
     """Classify a non-200 answer, keeping the server's retry hint."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     error = body.get("error") if isinstance(body, dict) else None
     message = ""
     if isinstance(error, dict):
@@ -137,13 +150,7 @@ class GeminiProvider:
         response = await send(self._client, "POST", self._url, json=build_request_body(request))
         if response.status_code != 200:
             raise error_from_response(response)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise ProviderError(
-                ErrorClass.BAD_RESPONSE, "response body is not valid JSON", status=200
-            ) from None
-        return parse_response(payload, request)
+        return parse_response(parse_json(response.content, "generateContent"), request)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

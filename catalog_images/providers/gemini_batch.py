@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 
 from catalog_images.models import ImageRequest
 from catalog_images.providers.base import StopSignal
+from catalog_images.providers.batch_results import (
+    download_to_file,
+    parse_line,
+    result_item,
+    result_lines,
+)
+from catalog_images.providers.caps import parse_json
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ErrorClass, ProviderError
 from catalog_images.providers.gemini import build_request_body, error_from_response
@@ -28,9 +36,26 @@ ENDED_WITHOUT_RESULTS = frozenset({
 TERMINAL = SUCCEEDED | ENDED_WITHOUT_RESULTS
 
 
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _name(answer: dict, what: str) -> str:
+    """The resource name an answer carries; a ProviderError (status 200) without one."""
+    name = answer.get("name")
+    if not isinstance(name, str) or not name or len(name) > 500:
+        raise ProviderError(ErrorClass.BAD_RESPONSE, f"batch {what} answered no name",
+                            status=200)
+    return name
+
+
 def batch_state(resource: dict) -> str:
     """The job state, wherever the API put it."""
-    return str((resource.get("metadata") or {}).get("state") or resource.get("state") or "")
+    return str(_dict(resource.get("metadata")).get("state") or resource.get("state") or "")
 
 
 class GeminiBatchClient:
@@ -48,11 +73,11 @@ class GeminiBatchClient:
         response = await send(self._client, method, url, **kwargs)
         if response.status_code != 200:
             raise error_from_response(response)
-        try:
-            return response.json()
-        except ValueError:
-            raise ProviderError(ErrorClass.BAD_RESPONSE, "batch API answered invalid JSON",
-                                status=200) from None
+        payload = parse_json(response.content, "batch API answer")
+        if not isinstance(payload, dict):
+            raise ProviderError(ErrorClass.BAD_RESPONSE, "batch API answered no JSON object",
+                                status=200)
+        return payload
 
     async def create(self, requests: list[tuple[str, ImageRequest]], display_name: str) -> str:
         """Submit one job; returns its name (``batches/ID``)."""
@@ -66,14 +91,14 @@ class GeminiBatchClient:
             uploaded = await self._call(
                 "POST", f"{self._base}/upload/v1beta/files", content=jsonl,
                 headers={"content-type": "application/jsonl"})
-            file_name = (uploaded.get("file") or uploaded).get("name")
+            file_name = _name(_dict(uploaded.get("file")) or uploaded, "upload")
             body = {"batch": {"display_name": display_name,
                               "input_config": {"file_name": file_name}}}
             encoded = json.dumps(body).encode()
         created = await self._call(
             "POST", f"{self._base}/v1beta/models/{self.config.model}:batchGenerateContent",
             content=encoded)
-        return str(created["name"])
+        return _name(created, "create")  # status 200: the caller looks the job up
 
     async def find(self, display_name: str, page_size: int = 1000) -> str | None:
         """The name (``batches/ID``) of the job created as ``display_name``, or None."""
@@ -81,12 +106,13 @@ class GeminiBatchClient:
         while True:
             params = {"pageSize": str(page_size), **({"pageToken": token} if token else {})}
             listed = await self._call("GET", f"{self._base}/v1beta/batches", params=params)
-            for operation in listed.get("operations") or []:
-                metadata = operation.get("metadata") or {}
+            for operation in _list(listed.get("operations")):
+                operation = _dict(operation)
+                metadata = _dict(operation.get("metadata"))
                 name = operation.get("name") or metadata.get("name")
-                if metadata.get("displayName") == display_name and name:
-                    return str(name)
-            token = str(listed.get("nextPageToken") or "")
+                if metadata.get("displayName") == display_name and isinstance(name, str) and name:
+                    return name
+            token = str(listed.get("nextPageToken") or "")[:1000]
             if not token:
                 return None
 
@@ -113,29 +139,33 @@ class GeminiBatchClient:
             delay = min(max_poll_s, delay * 1.5)
 
     async def results(self, resource: dict) -> dict[str, dict]:
-        """key -> {"response": ...} or {"error": ...} of a succeeded job."""
-        response = resource.get("response") or {}
-        inlined = (response.get("inlinedResponses") or {}).get("inlinedResponses")
-        out: dict[str, dict] = {}
+        """key -> {"response": ...} or {"error": ...} of a succeeded job (held whole)."""
+        return {key: item async for key, item in self.iter_results(resource)}
+
+    async def iter_results(self, resource: dict) -> AsyncIterator[tuple[str, dict]]:
+        """(key, {"response": dict} or {"error": dict}) of a succeeded job, as they come.
+
+        The JSONL file route is streamed to a temporary file and read line by line; a
+        malformed item or line is skipped with a warning (its row then has no answer).
+        """
+        response = _dict(resource.get("response"))
+        inlined = _dict(response.get("inlinedResponses")).get("inlinedResponses")
         if inlined is not None:
-            for item in inlined:
-                key = str((item.get("metadata") or {}).get("key"))
-                out[key] = item
-            return out
-        file_name = response.get("responsesFile") or (resource.get("dest") or {}).get(
+            for item in _list(inlined):
+                answer = result_item(item, inline=True)
+                if answer is not None:
+                    yield answer
+            return
+        file_name = response.get("responsesFile") or _dict(resource.get("dest")).get(
             "fileName")
-        if not file_name:
-            return out
-        raw = await send(self._client, "GET",
-                         f"{self._base}/download/v1beta/{file_name}:download",
-                         params={"alt": "media"})
-        if raw.status_code != 200:
-            raise error_from_response(raw)
-        for line in raw.text.splitlines():
-            if line.strip():
-                item = json.loads(line)
-                out[str(item.get("key"))] = item
-        return out
+        if not file_name or not isinstance(file_name, str):
+            return
+        url = f"{self._base}/download/v1beta/{file_name}:download"
+        with await download_to_file(self._client, url, {"alt": "media"}) as spooled:
+            for line in result_lines(spooled, self.config.max_response_bytes):
+                answer = result_item(parse_line(line), inline=False)
+                if answer is not None:
+                    yield answer
 
     async def aclose(self) -> None:
         """Close connections."""

@@ -12,31 +12,64 @@ then the pool (it is not sharded) and it is closed with the provider client, as 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 
+from catalog_images.providers.caps import ACCEPT_ENCODING, read_capped, refused
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ErrorClass, ProviderError
 from catalog_images.providers.send_stamp import confirm_send
 
 SHARD_CONNECTIONS = 8
+DEFAULT_MAX_BYTES = 160 * 1024 * 1024
 
 
 class ShardedClient:
-    """Several small httpx AsyncClients behind one ``request`` method."""
+    """Several small httpx AsyncClients behind one ``request`` method.
 
-    def __init__(self, clients: list[httpx.AsyncClient]) -> None:
+    Every answer is read as a stream under ``max_bytes`` (decompressed; see ``caps``) and
+    within ``deadline_s`` overall, so a slow drip cannot hold a request for ever.
+    """
+
+    def __init__(self, clients: list[httpx.AsyncClient], max_bytes: int = DEFAULT_MAX_BYTES,
+                 deadline_s: float | None = None) -> None:
         self._clients = clients
         self._busy = [0] * len(clients)
+        self.max_bytes = max_bytes
+        self.deadline_s = deadline_s
 
     async def request(self, method: str, url: str, **kwargs) -> httpx.Response:
-        """Send on the least busy client; the body is read before returning."""
+        """Send on the least busy client; the body is read (capped) before returning."""
         index = min(range(len(self._clients)), key=self._busy.__getitem__)
         self._busy[index] += 1
         try:
-            return await self._clients[index].request(method, url, **kwargs)
+            async with asyncio.timeout(self.deadline_s):
+                return await read_whole(self._clients[index], method, url, self.max_bytes,
+                                        **kwargs)
+        except TimeoutError:
+            raise ProviderError(ErrorClass.TIMEOUT,
+                                f"no whole answer within {self.deadline_s:.0f}s") from None
+        finally:
+            self._busy[index] -= 1
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, url: str, **kwargs) -> AsyncIterator[httpx.Response]:
+        """A streamed answer on the least busy client (for bodies read piece by piece)."""
+        index = min(range(len(self._clients)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            client = self._clients[index]
+            response = await client.send(client.build_request(method, url, **kwargs),
+                                         stream=True)
+            try:
+                yield response
+            finally:
+                await response.aclose()
         finally:
             self._busy[index] -= 1
 
@@ -46,9 +79,27 @@ class ShardedClient:
             await client.aclose()
 
 
+_DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def read_whole(client: httpx.AsyncClient, method: str, url: str, max_bytes: int,
+                     **kwargs) -> httpx.Response:
+    """Send and read the body under ``max_bytes``; a Response holding the decoded body."""
+    request = client.build_request(method, url, **kwargs)
+    response = await client.send(request, stream=True)
+    try:
+        body = await read_capped(response, max_bytes)
+    finally:
+        await response.aclose()
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in _DROPPED_HEADERS]
+    return httpx.Response(response.status_code, headers=headers, content=body,
+                          request=request, extensions=response.extensions)
+
+
 def auth_headers(api_key: str | None, style: str) -> dict[str, str]:
     """The JSON content type plus the key in the header ``style`` names (none without a key)."""
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "accept-encoding": ACCEPT_ENCODING}
     if api_key and style == "x-goog-api-key":
         headers["x-goog-api-key"] = api_key
     elif api_key and style == "bearer":
@@ -67,9 +118,11 @@ def new_http_client(
     """
     headers = auth_headers(api_key, auth or config.auth)
     timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
+    caps = {"max_bytes": config.max_response_bytes,
+            "deadline_s": config.timeout_s + config.connect_timeout_s}
     if transport is not None:
         return ShardedClient(
-            [httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)])
+            [httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)], **caps)
     shards = max(1, math.ceil(concurrency / SHARD_CONNECTIONS))
     per_shard = math.ceil(concurrency / shards)
     return ShardedClient([
@@ -78,12 +131,27 @@ def new_http_client(
             limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
         )
         for _ in range(shards)
-    ])
+    ], **caps)
 
 
 async def _trace(event: str, info: dict) -> None:
     if event.endswith("send_request_headers.complete"):
         confirm_send(time.monotonic())
+
+
+@contextlib.asynccontextmanager
+async def send_streamed(client: ShardedClient, method: str, url: str,
+                        **kwargs) -> AsyncIterator[httpx.Response]:
+    """Like ``send`` but the body is left to the caller (``aiter_raw``), with no cap."""
+    try:
+        async with client.stream(method, url, extensions={"trace": _trace}, **kwargs) as answer:
+            yield answer
+    except httpx.TimeoutException as exc:
+        raise ProviderError(ErrorClass.TIMEOUT, type(exc).__name__) from None
+    except httpx.TransportError as exc:
+        raise ProviderError(ErrorClass.CONNECTION, type(exc).__name__) from None
+    except httpx.InvalidURL:
+        raise refused("the provider named an invalid URL") from None
 
 
 async def send(client: ShardedClient, method: str, url: str, **kwargs) -> httpx.Response:
@@ -94,3 +162,7 @@ async def send(client: ShardedClient, method: str, url: str, **kwargs) -> httpx.
         raise ProviderError(ErrorClass.TIMEOUT, type(exc).__name__) from None
     except httpx.TransportError as exc:
         raise ProviderError(ErrorClass.CONNECTION, type(exc).__name__) from None
+    except httpx.InvalidURL:
+        raise refused("the provider named an invalid URL") from None
+    except httpx.HTTPError as exc:  # DecodingError, TooManyRedirects, StreamError...
+        raise ProviderError(ErrorClass.BAD_RESPONSE, type(exc).__name__) from None

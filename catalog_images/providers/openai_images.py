@@ -6,7 +6,9 @@ import httpx
 
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import decode_base64_image, verified_image
+from catalog_images.providers.caps import json_or_none, parse_json
 from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.downloads import ResultDownloader
 from catalog_images.providers.errors import (
     ErrorClass,
     ProviderError,
@@ -26,13 +28,13 @@ def build_request_body(request: ImageRequest, model: str, response_format: str) 
 
 def error_from_response(response: httpx.Response) -> ProviderError:
     """Classify an OpenAI-style error body ``{"error": {"message", "type", "code"}}``."""
-    try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        error = {}
-    kind = str(error.get("type") or "")
-    code = str(error.get("code") or "")
-    message = f"{kind or code} {error.get('message', '')}".strip() or response.reason_phrase
+    body = json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    kind = str(error.get("type") or "")[:100]
+    code = str(error.get("code") or "")[:100]
+    message = f"{kind or code} {str(error.get('message', ''))[:300]}".strip()
+    message = message or response.reason_phrase
     error_class = classify_status(response.status_code)
     if "content_policy" in code or "content_policy" in kind or "safety" in code:
         error_class = ErrorClass.SAFETY
@@ -59,6 +61,7 @@ class OpenAIImagesProvider:
         self._format = config.response_format
         self._client = new_http_client(
             config, api_key, concurrency, auth="bearer", transport=transport)
+        self._downloads = ResultDownloader(config, transport=transport)
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """Ask for one image and return it verified."""
@@ -71,32 +74,24 @@ class OpenAIImagesProvider:
         response = await send(self._client, "POST", self._url, json=body)
         if response.status_code != 200:
             raise error_from_response(response)
-        try:
-            payload = response.json()
-            items = payload["data"]
-        except (ValueError, KeyError, TypeError):
+        payload = parse_json(response.content, "images answer")
+        if not isinstance(payload, dict) or "data" not in payload:
             raise ProviderError(ErrorClass.BAD_RESPONSE, "response is not the images JSON",
-                                status=200) from None
-        if not items:
+                                status=200)
+        items = payload["data"]
+        if not items or not isinstance(items, list):
             raise ProviderError(ErrorClass.NO_IMAGE, "no image in the answer (empty data)")
         item = items[0] if isinstance(items[0], dict) else {}
         if item.get("b64_json"):
             data = decode_base64_image(str(item["b64_json"]))
         elif item.get("url"):
-            data = await self._download(str(item["url"]))
+            data = await self._downloads.fetch(str(item["url"]), "image download")
         else:
             raise ProviderError(ErrorClass.NO_IMAGE, "answer has neither b64_json nor url")
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
         return verified_image(data, request, usage=usage)
 
-    async def _download(self, url: str) -> bytes:
-        response = await send(self._client, "GET", url)
-        if response.status_code != 200:
-            raise ProviderError(ErrorClass.BAD_RESPONSE,
-                                f"image download answered HTTP {response.status_code}",
-                                status=response.status_code)
-        return response.content
-
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._client.aclose()
+        await self._downloads.aclose()

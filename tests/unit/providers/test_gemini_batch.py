@@ -170,7 +170,7 @@ def test_file_results_are_downloaded_and_read_line_by_line(resource):
     text = "\n".join(json.dumps(line) for line in lines) + "\n\n"
     wire = Wire(httpx.Response(200, text=text))
     out = call(wire, "results", resource)
-    assert out == {"sku-1": lines[0], "sku-2": lines[1]}
+    assert out == {"sku-1": {"response": {"candidates": []}}, "sku-2": {"error": {}}}
     [request] = wire.requests
     assert request.url.path == "/download/v1beta/files/out-1:download"
     assert request.url.params["alt"] == "media"

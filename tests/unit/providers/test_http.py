@@ -30,7 +30,8 @@ from .wire import KEY, Wire, b64, config, image_bytes, json_response, run
      ("bearer", KEY, {"authorization": f"Bearer {KEY}"}),
      ("none", KEY, {}), ("bearer", None, {}), ("bearer", "", {})])
 def test_auth_headers(style, key, expected):
-    assert auth_headers(key, style) == {"content-type": "application/json", **expected}
+    assert auth_headers(key, style) == {"content-type": "application/json",
+                                        "accept-encoding": "gzip, deflate", **expected}
 
 
 @pytest.mark.parametrize(
@@ -77,9 +78,12 @@ def test_the_least_busy_shard_takes_the_next_request():
         def __init__(self) -> None:
             self.calls = 0
 
-        async def request(self, method, url, **kwargs):
+        def build_request(self, method, url, **kwargs):
+            return httpx.Request(method, url)
+
+        async def send(self, request, stream=False):
             self.calls += 1
-            return httpx.Response(200)
+            return httpx.Response(200, request=request)
 
     first, second = Recording(), Recording()
     sharded = ShardedClient([first, second])

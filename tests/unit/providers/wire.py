@@ -76,3 +76,9 @@ class Wire:
 def run(coro):
     """Run one coroutine on a fresh event loop."""
     return asyncio.run(coro)
+
+
+def seen_url(request: httpx.Request) -> str:
+    """The URL a request was meant for: a result download goes to the address its host was
+    checked at, with the host itself in the Host header."""
+    return str(request.url.copy_with(netloc=request.headers["host"].encode()))
