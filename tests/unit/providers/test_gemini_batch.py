@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import httpx
@@ -187,3 +188,68 @@ def test_a_job_without_results_yields_none():
     wire = Wire(json_response(500, {}))
     assert call(wire, "results", {"state": "JOB_STATE_SUCCEEDED"}) == {}
     assert wire.requests == []
+
+
+def test_bad_inline_items_are_skipped_and_the_rest_collected():
+    resource = {"response": {"inlinedResponses": {"inlinedResponses": [
+        {"response": {"candidates": []}},  # no metadata.key (python-genai #1886)
+        {"metadata": {}, "response": {}}, {"metadata": {"key": ["x"]}}, "not an item", None,
+        {"metadata": {"key": "sku-3"}, "response": "not an object"},
+        {"metadata": {"key": "sku-1"}, "response": {"candidates": []}}]}}}
+    out = call(Wire(json_response(500, {})), "results", resource)
+    assert out == {"sku-1": {"response": {"candidates": []}},
+                   "sku-3": {"error": {"message": "malformed batch answer for this row"}}}
+
+
+def test_malformed_and_oversized_result_lines_are_skipped(monkeypatch):
+    good = json.dumps({"key": "sku-1", "response": {"candidates": []}})
+    huge = json.dumps({"key": "sku-2", "response": {"x": "A" * 5000}})
+    deep = "[" * 1000 + "]" * 1000
+    text = "\n".join(["{not json", huge, deep, "42", good, '{"key": "sku-4", "error": 7}'])
+    wire = Wire(httpx.Response(200, text=text))
+
+    async def go():
+        client = GeminiBatchClient(config(max_response_bytes=2000), KEY,
+                                   transport=wire.transport)
+        try:
+            return await client.results({"response": {"responsesFile": "files/out-1"}})
+        finally:
+            await client.aclose()
+
+    out = run(go())
+    assert out == {"sku-1": {"response": {"candidates": []}},
+                   "sku-4": {"error": {"message": "malformed batch answer for this row"}}}
+
+
+def test_a_streamed_gzip_results_file_is_read_line_by_line():
+    from .hostile import streamed
+
+    lines = [json.dumps({"key": f"sku-{i}", "response": {"candidates": []}}) for i in range(50)]
+    packed = gzip.compress("\n".join(lines).encode())
+    response, _ = streamed([packed[i:i + 100] for i in range(0, len(packed), 100)],
+                           {"content-encoding": "gzip"})
+    out = call(Wire(response), "results", {"response": {"responsesFile": "files/out-1"}})
+    assert sorted(out) == sorted(f"sku-{i}" for i in range(50))
+
+
+@pytest.mark.parametrize("created", [{}, {"name": 5}, {"name": ""}, {"metadata": {}}])
+def test_a_create_answered_without_a_name_is_a_provider_error_that_may_hide_a_job(created):
+    with pytest.raises(ProviderError) as caught:
+        call(Wire(json_response(200, created)), "create", REQUESTS, "x")
+    assert caught.value.error_class is ErrorClass.BAD_RESPONSE
+    assert caught.value.status == 200  # not a 4xx: the caller looks the job up by name
+
+
+@pytest.mark.parametrize("uploaded", [{"file": "files/x"}, {"file": {"name": None}}, []])
+def test_an_upload_answered_without_a_file_name_is_a_provider_error(monkeypatch, uploaded):
+    monkeypatch.setattr(gemini_batch, "INLINE_LIMIT_BYTES", 100)
+    with pytest.raises(ProviderError) as caught:
+        call(Wire(json_response(200, uploaded)), "create", REQUESTS, "x")
+    assert caught.value.error_class is ErrorClass.BAD_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "listed", [{"operations": "x"}, {"operations": [None, 5, {"metadata": "x"}]},
+               {"operations": [{"name": 5, "metadata": {"displayName": "mine"}}]}])
+def test_a_malformed_listing_finds_nothing(listed):
+    assert call(Wire(json_response(200, listed)), "find", "mine") is None
