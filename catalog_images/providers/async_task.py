@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from catalog_images.images import inspect_image
+from catalog_images.images import ImageTooLarge, inspect_image, max_pixels
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import verified_image
 from catalog_images.providers.caps import parse_json
@@ -108,7 +108,7 @@ class AsyncTaskProvider:
                                 "reference images must be URLs for async-task relays")
         task_id = await self._create(request)
         url = await self._wait(task_id)
-        return verified_image(await self._download(url, task_id), request)
+        return verified_image(await self._download(url, task_id, request.resolution), request)
 
     async def _create(self, request: ImageRequest) -> str:
         response = await send(self._client, "POST", f"{self._base}/api/v1/jobs/createTask",
@@ -169,10 +169,17 @@ class AsyncTaskProvider:
         data = payload.get("data")
         return data if isinstance(data, dict) else {}
 
-    async def _download(self, url: str, task_id: str) -> bytes:
-        """Download the result at once without the key, retrying the same URL; a paid image
-        is never redone."""
-        return await self._downloads.fetch(url, f"result of task {task_id}", check=inspect_image)
+    async def _download(self, url: str, task_id: str, resolution: str) -> bytes:
+        """Download the result at once without the key, retrying the same URL while it is
+        not a whole image; a paid image is never redone."""
+
+        def whole(data: bytes) -> None:
+            try:
+                inspect_image(data, max_pixels(resolution))
+            except ImageTooLarge as exc:  # a bomb: downloading it again will not help
+                raise ProviderError(ErrorClass.REFUSED, str(exc), billed=True) from None
+
+        return await self._downloads.fetch(url, f"result of task {task_id}", check=whole)
 
     async def aclose(self) -> None:
         """Close the connection pools."""

@@ -38,7 +38,7 @@ def _module_command():
 def test_both_command_lines_have_the_same_options_and_defaults():
     cli = _options(typer.main.get_command(app).commands["emulator"])
     assert cli == _options(_module_command())
-    assert {"port", "host", *OPTION_FIELDS, "api_key_env"} == set(cli)
+    assert {"port", "host", *OPTION_FIELDS, "api_key_env", "second_host"} == set(cli)
 
 
 def test_option_defaults_are_the_config_defaults():

@@ -21,6 +21,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/script", _get_scripts)
     app.router.add_post("/_emulator/script", _post_script)
     app.router.add_post("/_emulator/reset", _reset)
+    app.router.add_get("/_emulator/foreign", _foreign)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -54,6 +55,12 @@ async def _duplicates(request: web.Request) -> web.Response:
 
 async def _stats(request: web.Request) -> web.Response:
     return _json(request.app[CORE_KEY].stats())
+
+
+async def _foreign(request: web.Request) -> web.Response:
+    """The second host's origin and every request it got, headers included."""
+    core = request.app[CORE_KEY]
+    return _json({"origin": core.cdn_origin, "requests": core.foreign_requests()})
 
 
 async def _get_config(request: web.Request) -> web.Response:

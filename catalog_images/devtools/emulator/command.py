@@ -70,6 +70,9 @@ def serve(
     image_format: Annotated[str, typer.Option(
         help=f"type of the images answered: {', '.join(IMAGE_FORMATS)}")
     ] = _default("image_format"),
+    second_host: Annotated[bool, typer.Option(
+        help="also serve result files from a second host (a free port) that records the "
+        "headers it gets: GET /_emulator/foreign")] = False,
 ) -> None:
     """Serve the built-in provider emulator (Gemini, OpenAI-images, async-task) until Ctrl-C."""
     if api_key_env:
@@ -78,7 +81,8 @@ def serve(
             raise typer.BadParameter(f"{api_key_env}: that variable is not set",
                                      param_hint="--api-key-env")
     run_server(config_of(latency=latency, jitter=jitter, rpm=rpm, window=window, fault=fault,
-                         seed=seed, api_key=api_key, image_format=image_format), host, port)
+                         seed=seed, api_key=api_key, image_format=image_format), host, port,
+               second_host)
 
 
 def config_of(**options: Any) -> EmulatorConfig:

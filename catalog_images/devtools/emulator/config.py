@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# Hostile mode (hostile.py): answers a broken or malicious provider could send.
+HOSTILE_FAULT_KINDS: tuple[str, ...] = (
+    "oversized", "gzip_bomb", "deep_json", "endless_retry_after", "bad_base64", "png_bomb",
+    "url_link_local", "url_loopback", "url_redirect", "bad_batch_item")
 FAULT_KINDS: tuple[str, ...] = (
     "429",
     "503",
@@ -18,6 +22,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "safety",
     "no_image",
     "blocked",
+    *HOSTILE_FAULT_KINDS,
 )
 SCRIPT_ENTRIES: frozenset[str] = frozenset((*FAULT_KINDS, "ok"))
 ASPECT_RATIOS: tuple[str, ...] = (
@@ -64,7 +69,8 @@ class EmulatorConfig:
     batch create call takes to answer once the job exists: a client killed in that window
     leaves a job it never heard of, which it must find again by listing batches.
     ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
-    with the matching MIME type in each wire format.
+    with the matching MIME type in each wire format. ``hostile_bytes`` is the size of the
+    ``oversized`` body and the inflated size of the ``gzip_bomb`` body (hostile.py).
     """
 
     latency_s: float = 0.05
@@ -88,6 +94,7 @@ class EmulatorConfig:
     batch_create_latency_s: float = 0.0
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
     image_format: str = "png"
+    hostile_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         try:
@@ -152,6 +159,8 @@ def _validate(cfg: EmulatorConfig) -> None:
     ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
+    if cfg.hostile_bytes < 1:
+        raise ValueError("hostile_bytes must be >= 1")
     if cfg.rpm is not None and cfg.rpm < 1:
         raise ValueError("rpm must be None or >= 1")
     if cfg.quota_window_s <= 0:

@@ -13,6 +13,7 @@ import hmac
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +33,8 @@ from .png import (
     palette_for,
 )
 from .quota import SlidingWindowQuota
+
+FOREIGN_REQUESTS_KEPT = 100_000
 
 
 class Auth(Enum):
@@ -102,6 +105,8 @@ class EmulatorCore:
         self._stats = Stats()
         self._templates = TemplateCache()
         self._files = FileStore()
+        self.cdn_origin: str | None = None  # the second host's origin, once it listens
+        self._foreign: deque[dict[str, Any]] = deque(maxlen=FOREIGN_REQUESTS_KEPT)
 
     # ---- configuration -------------------------------------------------------------------
     @property
@@ -219,6 +224,20 @@ class EmulatorCore:
         name = new_id() + suffix
         self._files.put(name, StoredFile(data, content_type, time.time()))
         return name
+
+    def result_origin(self, own: str) -> str:
+        """Where result URLs point: the second host when it listens, else ``own``."""
+        return self.cdn_origin or own
+
+    def record_foreign(self, method: str, path: str, headers: dict[str, str]) -> None:
+        """Keep a request the second host got (the last FOREIGN_REQUESTS_KEPT)."""
+        with self._lock:
+            self._foreign.append({"method": method, "path": path, "headers": headers})
+
+    def foreign_requests(self) -> list[dict[str, Any]]:
+        """Requests the second host got, oldest first, with every header."""
+        with self._lock:
+            return list(self._foreign)
 
     def published(self, name: str) -> StoredFile | None:
         """A file kept by ``publish`` (None once evicted from the bounded store)."""

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import gemini_response as wire
+from . import hostile
 from .core import EmulatorCore
 from .gemini_batch_request import BatchEntry, BatchSpec
 from .rfc3339 import rfc3339
 
 MAX_JOBS = 10_000
-BATCH_FAULTS = frozenset(("safety", "no_image", "blocked"))
+BATCH_FAULTS = frozenset(("safety", "no_image", "blocked", "bad_batch_item", "png_bomb",
+                          "bad_base64"))
 TERMINAL = frozenset(
     ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_EXPIRED", "JOB_STATE_CANCELLED")
 )
@@ -148,12 +150,25 @@ async def _result(
         prompt=req.prompt,
         image_size=req.image_size,
         references=refs,
-        image_b64=image.b64(),
+        image_b64=hostile.image_b64(fault) or image.b64(),
         mime_type=image.mime_type,
         as_data_uri=cfg.image_as_data_uri,
         thought_parts=cfg.thought_parts,
     )
-    return "response", body, True
+    return "response", body, fault != "bad_batch_item"  # a lost item is not billed
+
+
+def _inline_item(entry: BatchEntry, kind: str, body: dict[str, Any], fault: str) -> dict:
+    """One inline result; ``bad_batch_item`` loses its metadata (python-genai #1886)."""
+    if entry.metadata is None or fault == "bad_batch_item":
+        return {kind: body}
+    return {kind: body, "metadata": entry.metadata}
+
+
+def _file_line(entry: BatchEntry, kind: str, body: dict[str, Any], fault: str) -> str:
+    """One JSONL result line; ``bad_batch_item`` cuts it in half."""
+    line = json.dumps({**({"key": entry.key} if entry.key is not None else {}), kind: body})
+    return line[: len(line) // 2] if fault == "bad_batch_item" else line
 
 
 def _outcome(kind: str, fault: str, has_image: bool) -> str:
@@ -189,13 +204,15 @@ async def run_batch(
     job.succeeded = len(results) - job.failed
     if job.spec.input_file is None:
         job.inlined = [
-            {kind: body, **({"metadata": e.metadata} if e.metadata is not None else {})}
-            for e, (kind, body, _) in zip(job.spec.entries, results, strict=True)
+            _inline_item(e, kind, body, fault)
+            for e, fault, (kind, body, _) in zip(job.spec.entries, job.faults, results,
+                                                 strict=True)
         ]
     else:
         lines = [
-            json.dumps({**({"key": e.key} if e.key is not None else {}), kind: body})
-            for e, (kind, body, _) in zip(job.spec.entries, results, strict=True)
+            _file_line(e, kind, body, fault)
+            for e, fault, (kind, body, _) in zip(job.spec.entries, job.faults, results,
+                                                 strict=True)
         ]
         job.responses_file = store_results(("\n".join(lines) + "\n").encode("utf-8"))
     job.set_state("JOB_STATE_SUCCEEDED")

@@ -9,7 +9,8 @@ import math
 from aiohttp import web
 
 from . import gemini_response as wire
-from .core import Admission, Auth, EmulatorCore
+from . import hostile
+from .core import Admission, Auth, EmulatorCore, GeneratedImage
 from .gemini_request import GenerateRequest, InvalidRequest, parse_generate_request
 from .http_util import CORE_KEY, answer, answer_image, gemini_keys, send_json
 
@@ -23,6 +24,14 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "hang": (504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 }
+
+
+def _image_b64(image: GeneratedImage, fault: str) -> str:
+    """The answer's base64 image: whole, cut in half (``truncated``) or hostile."""
+    if fault == "truncated":
+        data = image.data()
+        return base64.b64encode(data[: len(data) // 2]).decode("ascii")
+    return hostile.image_b64(fault) or image.b64()
 
 
 def add_routes(app: web.Application) -> None:
@@ -83,10 +92,12 @@ async def _generate(
     admission: Admission,
 ) -> web.StreamResponse:
     cfg = core.config
-    fault = admission.fault
+    fault = hostile.applicable(admission.fault)
     if fault == "429":
         core.release(admission)
         return await _too_many(request, core, model, cfg.fault_retry_delay_s, fault)
+    if fault in hostile.BODY_FAULTS:
+        return await hostile.send_body_fault(request, core, fault)
     if fault in ERRORS:
         code, status, message = ERRORS[fault]
         if fault == "hang":
@@ -113,17 +124,12 @@ async def _generate(
         return await answer(request, core, 200, body, outcome)
 
     image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
-    if fault == "truncated":
-        data = image.data()
-        image_b64 = base64.b64encode(data[: len(data) // 2]).decode("ascii")
-    else:
-        image_b64 = image.b64()
     body = wire.success_body(
         model=model,
         prompt=req.prompt,
         image_size=req.image_size,
         references=refs,
-        image_b64=image_b64,
+        image_b64=_image_b64(image, fault),
         mime_type=image.mime_type,
         as_data_uri=cfg.image_as_data_uri,
         thought_parts=cfg.thought_parts,

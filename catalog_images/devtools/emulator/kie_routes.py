@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import background
+from . import background, hostile
 from .core import Admission, Auth, EmulatorCore
 from .files import new_id
 from .http_util import CORE_KEY, abort, bearer_token, dump_json, origin, send_json
@@ -94,7 +94,9 @@ async def _start(
     request: web.Request, core: EmulatorCore, req: TaskRequest, admission: Admission
 ) -> web.StreamResponse:
     cfg = core.config
-    fault = admission.fault
+    fault = hostile.applicable(admission.fault, urls=True, base64_images=False)
+    if fault in hostile.BODY_FAULTS:
+        return await hostile.send_body_fault(request, core, fault)
     if fault == "429":
         core.release(admission)
         return await _too_many(request, core, cfg.fault_retry_delay_s, fault)
@@ -109,7 +111,9 @@ async def _start(
     if fault == "reset":
         core.count_outcome(fault)
         return abort(request)
-    task = Task(task_id=new_id(16), request=req, fault=fault, origin=origin(request))
+    task = Task(task_id=new_id(16), request=req, fault=fault,
+                origin=core.result_origin(origin(request)))
+    task.hostile_url = hostile.result_url(fault, request, "")
     request.app[TASKS_KEY].add(task)
     background.spawn(request.app, run_task(core, task))
     core.count_status(200)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core import EmulatorCore
+from .hostile import png_bomb
 from .http_util import file_url
 from .kie_request import TaskRequest
 
@@ -41,6 +42,7 @@ class Task:
     fail_code: str = ""
     fail_msg: str = ""
     cut_next_poll: bool = False
+    hostile_url: str = ""  # a URL fault's result URL (hostile.py), "" for a normal one
 
     def set_state(self, state: str) -> None:
         self.state = state
@@ -100,10 +102,14 @@ async def run_task(core: EmulatorCore, task: Task) -> None:
         task.set_state("fail")
         return
     image = await core.render(req.prompt, req.resolution, req.aspect_ratio)
-    data = image.data()
+    data = png_bomb() if task.fault == "png_bomb" else image.data()
     if task.fault == "truncated":
         data = data[: len(data) // 2]
-    task.result_urls = [file_url(task.origin, core.publish(data, image.mime_type, image.extension))]
+    url = file_url(task.origin, core.publish(data, image.mime_type, image.extension))
+    if task.hostile_url:
+        url = task.hostile_url if not task.hostile_url.startswith("/") else (
+            task.origin + task.hostile_url)
+    task.result_urls = [url]
     task.cut_next_poll = task.fault == "malformed"
     if task.fault != "truncated":
         core.bill(req.prompt, req.model, req.resolution)

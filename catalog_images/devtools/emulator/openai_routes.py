@@ -7,8 +7,9 @@ import base64
 
 from aiohttp import web
 
+from . import hostile
 from . import openai_response as wire
-from .core import Admission, Auth, EmulatorCore
+from .core import Admission, Auth, EmulatorCore, GeneratedImage
 from .http_util import (
     CORE_KEY,
     abort,
@@ -27,6 +28,22 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "hang": (504, wire.TIMEOUT, "timeout"),
 }
 NO_IMAGE_FAULTS = ("safety", "blocked")
+
+
+def _item(request: web.Request, core: EmulatorCore, req: ImagesRequest,
+          image: GeneratedImage, fault: str) -> dict[str, str]:
+    """The answer's one data item: a URL to the published image or its base64."""
+    data = image.data() if fault == "truncated" or req.response_format == "url" else b""
+    if fault == "truncated":
+        data = data[: len(data) // 2]
+    if req.response_format == "url":
+        data = hostile.image_bytes(fault) or data
+        name = core.publish(data, image.mime_type, image.extension)
+        url = file_url(core.result_origin(origin(request)), name)
+        return {"url": hostile.result_url(fault, request, url)}
+    if fault == "truncated":
+        return {"b64_json": base64.b64encode(data).decode("ascii")}
+    return {"b64_json": hostile.image_b64(fault) or image.b64()}
 
 
 def add_routes(app: web.Application) -> None:
@@ -75,10 +92,12 @@ async def _generate(
     request: web.Request, core: EmulatorCore, req: ImagesRequest, admission: Admission
 ) -> web.StreamResponse:
     cfg = core.config
-    fault = admission.fault
+    fault = hostile.applicable(admission.fault, urls=req.response_format == "url")
     if fault == "429":
         core.release(admission)
         return await _too_many(request, core, req.model, cfg.fault_retry_delay_s, fault)
+    if fault in hostile.BODY_FAULTS:
+        return await hostile.send_body_fault(request, core, fault)
     if fault in ERRORS:
         status, message, code = ERRORS[fault]
         body = wire.error_body(message, "server_error", code)
@@ -99,18 +118,7 @@ async def _generate(
 
     image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
     pixels = f"{image.width}x{image.height}"
-    items: list[dict[str, str]] = []
-    if fault != "no_image":
-        data = image.data() if fault == "truncated" or req.response_format == "url" else b""
-        if fault == "truncated":
-            data = data[: len(data) // 2]
-        if req.response_format == "url":
-            name = core.publish(data, image.mime_type, image.extension)
-            items.append({"url": file_url(origin(request), name)})
-        elif fault == "truncated":
-            items.append({"b64_json": base64.b64encode(data).decode("ascii")})
-        else:
-            items.append({"b64_json": image.b64()})
+    items = [] if fault == "no_image" else [_item(request, core, req, image, fault)]
     body = wire.images_body(
         items, model=req.model, prompt=req.prompt, image_size=req.image_size, pixels=pixels,
         output_format=image.mime_type.removeprefix("image/"),

@@ -15,14 +15,32 @@ from aiohttp import web
 from .app import make_runner
 from .config import EmulatorConfig
 from .core import EmulatorCore
+from .second_host import build_second_host
 
 
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _start_site(core: EmulatorCore, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = make_runner(core)
+async def _start_sites(core: EmulatorCore, host: str, port: int,
+                       second_host: bool) -> tuple[list[web.AppRunner], int]:
+    """The provider site (and the second host on a free port, when asked)."""
+    runner, bound = await _start_site(core, host, port)
+    if not second_host:
+        return [runner], bound
+    try:
+        cdn, cdn_port = await _start_site(core, host, 0, build_second_host(core))
+    except BaseException:
+        await runner.cleanup()
+        raise
+    core.cdn_origin = _url(host, cdn_port)
+    return [runner, cdn], bound
+
+
+async def _start_site(core: EmulatorCore, host: str, port: int,
+                      app: web.Application | None = None) -> tuple[web.AppRunner, int]:
+    runner = make_runner(core) if app is None else web.AppRunner(
+        app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -44,8 +62,12 @@ class Emulator:
         self._port: int | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> Self:
-        """Serve on host:port (0 = a free port); returns once connections are accepted."""
+    def start(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0,
+              second_host: bool = False) -> Self:
+        """Serve on host:port (0 = a free port); returns once connections are accepted.
+
+        ``second_host`` also starts the CDN-like second host (second_host.py) on a free port.
+        """
         if self._thread is not None:
             raise RuntimeError("emulator already started")
         ready = threading.Event()
@@ -53,7 +75,7 @@ class Emulator:
         self._host = host
         self._thread = threading.Thread(
             target=self._run,
-            args=(host, port, ready, failure),
+            args=(host, port, ready, failure, second_host),
             name="gemini-emulator",
             daemon=True,
         )
@@ -67,11 +89,12 @@ class Emulator:
         return self
 
     def _run(
-        self, host: str, port: int, ready: threading.Event, failure: list[BaseException]
+        self, host: str, port: int, ready: threading.Event, failure: list[BaseException],
+        second_host: bool,
     ) -> None:
         async def serve() -> None:
             try:
-                runner, self._port = await _start_site(self.core, host, port)
+                runners, self._port = await _start_sites(self.core, host, port, second_host)
             except BaseException as exc:
                 failure.append(exc)
                 ready.set()
@@ -82,7 +105,8 @@ class Emulator:
             try:
                 await self._stopping.wait()
             finally:
-                await runner.cleanup()
+                for runner in runners:
+                    await runner.cleanup()
 
         asyncio.run(serve())
 
@@ -140,6 +164,15 @@ class Emulator:
         """Pre-build images for (imageSize, aspectRatio) pairs so first requests are fast."""
         self.core.warm(sizes)
 
+    @property
+    def second_host_url(self) -> str | None:
+        """``http://HOST:PORT`` of the second host, None when it does not listen."""
+        return self.core.cdn_origin
+
+    def foreign_requests(self) -> list[dict[str, Any]]:
+        """Requests the second host got: ``{"method", "path", "headers"}``, oldest first."""
+        return self.core.foreign_requests()
+
     def ledger(self) -> dict[str, Any]:
         """Billed images: ``{"images", "usd", "by_prompt": {sha256: n}, "by_mode", ...}``."""
         return self.core.ledger()
@@ -158,21 +191,25 @@ class Emulator:
 
 
 def run_server(
-    config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 8000
+    config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 8000,
+    second_host: bool = False,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM (blocking); prints the base URL once ready."""
     core = EmulatorCore(config)
 
     async def serve() -> None:
-        runner, bound = await _start_site(core, host, port)
+        runners, bound = await _start_sites(core, host, port, second_host)
         done = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
         print(f"Gemini emulator listening on {_url(host, bound)}", flush=True)
+        if core.cdn_origin:
+            print(f"second host (result files) listening on {core.cdn_origin}", flush=True)
         try:
             await done.wait()
         finally:
-            await runner.cleanup()
+            for runner in runners:
+                await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())

@@ -226,3 +226,12 @@ def test_reference_images_are_refused_before_a_task_is_created():
     request = ImageRequest("x", "1K", "1:1", (ReferenceImage("image/png", b"\x89PNG"),))
     assert failure(relay, request).error_class is ErrorClass.BAD_REQUEST
     assert relay.requests["create"] == []
+
+
+def test_a_result_that_is_a_png_bomb_is_refused_at_once_and_billed(fast_sleep):
+    from .hostile import png_bomb
+
+    relay = Relay(downloads=[httpx.Response(200, content=png_bomb())])
+    error = failure(relay)
+    assert error.error_class is ErrorClass.REFUSED and error.billed
+    assert len(relay.requests["download"]) == 1
