@@ -1,4 +1,5 @@
-"""Reliability soak: faults, leaked secrets, crashes, storage faults and bad input, for real.
+"""Reliability soak: faults, leaked secrets, crashes, storage faults, bad input and hostile
+providers, for real.
 
     uv run python -m bench.soak [--rows 5000] [--crash-rows 400] [--only soak kill-upload ...]
 
@@ -23,6 +24,7 @@ from bench.harness import print_table
 from bench.soak.common import SOAK, Outcome, Services
 from bench.soak.crashes import crash_case, overlapping_runs, repeated_stops
 from bench.soak.faults import fault_soak
+from bench.soak.hostile import hostile_providers
 from bench.soak.storage import (
     bad_input,
     refused_before_any_request,
@@ -49,7 +51,8 @@ def main() -> None:
     parser.add_argument("--crash-rows", type=int, default=400)
     parser.add_argument("--only", nargs="*", help="soak, kill-generation, kill-upload, "
                         "kill-report, kill-batch, sigterm, overlap, outage, outage-end, "
-                        "spool-full, bucket, credentials, bad-input")
+                        "spool-full, bucket, credentials, bad-input, hostile")
+    parser.add_argument("--hostile-rows", type=int, default=60)
     args = parser.parse_args()
     started = time.monotonic()
     outcomes: list[Outcome] = []
@@ -74,6 +77,7 @@ def main() -> None:
                 "no-such-bucket-soak"),
             "credentials": lambda: wrong_credentials(svc),
             "bad-input": bad_input,
+            "hostile": lambda: hostile_providers(svc, args.hostile_rows),
         }
         print(f"services up in {time.monotonic() - started:.0f} s", flush=True)
         for name, step in steps.items():

@@ -17,6 +17,10 @@ pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
 
 def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, dict):

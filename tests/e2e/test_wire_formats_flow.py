@@ -8,12 +8,16 @@ from test_routing_flow import providers_file
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
+# The emulator serves result files over http on loopback: allowed for these providers only.
+LOOPBACK_RESULTS = {"results_allow_http": True, "results_private_networks": ["127.0.0.1/32"]}
 FORMATS = {
     "gemini-bearer": {"kind": "gemini", "auth": "bearer"},
     "openai-b64": {"kind": "openai-images", "auth": "bearer"},
-    "openai-url": {"kind": "openai-images", "auth": "bearer", "response_format": "url"},
+    "openai-url": {"kind": "openai-images", "auth": "bearer", "response_format": "url",
+                   **LOOPBACK_RESULTS},
     "async-task": {"kind": "async-task", "auth": "bearer", "model": "nano-banana-pro",
-                   "poll_initial_s": 0.05, "poll_max_s": 0.2, "task_deadline_s": 30},
+                   "poll_initial_s": 0.05, "poll_max_s": 0.2, "task_deadline_s": 30,
+                   **LOOPBACK_RESULTS},
 }
 
 
