@@ -1,9 +1,10 @@
 """Gemini Batch Mode client: submit many generateContent requests as one job, at half price.
 
-Requests go inline while the body stays under 20 MB, otherwise as a JSONL file uploaded to
-the Files API. Creating a batch is not idempotent, so callers record the batch they intend
-(a unique display name) before creating it, and find a job whose answer they never read by
-listing batches (tasks/batch_run.py).
+Requests go inline while the body stays under 20 MB and the images it asks for could come
+back inline (``INLINE_RESULTS_LIMIT_BYTES``), otherwise as a JSONL file uploaded to the Files
+API, whose results file is then streamed. Creating a batch is not idempotent, so callers
+record the batch they intend (a unique display name) before creating it, and find a job
+whose answer they never read by listing batches (tasks/batch_run.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from catalog_images.providers.gemini import build_request_body, error_from_respo
 from catalog_images.providers.http import new_http_client, send
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
+# Inline results come back inside the job resource, read whole: a job whose images could
+# exceed this goes as a JSONL file, whose results are streamed (a 2K PNG is ~8 MB of base64).
+INLINE_RESULTS_LIMIT_BYTES = 64 * 1024 * 1024
+RESULT_BYTES = {"1K": 2 * 1024 * 1024, "2K": 8 * 1024 * 1024, "4K": 32 * 1024 * 1024}
 SUCCEEDED = frozenset({"JOB_STATE_SUCCEEDED", "BATCH_STATE_SUCCEEDED"})
 ENDED_WITHOUT_RESULTS = frozenset({
     "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
@@ -86,7 +91,8 @@ class GeminiBatchClient:
             {"request": line["request"], "metadata": {"key": line["key"]}} for line in lines]}}
         body = {"batch": {"display_name": display_name, "input_config": inline}}
         encoded = json.dumps(body).encode()
-        if len(encoded) >= INLINE_LIMIT_BYTES:
+        results = sum(RESULT_BYTES.get(req.resolution, RESULT_BYTES["4K"]) for _, req in requests)
+        if len(encoded) >= INLINE_LIMIT_BYTES or results > INLINE_RESULTS_LIMIT_BYTES:
             jsonl = "\n".join(json.dumps(line) for line in lines).encode()
             uploaded = await self._call(
                 "POST", f"{self._base}/upload/v1beta/files", content=jsonl,

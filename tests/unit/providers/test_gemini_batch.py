@@ -253,3 +253,12 @@ def test_an_upload_answered_without_a_file_name_is_a_provider_error(monkeypatch,
                {"operations": [{"name": 5, "metadata": {"displayName": "mine"}}]}])
 def test_a_malformed_listing_finds_nothing(listed):
     assert call(Wire(json_response(200, listed)), "find", "mine") is None
+
+
+def test_a_job_whose_images_would_not_fit_inline_goes_as_a_file():
+    many = [(f"sku-{i}", ImageRequest("a lamp", "2K", "1:1")) for i in range(9)]
+    wire = Wire(json_response(200, {"file": {"name": "files/up-9"}}),
+                json_response(200, {"name": "batches/nine"}))
+    assert call(wire, "create", many, "nine") == "batches/nine"
+    assert wire.paths() == ["POST /upload/v1beta/files",
+                            "POST /v1beta/models/gemini-3-pro-image-preview:batchGenerateContent"]
