@@ -45,16 +45,6 @@ def hostile_emulator():
         emu.stop()
 
 
-def _rows(outcome: dict) -> dict[str, str]:
-    """sku -> "succeeded" or the failure's error class, from the run's manifest."""
-    import pandas as pd
-
-    manifest = pd.read_parquet(outcome["report"]["manifest_uri"] if "report" in outcome
-                               else outcome["manifest_uri"])
-    return {row.sku: (row.status if row.status != "failed" else row.error_class)
-            for row in manifest.itertuples()}
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_answers_fail_their_rows_and_no_key_reaches_another_host(
         name, hostile_emulator, dest, tmp_path, monkeypatch):
@@ -90,3 +80,21 @@ def test_hostile_answers_fail_their_rows_and_no_key_reaches_another_host(
                                  providers_file=config, concurrency=4)
     assert again.is_completed(), again.message
     assert outcome["totals"]["failures_by_class"] == {}
+
+
+@pytest.mark.parametrize("rows", [4, 12])  # 12 x 2K cannot come back inline: the file route
+def test_a_bad_batch_item_fails_its_row_and_the_rest_of_the_job_is_collected(
+        rows, emulator, dest, tmp_path):
+    emulator.configure(batch_delay_s=0.2)
+    emulator.script("number 1", ["bad_batch_item"])
+    emulator.script("number 2", ["png_bomb"])
+    catalog = write_catalog(tmp_path / "c.csv", rows, resolution="2K", aspect_ratio="1:1")
+    state, first = run_refresh(catalog=str(catalog), dest=dest, mode="batch", batch_poll_s=0.1)
+    totals = first["totals"]
+    assert totals["succeeded"] == rows - 2, totals
+    assert totals["failures_by_class"] == {"batch_error": 1, "refused": 1}, totals
+    emulator.clear_scripts()
+    again, second = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
+                                batch_poll_s=0.1)
+    assert again.is_completed(), again.message
+    assert second["totals"]["succeeded"] == 2
