@@ -35,6 +35,7 @@ class OutputIndex:
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)
     runs: set[str] = field(default_factory=set)  # runs the snapshot read includes
     part_runs: set[str] = field(default_factory=set)  # runs read from their parts files
+    location: S3Location | None = None  # the destination this index describes
 
     def add_table(self, table: pa.Table | Iterable[pa.RecordBatch]) -> None:
         """Merge rows; for a sku the newest run wins.
@@ -82,7 +83,7 @@ def _read_parquet(client, bucket: str, key: str) -> Iterator[pa.RecordBatch]:
 def load_index(settings: S3Settings, location: S3Location) -> OutputIndex:
     """Read the newest snapshot and the parts of every run it does not include."""
     client = settings.boto3_client()
-    index = OutputIndex()
+    index = OutputIndex(location=location)
     layout = DestinationLayout(location)
     snapshots = [k for k in _list_keys(client, location.bucket, layout.snapshots_prefix())
                  if layout.is_snapshot(k)]
