@@ -14,7 +14,13 @@ import pyarrow.parquet as pq
 
 from catalog_images.catalog.read import iter_rows, open_catalog, read_columns
 from catalog_images.catalog.references import ReferencePolicy
-from catalog_images.catalog.validate import JOB_FIELDS, Rejection, RowValidator, check_columns
+from catalog_images.catalog.validate import (
+    JOB_FIELDS,
+    Rejection,
+    RowValidator,
+    check_columns,
+    used_columns,
+)
 from catalog_images.destination.index import OutputIndex
 from catalog_images.destination.storage import S3Settings
 from catalog_images.models import Job
@@ -71,7 +77,7 @@ def plan_catalog(
     with pq.ParquetWriter(summary.plan_path, JOB_SCHEMA) as jobs_out, pq.ParquetWriter(
         summary.settled_path, SETTLED_SCHEMA
     ) as settled_out:
-        for batch in iter_rows(catalog):
+        for batch in iter_rows(catalog, columns=used_columns(prompt_template)):
             jobs, settled = [], []
             for row in batch:
                 outcome = validator.check(row)

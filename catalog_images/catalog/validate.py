@@ -16,6 +16,7 @@ from catalog_images.catalog.fingerprint import fingerprint, sha256_hex
 from catalog_images.catalog.read import (
     BAD_CELLS,
     BAD_LINE,
+    LONG_CELLS,
     ROW_NUMBER,
     CatalogError,
     Columns,
@@ -126,6 +127,14 @@ def _listed(columns: list[str], limit: int = 50) -> str:
     return shown + (f", ... ({len(columns)} columns)" if len(columns) > limit else "")
 
 
+def _too_long(long: dict[str, int]) -> str:
+    """The reason of a row whose cells were cut on reading (catalog/bounds.py)."""
+    name, length = next(iter(long.items()))
+    if name == "prompt":
+        return f"prompt is {length} characters, over the {MAX_PROMPT_CHARS} limit"
+    return f"column '{printable(name)}' is {length} characters, longer than any usable value"
+
+
 def _clean(value: object) -> str:
     return "" if value is None else str(value).strip()
 
@@ -171,6 +180,9 @@ class RowValidator:
             return Rejection(number, _clean(row.get("sku")) or None, (
                 f"column '{printable(bad_cells[0])}' is not valid UTF-8 text on this row; "
                 "re-write the file with UTF-8 strings"))
+        long = {name: n for name, n in row.get(LONG_CELLS, {}).items() if name in self._used}
+        if long:
+            return Rejection(number, _clean(row.get("sku"))[:200] or None, _too_long(long))
         sku = _clean(row.get("sku"))
         problem = sku_problem(sku)
         if problem:
