@@ -68,6 +68,7 @@ def test_each_route_into_the_worker_is_refused_before_any_request(
     assert _objects(local_s3, dest) == []  # not even a lease was written
 
 
+@pytest.mark.timeout(900)  # prefect deploy and a worker process, on a busy 2-core machine
 def test_a_deployment_run_with_hostile_parameters_is_refused(
         emulator, local_s3, dest, tmp_path, prefect_api):
     from prefect.client.orchestration import get_client
@@ -162,3 +163,33 @@ def test_a_malformed_ledger_row_or_index_part_does_not_stop_the_next_run(
     assert outcome["totals"]["skipped"] == 3  # the index still works
     assert emulator.stats()["requests"] == 4
 
+
+
+def test_bad_batch_records_are_left_in_place_and_the_good_ones_read(
+        local_s3, dest, monkeypatch):
+    from types import SimpleNamespace
+
+    from catalog_images.destination import batch_records
+
+    location = S3Location.parse(dest)
+    layout = DestinationLayout(location)
+    good = {"display_name": "good", "name": "batches/1", "run_id": "r", "provider": "emulator",
+            "jobs": [{"sku": "A", "prompt": "p", "resolution": "1K", "aspect_ratio": "1:1",
+                      "reference_image": None, "priority": "normal", "row": 1,
+                      "fingerprint": "f"}]}
+    bodies = {"good": json.dumps(good).encode(), "deep": b"[" * 100_000,
+              "shape": json.dumps({**good, "jobs": [7]}).encode(),
+              "big": json.dumps({**good, "display_name": "x" * 5000}).encode()}
+    client = local_s3.client()
+    for name, body in bodies.items():
+        client.put_object(Bucket=location.bucket, Key=layout.batch_record_key(name), Body=body)
+    monkeypatch.setattr(batch_records, "MAX_RECORD_BYTES", 4096)
+
+    async def load():
+        async with S3Settings.from_environment().aio_client_context(4) as s3_client:
+            ctx = SimpleNamespace(run_id="r2", location=location, s3_client=s3_client)
+            return await batch_records.load_all(ctx)
+
+    records = asyncio.run(load())
+    assert [r.display_name for r in records] == ["good"]
+    assert len(_objects(local_s3, dest)) == 4  # the bad ones stay, for a person to look at
