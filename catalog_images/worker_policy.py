@@ -61,10 +61,20 @@ def parameters_untrusted(env: Mapping[str, str] | None = None) -> bool:
     return bool(context and context.flow_run and context.flow_run.deployment_id)
 
 
+def _real(path: str) -> Path | None:
+    """``path`` with ``~``, symlinks and '..' resolved; None when it cannot be (a NUL byte)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
 def _inside(path: str, roots: list[str]) -> bool:
     """Whether ``path`` (symlinks and '..' resolved) lies in one of ``roots``."""
-    real = Path(path).expanduser().resolve()
-    return any(real.is_relative_to(Path(root).expanduser().resolve()) for root in roots)
+    real = _real(path)
+    return real is not None and any(
+        (root_real := _real(root)) is not None and real.is_relative_to(root_real)
+        for root in roots)
 
 
 def _refusals(settings: RunSettings, env: Mapping[str, str]) -> list[str]:
@@ -72,8 +82,8 @@ def _refusals(settings: RunSettings, env: Mapping[str, str]) -> list[str]:
     refused = []
     if settings.providers_file:
         allowed = [*_listed(env, PROVIDERS_FILES_ENV, os.pathsep), env.get(PROVIDERS_FILE_ENV)]
-        real = Path(settings.providers_file).expanduser().resolve()
-        if real not in {Path(p).expanduser().resolve() for p in allowed if p}:
+        real = _real(settings.providers_file)
+        if real is None or real not in {_real(p) for p in allowed if p}:
             refused.append(f"providers_file is not one the worker allows (list it in "
                            f"{PROVIDERS_FILES_ENV} on the worker, or leave it out)")
     if settings.report_path and not _inside(settings.report_path,

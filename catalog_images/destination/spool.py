@@ -41,10 +41,10 @@ class Spool:
     def __init__(self, root: Path, destination: str) -> None:
         digest = hashlib.sha256(destination.encode()).hexdigest()[:16]
         self.dir = root / digest
-        for folder in (root, self.dir):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if folder.stat().st_uid == os.getuid():
-                folder.chmod(0o700)  # a folder made before spools were private
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing root is left as is
+        self.dir.mkdir(mode=0o700, exist_ok=True)
+        if self.dir.stat().st_uid == os.getuid():
+            self.dir.chmod(0o700)  # a folder made before spools were private
 
     def _paths(self, sku: str, fingerprint: str) -> tuple[Path, Path]:
         stem = f"{sku}.{fingerprint[:32]}"

@@ -115,3 +115,9 @@ def test_the_worker_presets_pass(monkeypatch):
     monkeypatch.setenv("CATALOG_IMAGES_EMULATOR_URL", "http://127.0.0.1:1")
     emulator = ProviderConfig(name="emulator", **builtin_presets()["emulator"])
     check_provider_keys([emulator], dict(os.environ))
+
+
+def test_unresolvable_paths_are_refused_not_crashed():
+    for extra in ({"report_path": "/tmp/a\x00b"}, {"providers_file": "/tmp/a\x00b"}):
+        with pytest.raises(ParameterRefused):
+            check_parameters(_settings(**extra), {**UNTRUSTED, REPORT_DIR_ENV: "/tmp"})

@@ -23,8 +23,14 @@ def _png() -> bytes:
 
 
 def test_the_spool_is_private(tmp_path):
-    root = tmp_path / "spool"
-    root.mkdir(mode=0o755)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    old = Spool(shared, "s3://bucket/old")
+    old.dir.chmod(0o755)  # a destination folder made before spools were private
+    Spool(shared, "s3://bucket/old")
+    assert stat.S_IMODE(old.dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # a root that exists is not changed
+    root = tmp_path / "new" / "spool"
     spool = Spool(root, "s3://bucket/prefix")
     spool.write("SKU-1", "f" * 64, _png(), META)
     for folder in (root, spool.dir):
