@@ -22,6 +22,7 @@ from catalog_images.catalog.plan import PlanSummary
 from catalog_images.destination.storage import S3Location, S3Settings, check_bucket
 from catalog_images.providers.config import ProviderConfig, get_provider
 from catalog_images.settings import RunSettings
+from catalog_images.worker_policy import check_parameters, check_provider_keys
 
 # Flow parameters a caller may pass as None for "none".
 _LIST_PARAMETERS = ("fallback_providers", "priority_providers", "force_skus")
@@ -54,15 +55,18 @@ def prepare_run(parameters: dict, logger) -> RunSetup:
     """Validate the flow's parameters, resolve every provider's key, check the bucket.
 
     Raises SettingsError, ConfigError or StorageError naming the problem; nothing is read
-    from the catalog before these pass.
+    from the catalog before these pass. A deployment run's parameters that reach into the
+    worker are checked against the worker's allowlists first (worker_policy.py).
     """
     settings = RunSettings(**{
         **parameters, **{name: parameters.get(name) or [] for name in _LIST_PARAMETERS}})
+    check_parameters(settings)
     started_wall = time.monotonic()
     started_at = datetime.now(UTC).isoformat()
     run_id = new_run_id()
     location = S3Location.parse(settings.dest)
     configs = [get_provider(name, settings.providers_file) for name in settings.provider_names]
+    check_provider_keys(configs)
     for config in configs:
         config.resolve_api_key()
     s3 = S3Settings.from_environment(settings.aws_credentials_block)

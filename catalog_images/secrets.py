@@ -33,7 +33,7 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter that masks registered secrets in the formatted message."""
+    """Logging filter that masks registered secrets in the message, its traceback and stack."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _secrets:
@@ -41,14 +41,25 @@ class RedactingFilter(logging.Filter):
             cleaned = redact(message)
             if cleaned != message:
                 record.msg, record.args = cleaned, None
+            if record.exc_info and not record.exc_text:  # formatters reuse this text
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = redact(record.stack_info)
         return True
 
 
 def install_log_redaction() -> None:
-    """Attach the redacting filter to every handler of the root and Prefect loggers."""
+    """Attach the redacting filter to every handler of every logger configured so far.
+
+    That includes Prefect's API log handler (on ``prefect.flow_runs``, ``prefect.task_runs``
+    and ``prefect.extra``, which do not all propagate), so run logs in the UI are masked too.
+    """
     filt = RedactingFilter()
-    for name in ("", "prefect", "httpx", "botocore", "catalog_images"):
-        logger = logging.getLogger(name)
+    loggers = [logging.getLogger(), *(logger for logger in list(
+        logging.root.manager.loggerDict.values()) if isinstance(logger, logging.Logger))]
+    for logger in loggers:
         for handler in logger.handlers:
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(filt)

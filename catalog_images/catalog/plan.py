@@ -13,7 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog_images.catalog.read import iter_rows, open_catalog, read_columns
-from catalog_images.catalog.validate import JOB_FIELDS, Rejection, RowValidator, check_columns
+from catalog_images.catalog.references import ReferencePolicy
+from catalog_images.catalog.validate import (
+    JOB_FIELDS,
+    Rejection,
+    RowValidator,
+    check_columns,
+    used_columns,
+)
 from catalog_images.destination.index import OutputIndex
 from catalog_images.destination.storage import S3Settings
 from catalog_images.models import Job
@@ -59,7 +66,9 @@ def plan_catalog(
     """
     catalog = open_catalog(catalog_uri, s3, work_dir)
     check_columns(read_columns(catalog), prompt_template)
-    validator = RowValidator(prompt_template, catalog.base, s3, family=provider.family)
+    dest_bucket = index.location.bucket if index is not None and index.location else None
+    validator = RowValidator(prompt_template, catalog.base, s3, family=provider.family,
+                             references=ReferencePolicy.for_catalog(catalog.base, dest_bucket))
     summary = PlanSummary(
         catalog_uri, str(work_dir / "plan.parquet"), str(work_dir / "settled.parquet")
     )
@@ -68,7 +77,7 @@ def plan_catalog(
     with pq.ParquetWriter(summary.plan_path, JOB_SCHEMA) as jobs_out, pq.ParquetWriter(
         summary.settled_path, SETTLED_SCHEMA
     ) as settled_out:
-        for batch in iter_rows(catalog):
+        for batch in iter_rows(catalog, columns=used_columns(prompt_template)):
             jobs, settled = [], []
             for row in batch:
                 outcome = validator.check(row)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import zlib
 from collections import Counter, deque
@@ -15,12 +14,22 @@ from typing import BinaryIO, TextIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog_images.catalog.bounds import (
+    MAX_CELL_CHARS,
+    PARQUET_READ_ROWS,
+    Batches,
+    CappedGzip,
+    cut_long_cells,
+    decode_rows,
+    text_columns,
+)
 from catalog_images.destination.storage import S3Settings, StorageError, download_to
 
 BATCH_ROWS = 10_000
 ROW_NUMBER = "_row"  # 1-based data row number added to every row dict
 BAD_LINE = "_bad_line"  # "line N (problem): text" for a CSV record that could not be parsed
 BAD_CELLS = "_bad_cells"  # Parquet columns whose cell on this row is not valid UTF-8
+LONG_CELLS = "_long_cells"  # Parquet column -> length of its cell on this row, when cut short
 MAX_LINE_CHARS = 16 * 1024 * 1024  # a longer CSV line (or quoted field) is rejected unread
 SHOWN_CHARS = 200  # of a bad line, in its rejection reason
 READ_ERRORS = (OSError, EOFError, zlib.error, csv.Error, pa.ArrowException)
@@ -113,8 +122,10 @@ def read_columns(catalog: CatalogFile) -> Columns:
     return Columns(names, catalog.uri, unreadable)
 
 
-def iter_rows(catalog: CatalogFile, batch_rows: int = BATCH_ROWS) -> Iterator[list[dict]]:
-    """Yield the catalog as lists of at most ``batch_rows`` dicts of strings (or None).
+def iter_rows(catalog: CatalogFile, batch_rows: int = BATCH_ROWS,
+              columns: list[str] | None = None) -> Iterator[list[dict]]:
+    """Yield the catalog as lists of at most ``batch_rows`` dicts of strings (or None), and
+    of about bounds.BATCH_CHARS characters; only ``columns`` (all when None) are kept.
 
     Each dict carries its 1-based data row number under ``_row``, in file order. A CSV
     record that cannot be parsed (wrong number of fields, broken quoting, a line over
@@ -122,12 +133,13 @@ def iter_rows(catalog: CatalogFile, batch_rows: int = BATCH_ROWS) -> Iterator[li
     Parquet cell that is not valid UTF-8 comes as None, its column listed under
     ``_bad_cells``; Parquet columns that cannot be text (Columns.unreadable) are left out.
     """
-    columns = read_columns(catalog)
+    header = read_columns(catalog)
+    wanted = set(header if columns is None else columns)
     try:
         if catalog.fmt == "parquet":
-            yield from _parquet_rows(catalog, columns, batch_rows)
+            yield from _parquet_rows(catalog, header, wanted, batch_rows)
         else:
-            yield from _csv_rows(catalog, columns, batch_rows)
+            yield from _csv_rows(catalog, header, wanted, batch_rows)
     except UnicodeDecodeError:
         raise CatalogError(_not_utf8(catalog)) from None
     except pa.ArrowInvalid as exc:
@@ -167,7 +179,7 @@ def _first_non_utf8_line(path: Path) -> int | None:
 def open_binary(path: Path) -> BinaryIO:
     """Open a file for reading bytes, decompressing a .gz file."""
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path)
+        return CappedGzip(path)
     return open(path, "rb")
 
 
@@ -245,24 +257,26 @@ def _csv_header(catalog: CatalogFile) -> list[str] | None:
         return next(_csv_reader(handle, catalog)[1], None)
 
 
-def _csv_rows(catalog: CatalogFile, columns: list[str], batch_rows: int) -> Iterator[list[dict]]:
+def _csv_rows(catalog: CatalogFile, columns: list[str], wanted: set[str],
+              batch_rows: int) -> Iterator[list[dict]]:
     with open_text(catalog.local_path) as handle:
         lines, reader = _csv_reader(handle, catalog)
         next(reader, None)  # the header, read by read_columns
-        batch: list[dict] = []
-        for number, row in enumerate(_csv_records(reader, lines, columns), start=1):
+        batches = Batches(batch_rows)
+        for number, row in enumerate(_csv_records(reader, lines, columns, wanted), start=1):
             row[ROW_NUMBER] = number
-            batch.append(row)
-            if len(batch) == batch_rows:
+            if (batch := batches.add(row)) is not None:
                 yield batch
-                batch = []
-        if batch:
+        if batch := batches.take():
             yield batch
 
 
-def _csv_records(reader: Iterator[list[str]], lines: _Lines, columns: list[str]) -> Iterator[dict]:
-    """Every record as a dict, or as ``{BAD_LINE: ...}`` when it cannot be parsed."""
+def _csv_records(reader: Iterator[list[str]], lines: _Lines, columns: list[str],
+                 wanted: set[str]) -> Iterator[dict]:
+    """Every record as a dict of the ``wanted`` columns, or as ``{BAD_LINE: ...}`` when it
+    cannot be parsed."""
     width = len(columns)
+    keep = [(i, name) for i, name in enumerate(columns) if name in wanted]
     while True:
         lines.record.clear()
         try:
@@ -274,7 +288,7 @@ def _csv_records(reader: Iterator[list[str]], lines: _Lines, columns: list[str])
             lines.give_back()
             continue
         if len(fields) == width:
-            yield dict(zip(columns, fields, strict=True))
+            yield {name: fields[i] for i, name in keep}
         elif fields:  # [] is a blank line
             problem = f"{len(fields)} field{'s' * (len(fields) != 1)}, the header has {width}"
             yield {BAD_LINE: lines.bad(problem)}
@@ -312,25 +326,37 @@ def _castable_to_text(kind: pa.DataType) -> bool:
     return True
 
 
-def _parquet_rows(catalog: CatalogFile, columns: Columns, batch_rows: int) -> Iterator[list[dict]]:
-    """Rows of the text-castable columns only: an unused list or struct column is no matter."""
-    parquet = pq.ParquetFile(catalog.local_path)
-    wanted = [(raw, name) for raw, name in zip(parquet.schema_arrow.names, columns, strict=True)
-              if name and name not in columns.unreadable]
-    names = [name for _, name in wanted]
+def _parquet_rows(catalog: CatalogFile, columns: Columns, used: set[str],
+                  batch_rows: int) -> Iterator[list[dict]]:
+    """Rows of the used, text-castable columns only: other columns are never decoded.
+
+    Arrow decodes PARQUET_READ_ROWS rows at a time; rows are handed on in Batches."""
+    plain = pq.ParquetFile(catalog.local_path)
+    wanted = [(raw, name) for raw, name in zip(plain.schema_arrow.names, columns, strict=True)
+              if name and name in used and name not in columns.unreadable]
+    raws, names = [raw for raw, _ in wanted], [name for _, name in wanted]
+    parquet = pq.ParquetFile(catalog.local_path, read_dictionary=text_columns(plain, raws))
     number = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=[raw for raw, _ in wanted]):
+    batches = Batches(batch_rows)
+    step = decode_rows(parquet, raws, min(batch_rows, PARQUET_READ_ROWS))
+    for batch in parquet.iter_batches(batch_size=step, columns=raws):
         rows: list[dict] = [{} for _ in range(batch.num_rows)]
         for name, array in zip(names, batch.columns, strict=True):
+            array, long = cut_long_cells(array)
             cells, bad = _column_texts(catalog, name, array)
             for row, cell in zip(rows, cells, strict=True):
                 row[name] = cell
             for index in bad:
                 rows[index].setdefault(BAD_CELLS, []).append(name)
+            for index, length in long.items():
+                rows[index].setdefault(LONG_CELLS, {})[name] = length
         for row in rows:
             number += 1
             row[ROW_NUMBER] = number
-        yield rows
+            if (done := batches.add(row)) is not None:
+                yield done
+    if done := batches.take():
+        yield done
 
 
 def _column_texts(catalog: CatalogFile, name: str, array: pa.Array) -> tuple[list, list[int]]:
@@ -352,8 +378,16 @@ def _column_texts(catalog: CatalogFile, name: str, array: pa.Array) -> tuple[lis
     bad: list[int] = []
     for index, value in enumerate(raw):
         try:
-            cells.append(None if value is None else value.decode("utf-8"))
+            cells.append(None if value is None else _decoded(value))
         except UnicodeDecodeError:
             cells.append(None)
             bad.append(index)
     return cells, bad
+
+
+def _decoded(value: bytes) -> str:
+    """A cell's text; a cell longer than any usable value is cut first (and then rejected
+    for its length), so that it never becomes a huge Python string."""
+    if len(value) > 4 * MAX_CELL_CHARS:
+        return value[:4 * MAX_CELL_CHARS].decode("utf-8", "ignore")
+    return value.decode("utf-8")

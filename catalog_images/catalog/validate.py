@@ -16,11 +16,13 @@ from catalog_images.catalog.fingerprint import fingerprint, sha256_hex
 from catalog_images.catalog.read import (
     BAD_CELLS,
     BAD_LINE,
+    LONG_CELLS,
     ROW_NUMBER,
     CatalogError,
     Columns,
     printable,
 )
+from catalog_images.catalog.references import OUTSIDE, ReferencePolicy
 from catalog_images.destination.storage import S3Settings, StorageError, read_object
 from catalog_images.images import ImageCheckError, inspect_image
 from catalog_images.models import (
@@ -125,6 +127,14 @@ def _listed(columns: list[str], limit: int = 50) -> str:
     return shown + (f", ... ({len(columns)} columns)" if len(columns) > limit else "")
 
 
+def _too_long(long: dict[str, int]) -> str:
+    """The reason of a row whose cells were cut on reading (catalog/bounds.py)."""
+    name, length = next(iter(long.items()))
+    if name == "prompt":
+        return f"prompt is {length} characters, over the {MAX_PROMPT_CHARS} limit"
+    return f"column '{printable(name)}' is {length} characters, longer than any usable value"
+
+
 def _clean(value: object) -> str:
     return "" if value is None else str(value).strip()
 
@@ -148,11 +158,12 @@ class RowValidator:
 
     def __init__(
         self, prompt_template: str | None, catalog_base: str, s3: S3Settings | None,
-        family: str = "gemini-3-pro-image-preview",
+        family: str = "gemini-3-pro-image-preview", references: ReferencePolicy | None = None,
     ) -> None:
         self.prompt_template = prompt_template
         self.catalog_base = catalog_base
         self.s3 = s3
+        self.references = references or ReferencePolicy.for_catalog(catalog_base)
         self.family = family
         self._template_fields = template_fields(prompt_template) if prompt_template else []
         self._used = set(used_columns(prompt_template))
@@ -169,6 +180,9 @@ class RowValidator:
             return Rejection(number, _clean(row.get("sku")) or None, (
                 f"column '{printable(bad_cells[0])}' is not valid UTF-8 text on this row; "
                 "re-write the file with UTF-8 strings"))
+        long = {name: n for name, n in row.get(LONG_CELLS, {}).items() if name in self._used}
+        if long:
+            return Rejection(number, _clean(row.get("sku"))[:200] or None, _too_long(long))
         sku = _clean(row.get("sku"))
         problem = sku_problem(sku)
         if problem:
@@ -228,19 +242,15 @@ class RowValidator:
         return str(Path(self.catalog_base) / value)
 
     def _checked_reference(self, value: str) -> tuple[str | None, str, str | None]:
-        """(problem, resolved reference, content sha256) for a reference_image cell."""
-        if self._on_workers_disk(value):
-            return (f"reference_image {printable(value)} is a path on the worker's disk, which "
-                    "a catalog on S3 may not name; use an s3:// URI or a path relative to the "
-                    "catalog"), value, None
+        """(problem, resolved reference, content sha256) for a reference_image cell.
+
+        A reference outside the policy gets one reason whether or not a file is there.
+        """
         reference = self.resolve_reference(value)
+        if not self.references.allows(reference):
+            return f"unreadable reference image {printable(value)}: {OUTSIDE}", reference, None
         problem, sha = self._reference(reference)
         return problem, reference, sha
-
-    def _on_workers_disk(self, value: str) -> bool:
-        """True for an absolute local path in a catalog read from S3: never read for it."""
-        return (self.catalog_base.startswith("s3://") and not value.startswith("s3://")
-                and Path(value).is_absolute())
 
     def _reference(self, reference: str) -> tuple[str | None, str | None]:
         """(problem, content sha256) of a reference image, checked once per run."""
@@ -251,7 +261,7 @@ class RowValidator:
     def _check_reference(self, reference: str) -> tuple[str | None, str | None]:
         shown = printable(reference)
         try:
-            data = load_reference_bytes(reference, self.s3)
+            data = load_reference_bytes(reference, self.s3, self.references)
             inspect_image(data)
         except FileNotFoundError:
             return f"unreadable reference image {shown}: no such file", None
@@ -260,17 +270,23 @@ class RowValidator:
         return None, sha256_hex(data)
 
 
-def load_reference_bytes(reference: str, s3: S3Settings | None) -> bytes:
+def load_reference_bytes(reference: str, s3: S3Settings | None,
+                         policy: ReferencePolicy | None = None) -> bytes:
     """Read a reference image (local or s3://), refusing files over Gemini's 7 MB limit.
 
     A local reference must be a regular file: a FIFO or a device such as /dev/zero would block
-    or never end, so it is opened without blocking and read no further than the limit.
+    or never end, so it is opened without blocking and read no further than the limit. With a
+    ``policy``, a reference outside it is refused unread (ValueError).
     """
+    if policy is not None and not policy.allows(reference):
+        raise ValueError(OUTSIDE)
     if reference.startswith("s3://"):
         if s3 is None:
             raise StorageError("no S3 settings to read an s3:// reference image")
         return read_object(s3, reference, MAX_REFERENCE_BYTES)
     with open(reference, "rb", opener=_open_nonblocking) as handle:
+        if policy is not None and not policy.allows_opened(handle.fileno()):
+            raise ValueError(OUTSIDE)
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise ValueError("not a regular file (a pipe, device or socket)")

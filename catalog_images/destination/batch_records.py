@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.destination.layout import DestinationLayout
-from catalog_images.destination.storage import describe_s3_error
+from catalog_images.destination.storage import StorageError, describe_s3_error
 from catalog_images.models import Job
 
 if TYPE_CHECKING:
     from catalog_images.destination.storage import S3Location
 
 log = logging.getLogger(__name__)
+MAX_RECORD_BYTES = 256 * 1024 * 1024  # batch_rows jobs of long prompts; anything bigger is not ours
 
 
 class RunContext(Protocol):
@@ -101,15 +102,19 @@ async def load_all(ctx: RunContext) -> list[BatchRecord]:
     async for page in paginator.paginate(Bucket=ctx.location.bucket, Prefix=_prefix(ctx)):
         for item in page.get("Contents", []):
             try:
+                if item.get("Size", 0) > MAX_RECORD_BYTES:
+                    raise StorageError(f"over {MAX_RECORD_BYTES} bytes")
                 obj = await ctx.s3_client.get_object(Bucket=ctx.location.bucket,
                                                      Key=item["Key"])
+                if obj.get("ContentLength", 0) > MAX_RECORD_BYTES:  # replaced since listed
+                    raise StorageError(f"over {MAX_RECORD_BYTES} bytes")
                 data = json.loads(await obj["Body"].read())
                 records.append(BatchRecord(
                     item["Key"], str(data.get("display_name") or ""), data.get("name"),
                     str(data.get("run_id") or "?"), [Job.from_dict(job) for job in data["jobs"]],
                     data.get("provider"), item["LastModified"].timestamp()))
-            except (ClientError, BotoCoreError, OSError, ValueError, KeyError,
-                    TypeError) as exc:
+            except (ClientError, BotoCoreError, OSError, ValueError, KeyError, TypeError,
+                    AttributeError, RecursionError, StorageError) as exc:
                 log.warning("batch record %s unreadable, left in place (%s)", item["Key"],
                             describe_s3_error(exc) if isinstance(
                                 exc, ClientError | BotoCoreError) else type(exc).__name__)

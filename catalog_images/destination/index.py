@@ -14,18 +14,33 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.destination.layout import DestinationLayout
-from catalog_images.destination.storage import S3Location, S3Settings
+from catalog_images.destination.storage import (
+    S3Location,
+    S3Settings,
+    StorageError,
+    capped_read,
+    describe_s3_error,
+)
 
+log = logging.getLogger(__name__)
 INDEX_SCHEMA = pa.schema([("sku", pa.string()), ("fingerprint", pa.string()),
                           ("s3_key", pa.string()), ("run_id", pa.string())])
 BATCH_ROWS = 10_000
+# Read back from a bucket others may write: a bigger object, or one of another shape, is
+# skipped with a warning (the index is an optimisation; the image's metadata is the truth).
+MAX_PART_BYTES = 64 * 1024 * 1024
+MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
+MAX_RUNS_BYTES = 16 * 1024 * 1024
+INDEX_COLUMNS = ("sku", "fingerprint", "run_id")
 
 
 @dataclass
@@ -35,6 +50,7 @@ class OutputIndex:
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)
     runs: set[str] = field(default_factory=set)  # runs the snapshot read includes
     part_runs: set[str] = field(default_factory=set)  # runs read from their parts files
+    location: S3Location | None = None  # the destination this index describes
 
     def add_table(self, table: pa.Table | Iterable[pa.RecordBatch]) -> None:
         """Merge rows; for a sku the newest run wins.
@@ -73,29 +89,69 @@ def _list_keys(client, bucket: str, prefix: str) -> list[str]:
     return sorted(keys)
 
 
-def _read_parquet(client, bucket: str, key: str) -> Iterator[pa.RecordBatch]:
-    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    yield from pq.ParquetFile(io.BytesIO(body)).iter_batches(
-        BATCH_ROWS, columns=["sku", "fingerprint", "run_id"])
+def _read_parquet(client, bucket: str, key: str, max_bytes: int) -> Iterator[pa.RecordBatch]:
+    """The index columns of a parts file or snapshot; StorageError/ValueError when it is too
+    big or its columns are not the index's text columns."""
+    body = capped_read(client.get_object(Bucket=bucket, Key=key)["Body"], max_bytes, key)
+    parquet = pq.ParquetFile(io.BytesIO(body))
+    schema = parquet.schema_arrow
+    for name in INDEX_COLUMNS:
+        if schema.get_field_index(name) < 0 or not pa.types.is_string(schema.field(name).type):
+            raise ValueError(f"column {name!r} missing or not text")
+    yield from parquet.iter_batches(BATCH_ROWS, columns=list(INDEX_COLUMNS))
+
+
+def _add_object(index: OutputIndex, client, bucket: str, key: str, max_bytes: int) -> bool:
+    """Merge one parts file or snapshot into ``index``; False (with a warning) when bad."""
+    try:
+        index.add_table(_read_parquet(client, bucket, key, max_bytes))
+        return True
+    except (ClientError, BotoCoreError) as exc:
+        problem = describe_s3_error(exc)
+    except (StorageError, ValueError, TypeError, OSError, pa.ArrowException) as exc:
+        problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+    log.warning("index object s3://%s/%s skipped: %s", bucket, key, problem)
+    return False
+
+
+def _snapshot_runs(client, bucket: str, key: str) -> set[str] | None:
+    """The runs a snapshot includes, or None when its list is unreadable or malformed."""
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        runs = json.loads(capped_read(body, MAX_RUNS_BYTES, key))["runs"]
+        if isinstance(runs, list) and all(isinstance(run, str) for run in runs):
+            return set(runs)
+    except (ClientError, BotoCoreError, StorageError, ValueError, TypeError, KeyError,
+            RecursionError):
+        pass
+    log.warning("index snapshot list s3://%s/%s unreadable: the snapshot is skipped", bucket,
+                key)
+    return None
 
 
 def load_index(settings: S3Settings, location: S3Location) -> OutputIndex:
-    """Read the newest snapshot and the parts of every run it does not include."""
+    """Read the newest snapshot and the parts of every run it does not include.
+
+    A snapshot or part that is unreadable, too big or of another shape is skipped with a
+    warning; without a usable snapshot every part is read.
+    """
     client = settings.boto3_client()
-    index = OutputIndex()
+    index = OutputIndex(location=location)
     layout = DestinationLayout(location)
     snapshots = [k for k in _list_keys(client, location.bucket, layout.snapshots_prefix())
                  if layout.is_snapshot(k)]
     if snapshots:
         latest = snapshots[-1]
-        index.add_table(_read_parquet(client, location.bucket, latest))
-        meta = client.get_object(Bucket=location.bucket,
-                                 Key=layout.snapshot_runs_key(latest))["Body"].read()
-        index.runs = set(json.loads(meta)["runs"])
+        runs = _snapshot_runs(client, location.bucket, layout.snapshot_runs_key(latest))
+        if runs is not None and _add_object(index, client, location.bucket, latest,
+                                            MAX_SNAPSHOT_BYTES):
+            index.runs = runs
+        else:
+            index.entries.clear()
     for key in _list_keys(client, location.bucket, layout.index_parts_prefix()):
         run_id = layout.run_of_index_part(key)
-        if run_id not in index.runs:
-            index.add_table(_read_parquet(client, location.bucket, key))
+        if run_id not in index.runs and _add_object(index, client, location.bucket, key,
+                                                    MAX_PART_BYTES):
             index.part_runs.add(run_id)
     pa.default_memory_pool().release_unused()  # the Parquet buffers, back to the system
     return index

@@ -36,6 +36,7 @@ from catalog_images.destination.lease_answers import (
     unsupported,
 )
 from catalog_images.destination.lease_holder import (
+    MAX_LEASE_BYTES,
     Holder,
     mark_active,
     mark_inactive,
@@ -246,7 +247,7 @@ class Lease:
             if status(exc) == 404:
                 return None
             raise self._error("read", exc) from None
-        holder, stamp = Holder.parse(answer["Body"].read())
+        holder, stamp = Holder.parse(answer["Body"].read(MAX_LEASE_BYTES + 1))
         date = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
         now = parsedate_to_datetime(date).timestamp() if date else time.time()
         return Seen(holder, answer["ETag"], max(0.0, now - answer["LastModified"].timestamp()),

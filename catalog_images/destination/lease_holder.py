@@ -13,6 +13,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+MAX_LEASE_BYTES = 64 * 1024  # a lease is a few hundred bytes; a bigger one is not ours
+
 _ACTIVE_RUNS: set[str] = set()  # run ids of this process acquiring or holding a lease
 _ACTIVE_LOCK = threading.Lock()
 
@@ -59,6 +61,11 @@ def pid_space() -> str | None:
     return f"{boot.strip()}:{namespace}" if boot else None
 
 
+def _text(value: object) -> str | None:
+    """A short text field of a lease read back, or None when it is not one."""
+    return value[:200] if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds a lease, as written in it."""
@@ -84,11 +91,15 @@ class Holder:
     def parse(cls, data: bytes) -> tuple[Holder, int | None]:
         """The holder written in a lease and the write's stamp; unreadable: 'unknown'."""
         try:
+            if len(data) > MAX_LEASE_BYTES:
+                raise ValueError("too big")
             fields = json.loads(data)
-            return cls(str(fields["run_id"]), str(fields["host"]), int(fields["pid"]),
-                       fields.get("pid_started"), fields.get("pid_space"),
-                       str(fields.get("acquired_at"))), fields.get("written")
-        except (TypeError, ValueError, KeyError):
+            written = fields.get("written")
+            return cls(str(fields["run_id"])[:200], str(fields["host"])[:200],
+                       int(fields["pid"]), _text(fields.get("pid_started")),
+                       _text(fields.get("pid_space")), str(fields.get("acquired_at"))[:64]), \
+                written if isinstance(written, int) else None
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError):
             return cls("unknown", "unknown", 0, None, None, "unknown"), None
 
     def on_this_machine(self) -> bool:

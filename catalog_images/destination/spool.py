@@ -2,17 +2,24 @@
 
 If the upload fails or the process dies, the next run for the same destination finds
 the image here (same sku, same fingerprint) and uploads it instead of paying again.
+The spool is private (folders 0700, files 0600: images may be unreleased products) and an
+entry is used only when its image still has the sha256 written beside it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog_images.images import ImageCheckError, inspect_image
+
 SPOOL_ENV = "CATALOG_IMAGES_SPOOL_DIR"
+log = logging.getLogger(__name__)
+META_FIELDS = {"mime_type": str, "width": int, "height": int, "provider": str, "model": str}
 
 
 def default_spool_root() -> Path:
@@ -34,7 +41,10 @@ class Spool:
     def __init__(self, root: Path, destination: str) -> None:
         digest = hashlib.sha256(destination.encode()).hexdigest()[:16]
         self.dir = root / digest
-        self.dir.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing root is left as is
+        self.dir.mkdir(mode=0o700, exist_ok=True)
+        if self.dir.stat().st_uid == os.getuid():
+            self.dir.chmod(0o700)  # a folder made before spools were private
 
     def _paths(self, sku: str, fingerprint: str) -> tuple[Path, Path]:
         stem = f"{sku}.{fingerprint[:32]}"
@@ -42,11 +52,16 @@ class Spool:
 
     def find(self, sku: str, fingerprint: str) -> SpooledImage | None:
         """The spooled image for this sku and fingerprint, if a complete one is there."""
-        image, meta = self._paths(sku, fingerprint)
+        image, meta_path = self._paths(sku, fingerprint)
         try:
-            return SpooledImage(image.read_bytes(), json.loads(meta.read_text()))
-        except (OSError, ValueError):
+            data, meta = image.read_bytes(), json.loads(meta_path.read_text())
+        except (OSError, ValueError, RecursionError):
             return None
+        problem = _entry_problem(data, meta)
+        if problem:
+            log.warning("spool entry %s not used: %s", image.name, problem)
+            return None
+        return SpooledImage(data, meta)
 
     def write(self, sku: str, fingerprint: str, data: bytes, meta: dict) -> None:
         """Write image then metadata durably (fsync + atomic rename); meta marks it complete.
@@ -55,6 +70,7 @@ class Spool:
         a complete entry written earlier is kept.
         """
         image, meta_path = self._paths(sku, fingerprint)
+        meta = {**meta, "sha256": hashlib.sha256(data).hexdigest()}
         try:
             _write_durably(image, data)
             _write_durably(meta_path, json.dumps(meta).encode())
@@ -69,13 +85,32 @@ class Spool:
             path.unlink(missing_ok=True)
 
 
+def _entry_problem(data: bytes, meta: object) -> str | None:
+    """Why a spool entry may not be uploaded (changed since spooled, malformed), or None."""
+    if not isinstance(meta, dict):
+        return "its metadata is not an object"
+    wrong = [name for name, kind in META_FIELDS.items() if not isinstance(meta.get(name), kind)]
+    if wrong:
+        return f"its metadata lacks {', '.join(wrong)}"
+    if "sha256" not in meta:  # spooled by an older version: an intact image of its type
+        try:
+            intact = inspect_image(data).mime_type == meta["mime_type"]
+        except ImageCheckError:
+            intact = False
+        return None if intact else "the image is not intact"
+    if meta["sha256"] != hashlib.sha256(data).hexdigest():
+        return "the image is not the one spooled (its sha256 differs)"
+    return None
+
+
 def _tmp_path(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".tmp")
 
 
 def _write_durably(path: Path, data: bytes) -> None:
     tmp = _tmp_path(path)
-    with open(tmp, "wb") as handle:
+    tmp.unlink(missing_ok=True)  # a leftover may carry other permissions
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

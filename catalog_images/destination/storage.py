@@ -186,6 +186,14 @@ def read_object(settings: S3Settings, uri: str, max_bytes: int) -> bytes:
         raise StorageError(f"cannot read {uri}: {describe_s3_error(exc)}") from None
 
 
+def capped_read(body, max_bytes: int, what: str) -> bytes:
+    """Read a streamed object body, but no more than ``max_bytes``; StorageError past that."""
+    data = body.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StorageError(f"{what} is over {max_bytes} bytes")
+    return data
+
+
 def put_file(settings: S3Settings, location: S3Location, key: str, path: Path, content_type: str):
     """Upload a local file (report, manifest) under ``key``."""
     try:

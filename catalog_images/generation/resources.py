@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+from catalog_images.catalog.references import ReferencePolicy, catalog_base
 from catalog_images.catalog.validate import load_reference_bytes
 from catalog_images.destination.spool import Spool
 from catalog_images.destination.storage import S3Location, S3Settings
@@ -55,6 +56,7 @@ class RunContext:
     # queue behind thumbnails or reference reads in the default pool.
     spool_pool: ThreadPoolExecutor | None = None
     stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request
+    reference_policy: ReferencePolicy | None = None  # where reference images may come from
     _references: OrderedDict = field(default_factory=OrderedDict)
 
     @property
@@ -87,7 +89,8 @@ class RunContext:
         if uri in self._references:
             self._references.move_to_end(uri)
             return self._references[uri]
-        data = await asyncio.to_thread(load_reference_bytes, uri, self.s3_settings)
+        data = await asyncio.to_thread(load_reference_bytes, uri, self.s3_settings,
+                                       self.reference_policy)
         ref = ReferenceImage(inspect_image(data).mime_type, data)
         self._references[uri] = ref
         if len(self._references) > REFERENCES_KEPT:
@@ -111,6 +114,8 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self.max_cost_usd = settings.max_cost_usd
         self.force, self.force_skus = settings.force, frozenset(settings.force_skus)
         self.s3_settings, self.spool = s3_settings, spool
+        self.reference_policy = ReferencePolicy.for_catalog(catalog_base(settings.catalog),
+                                                            location.bucket)
         self._stack = AsyncExitStack()
 
     def _runtime(self, config: ProviderConfig) -> ProviderRuntime:
@@ -137,6 +142,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
             policy=self.policy, budget=Budget(self.max_cost_usd),
             force=self.force, force_skus=self.force_skus,
+            reference_policy=self.reference_policy,
         )
         ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")
         self._stack.callback(ctx.spool_pool.shutdown)

@@ -24,14 +24,17 @@ from catalog_images.run_setup import RunSetup
 from catalog_images.scale.shards import ShardSpec, shard_key, stats_bytes, thumbnails_bytes
 from catalog_images.secrets import install_log_redaction
 from catalog_images.settings import RunSettings
+from catalog_images.worker_policy import check_parameters, check_provider_keys
 
 
 async def run_shard(shard: ShardSpec, logger, run_chunk: ChunkRunner) -> dict:
     """Generate and upload the shard's rows (chunks through ``run_chunk``); its counts and cost."""
     install_log_redaction()
     settings = RunSettings(**shard.settings)
+    check_parameters(settings)  # the shard deployment can be started from the UI too
     location = S3Location.parse(settings.dest)
     configs = [get_provider(n, settings.providers_file) for n in settings.provider_names]
+    check_provider_keys(configs)
     for config in configs:
         config.resolve_api_key()
     s3 = S3Settings.from_environment(settings.aws_credentials_block)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,11 +21,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from catalog_images.catalog.plan import PlanSummary
 from catalog_images.destination.layout import DestinationLayout
-from catalog_images.destination.storage import S3Location, S3Settings
+from catalog_images.destination.storage import S3Location, S3Settings, StorageError, capped_read
 from catalog_images.generation.deliver import THUMBNAILS_KEPT
 from catalog_images.generation.routing import ProviderStats
 from catalog_images.generation.run import Generated
@@ -198,6 +200,37 @@ def thumbnails_bytes(items: list[SheetItem]) -> bytes:
     return buffer.getvalue()
 
 
+log = logging.getLogger(__name__)
+MAX_SHARD_FILE_BYTES = 256 * 1024 * 1024  # stats.json and thumbnails.parquet read back
+SHARD_FILE_ERRORS = (ClientError, BotoCoreError, StorageError, OSError, ValueError, TypeError,
+                     KeyError, AttributeError, RecursionError, pa.ArrowException)
+
+
+def _shard_file(client, location: S3Location, spec: ShardSpec, name: str) -> bytes:
+    key = shard_key(location, spec.parent_run_id, spec.index, name)
+    body = client.get_object(Bucket=location.bucket, Key=key)["Body"]
+    return capped_read(body, MAX_SHARD_FILE_BYTES, name)
+
+
+def _merge_extras(client, location: S3Location, spec: ShardSpec, merged: Generated) -> None:
+    """A shard's provider stats and thumbnails, read back from the bucket: size-limited, and
+    skipped with a warning when unreadable (they are counts and pictures, not rows)."""
+    try:
+        for name, values in json.loads(_shard_file(client, location, spec,
+                                                   "stats.json")).items():
+            stats = ProviderStats(**values)  # before setdefault: a bad one adds nothing
+            merged.stats.setdefault(name, ProviderStats()).merge(stats)
+    except SHARD_FILE_ERRORS as exc:
+        log.warning("shard %d: stats.json skipped (%s)", spec.index, type(exc).__name__)
+    try:
+        body = _shard_file(client, location, spec, "thumbnails.parquet")
+        for item in pq.read_table(io.BytesIO(body)).to_pylist():
+            if len(merged.thumbnails) < THUMBNAILS_KEPT:
+                merged.thumbnails.append(SheetItem(item["sku"], item["png"], item.get("key") or ""))
+    except SHARD_FILE_ERRORS as exc:
+        log.warning("shard %d: thumbnails.parquet skipped (%s)", spec.index, type(exc).__name__)
+
+
 def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path: Path,
                 work_dir: Path, sink: ResultSink, merged: Generated, ended: str = "") -> int:
     """Add one shard's results to the parent's; a row it did not report ends failed,
@@ -215,21 +248,14 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
     except Exception:  # noqa: BLE001 - a shard that never wrote one: its rows fail below
         manifest = None
     if manifest is not None:
-        for row in iter_result_rows(manifest):
-            sink.add(RowResult.from_dict(row))
-            seen.add(row["row"])
-        stats = json.loads(client.get_object(
-            Bucket=location.bucket,
-            Key=shard_key(location, spec.parent_run_id, spec.index, "stats.json"))["Body"].read())
-        for name, values in stats.items():
-            merged.stats.setdefault(name, ProviderStats()).merge(ProviderStats(**values))
-        body = client.get_object(
-            Bucket=location.bucket,
-            Key=shard_key(location, spec.parent_run_id, spec.index, "thumbnails.parquet"),
-        )["Body"].read()
-        for item in pq.read_table(io.BytesIO(body)).to_pylist():
-            if len(merged.thumbnails) < THUMBNAILS_KEPT:
-                merged.thumbnails.append(SheetItem(item["sku"], item["png"], item.get("key") or ""))
+        try:
+            for row in iter_result_rows(manifest):
+                sink.add(RowResult.from_dict(row))
+                seen.add(row["row"])
+        except SHARD_FILE_ERRORS as exc:  # the rows it did not give fail below, as lost
+            log.warning("shard %d: manifest unreadable after %d rows (%s)", spec.index,
+                        len(seen), type(exc).__name__)
+        _merge_extras(client, location, spec, merged)
     for batch in pq.ParquetFile(jobs_path).iter_batches(batch_size=10_000):
         for job in map(Job.from_dict, batch.to_pylist()):
             if job.row in seen:

@@ -397,9 +397,9 @@ def test_bad_reference_images_are_rejected_per_row(tmp_path):
         handle.write(b"\0" * (7 * 1024 * 1024 + 1))
     (folder / "corrupt.png").write_bytes(ok.read_bytes()[:50])
     (folder / "dir.png").mkdir()
-    outside = _png(tmp_path / "outside.png")
+    _png(tmp_path / "outside.png")  # it exists, and is refused all the same
     rows = ["ok.png", "big.png", "corrupt.png", "dir.png", "../outside.png", "missing.png",
-            "corrupt.png", ""]
+            "corrupt.png", "", "../missing.png"]
     content = "sku,prompt,reference_image\n" + "".join(
         f"R{n},p,{ref}\n" for n, ref in enumerate(rows, start=1))
     started = time.perf_counter()
@@ -409,13 +409,14 @@ def test_bad_reference_images_are_rejected_per_row(tmp_path):
     assert "big.png" in out.reason(2) and "over the 7 MB limit" in out.reason(2)
     assert "corrupt.png" in out.reason(3) and "PNG is truncated" in out.reason(3)
     assert "unreadable reference image" in out.reason(4) and "dir.png" in out.reason(4)
-    # '../' is followed for a local catalog: the reference lives next to the catalog's folder
-    assert Path(out.jobs[5]["reference_image"]).resolve() == outside.resolve()
+    # '../' leaves the catalog's folder: refused, with no word on whether the file exists
+    assert out.reason(5) == out.reason(9).replace("../missing.png", "../outside.png")
+    assert "outside.png: not a file this run may read" in out.reason(5)
     assert "missing.png: no such file" in out.reason(6)
     assert out.reason(7) == out.reason(3)  # checked once, reported for every row using it
     assert out.jobs[8]["reference_image"] is None
-    for record in out.rejected.values():
-        assert record["reason"].startswith("unreadable reference image"), record
+    for number in (2, 3, 4, 5, 6, 7, 9):
+        assert out.reason(number).startswith("unreadable reference image"), number
 
 
 def test_reference_reason_does_not_carry_raw_control_characters(tmp_path):
