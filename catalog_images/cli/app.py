@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from catalog_images.cli.automations import automations_app
 from catalog_images.cli.execute import execute_run, fail
 from catalog_images.devtools.emulator.command import serve as serve_emulator
 from catalog_images.prefect_env import apply_defaults
@@ -171,6 +172,7 @@ def history(
 
 
 app.command(name="emulator")(serve_emulator)
+app.add_typer(automations_app, name="automations")
 
 
 @app.command()
