@@ -18,7 +18,8 @@ from catalog_images.providers.config import ConfigError
 from catalog_images.secrets import redact
 from catalog_images.settings import SettingsError
 
-# What to do, by kind of problem: the second line of the message.
+# What to do, by kind of problem: the second line of the message (left out when the message
+# already says it, as check_bucket's does).
 _ADVICE: tuple[tuple[type[Exception], str], ...] = (
     (CatalogError, "Fix the catalog file and run again; nothing was sent or spent."),
     (SettingsError, "Correct the setting named above and run again; nothing was sent or spent."),
@@ -48,6 +49,8 @@ def explain(exc: BaseException) -> str:
     """What is wrong and, on a second line, what to do (secrets redacted)."""
     message = " ".join(str(exc).split()) or type(exc).__name__
     advice = next((text for kind, text in _ADVICE if isinstance(exc, kind)), "")
+    if isinstance(exc, StorageError) and "AWS_ENDPOINT_URL" in message:
+        advice = ""
     return redact(f"{message}\n{advice}" if advice else message)
 
 

@@ -114,7 +114,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self.max_cost_usd = settings.max_cost_usd
         self.force, self.force_skus = settings.force, frozenset(settings.force_skus)
         self.s3_settings, self.spool = s3_settings, spool
-        self.events = RunEvents(location.uri(), run_id)
+        self.events = RunEvents(settings.dest, run_id)
         self._stack = AsyncExitStack()
 
     def _runtime(self, config: ProviderConfig) -> ProviderRuntime:

@@ -27,6 +27,12 @@ def test_an_expected_error_says_what_is_wrong_then_what_to_do(error, kind, advic
     assert kind_of(error) == kind
 
 
+def test_advice_already_in_the_message_is_not_repeated():
+    text = explain(StorageError("bucket 'b' is not usable: 403 (check the bucket name, "
+                                "AWS_ENDPOINT_URL and credentials)"))
+    assert "\n" not in text and text.count("AWS_ENDPOINT_URL") == 1
+
+
 def test_the_explanation_is_redacted_and_on_two_lines_at_most():
     register_secret("secret-in-message-42")
     text = explain(StorageError("denied\nfor secret-in-message-42"))
