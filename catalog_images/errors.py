@@ -25,7 +25,7 @@ _ADVICE: tuple[tuple[type[Exception], str], ...] = (
     (SettingsError, "Correct the setting named above and run again; nothing was sent or spent."),
     (ConfigError, "Fix the provider configuration (--provider, --providers-file, the API key "
                   "variable) and run again; nothing was sent or spent."),
-    (DestinationBusy, "Wait for that run to end, or stop it, then run again."),
+    (DestinationBusy, ""),  # its message says to wait for the other run or stop it
     (StorageError, "Check the destination bucket, the endpoint (AWS_ENDPOINT_URL) and the "
                    "credentials, then run again."),
 )

@@ -33,6 +33,13 @@ def test_advice_already_in_the_message_is_not_repeated():
     assert "\n" not in text and text.count("AWS_ENDPOINT_URL") == 1
 
 
+def test_a_busy_destination_keeps_its_own_advice():
+    from catalog_images.destination.lease import DestinationBusy
+
+    message = "s3://b/p is being refreshed by run r1. Wait for it to end, or stop it."
+    assert explain(DestinationBusy(message)) == message
+
+
 def test_the_explanation_is_redacted_and_on_two_lines_at_most():
     register_secret("secret-in-message-42")
     text = explain(StorageError("denied\nfor secret-in-message-42"))
