@@ -7,14 +7,17 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from catalog_images.catalog.plan import PlanSummary
 from catalog_images.destination.lease import hold_destination
+from catalog_images.errors import EXPECTED_ERRORS, install_clean_errors
 from catalog_images.generation.finish import close_results, log_done, snapshot_index
 from catalog_images.generation.run import Generated, generate_here
 from catalog_images.generation.stop import StopRequest
+from catalog_images.report.events import RunEvents
 from catalog_images.report.header import report_header
-from catalog_images.report.outcome import outcome_of, run_outcome
+from catalog_images.report.outcome import expected_failure, outcome_of, run_outcome
 from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink, settled_results
 from catalog_images.run_setup import (
@@ -61,9 +64,19 @@ async def catalog_refresh(
     """
     install_log_redaction()
     parameters = dict(locals())  # the flow's parameters: exactly the fields of RunSettings
+    install_clean_errors()
     logger = get_run_logger()
+    try:
+        return await _refresh(parameters, logger)
+    except EXPECTED_ERRORS as exc:  # the user's to fix: one message, no traceback
+        return expected_failure(exc, logger, RunEvents(parameters.get("dest")))
+
+
+async def _refresh(parameters: dict, logger) -> dict | State:
+    """lease → plan → generate → report → outcome, for validated parameters."""
     run = prepare_run(parameters, logger)
     settings = run.settings
+    events = RunEvents(settings.dest, run.run_id)
     stop = StopRequest()  # set by a signal, or when another run takes the lease over
     async with hold_destination(run.s3, run.location, run.run_id, logger,
                                 on_lost=lambda: stop.set("a lost destination lease")):
@@ -84,7 +97,7 @@ async def catalog_refresh(
                 header, totals, str(work_dir), run.location, run.s3, settings.report_path,
                 generated.thumbnails)
             log_done(progress, totals, header["report_uri"], logger)
-    return run_outcome(outcome, generated.stopped_by, logger)
+    return run_outcome(outcome, generated.stopped_by, logger, events)
 
 
 async def _generate(run: RunSetup, plan: PlanSummary, work_dir: Path, sink: ResultSink,

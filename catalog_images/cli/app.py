@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from catalog_images.cli.automations import automations_app
 from catalog_images.cli.execute import execute_run, fail
 from catalog_images.devtools.emulator.command import serve as serve_emulator
 from catalog_images.prefect_env import apply_defaults
@@ -114,6 +115,7 @@ def estimate(
         StorageError,
         describe_s3_error,
     )
+    from catalog_images.errors import explain
     from catalog_images.providers.config import ConfigError, get_provider
     from catalog_images.settings import SettingsError
 
@@ -131,7 +133,7 @@ def estimate(
             plan = plan_catalog(catalog, settings.prompt_template, routes["bulk"][0], s3,
                                 Path(work), load_index(s3, location), force)
     except (SettingsError, ConfigError, CatalogError, StorageError, ValueError) as exc:
-        fail(str(exc))
+        fail(explain(exc))
     except (BotoCoreError, ClientError) as exc:
         fail(f"{dest}: {describe_s3_error(exc)}")
     json.dump(project(plan, routes, concurrency, settings.mode), sys.stdout, indent=2)
@@ -171,6 +173,7 @@ def history(
 
 
 app.command(name="emulator")(serve_emulator)
+app.add_typer(automations_app, name="automations")
 
 
 @app.command()

@@ -19,6 +19,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 def execute_run(show_progress: bool = True, **params) -> int:
     """Validate, run the flow in this process, print the summary; return the exit code."""
     from catalog_images.cli.console import console, print_summary, progress_bar, run_coroutine
+    from catalog_images.errors import explain
     from catalog_images.providers.config import ConfigError, get_provider
     from catalog_images.settings import RunSettings, SettingsError
 
@@ -27,11 +28,15 @@ def execute_run(show_progress: bool = True, **params) -> int:
         for name in settings.provider_names:
             get_provider(name, settings.providers_file).resolve_api_key()
     except (SettingsError, ConfigError) as exc:
-        fail(str(exc))
+        fail(explain(exc))
+    from catalog_images.report.outcome import expected_error_of
     from flows.catalog_refresh import catalog_refresh, outcome_of
 
     with progress_bar(show_progress):
         state = run_coroutine(catalog_refresh(**settings.model_dump(), return_state=True))
+    expected = expected_error_of(state)
+    if expected:  # catalog, storage, settings: the flow logged it without a traceback
+        fail(expected)
     outcome = outcome_of(state)
     if outcome is not None:
         print_summary(outcome["summary"])

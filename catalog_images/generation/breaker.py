@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -21,12 +22,14 @@ class CircuitBreaker:
     probe request is let through, and its success closes the breaker again.
 
     Final errors (safety, bad request) say nothing about the provider's health: they are
-    recorded as successes.
+    recorded as successes. ``on_change`` hears "open" when traffic stops (not again for a
+    failed probe) and "closed" when it flows again (the run's events).
     """
 
     def __init__(
         self, consecutive_failures: int = 5, window: int = 20, failure_rate: float = 0.6,
         cooldown_s: float = 5.0, clock=time.monotonic,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self.consecutive_failures = consecutive_failures
         self.failure_rate = failure_rate
@@ -38,6 +41,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_out = False
         self.opened_count = 0
+        self.on_change = on_change
 
     def allow(self) -> bool:
         """May a request be sent now? (Moves open → half-open after the cooldown.)"""
@@ -85,6 +89,7 @@ class CircuitBreaker:
             if self.state is BreakerState.HALF_OPEN:
                 self.state = BreakerState.CLOSED
                 self._outcomes.clear()
+                self._tell("closed")
             return
         self._streak += 1
         if self.state is BreakerState.HALF_OPEN:
@@ -96,7 +101,13 @@ class CircuitBreaker:
             self._open()
 
     def _open(self) -> None:
+        if self.state is BreakerState.CLOSED:
+            self._tell("open")
         self.state = BreakerState.OPEN
         self._opened_at = self._clock()
         self._probe_out = False
         self.opened_count += 1
+
+    def _tell(self, change: str) -> None:
+        if self.on_change is not None:
+            self.on_change(change)

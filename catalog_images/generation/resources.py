@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 
 from catalog_images.catalog.references import ReferencePolicy, catalog_base
 from catalog_images.catalog.validate import load_reference_bytes
@@ -29,6 +30,7 @@ from catalog_images.models import ReferenceImage
 from catalog_images.providers import create_provider
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.report.contact_sheet import SheetItem
+from catalog_images.report.events import RunEvents
 from catalog_images.report.results import RowResult
 from catalog_images.settings import RunSettings
 
@@ -56,7 +58,11 @@ class RunContext:
     # queue behind thumbnails or reference reads in the default pool.
     spool_pool: ThreadPoolExecutor | None = None
     stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request
+<<<<<<< HEAD
     reference_policy: ReferencePolicy | None = None  # where reference images may come from
+=======
+    events: RunEvents = field(default_factory=lambda: RunEvents(None))  # Prefect events
+>>>>>>> errors
     _references: OrderedDict = field(default_factory=OrderedDict)
 
     @property
@@ -114,8 +120,12 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self.max_cost_usd = settings.max_cost_usd
         self.force, self.force_skus = settings.force, frozenset(settings.force_skus)
         self.s3_settings, self.spool = s3_settings, spool
+<<<<<<< HEAD
         self.reference_policy = ReferencePolicy.for_catalog(catalog_base(settings.catalog),
                                                             location.bucket)
+=======
+        self.events = RunEvents(settings.dest, run_id)
+>>>>>>> errors
         self._stack = AsyncExitStack()
 
     def _runtime(self, config: ProviderConfig) -> ProviderRuntime:
@@ -128,8 +138,9 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             rpd=config.requests_per_day,
             global_limit=f"catalog-images-{config.name}" if self.global_limits else None,
         )
-        return ProviderRuntime(config, client, gate,
-                               CircuitBreaker(cooldown_s=self.breaker_cooldown_s))
+        breaker = CircuitBreaker(cooldown_s=self.breaker_cooldown_s, on_change=partial(
+            self.events.breaker_changed, config.name))
+        return ProviderRuntime(config, client, gate, breaker)
 
     async def __aenter__(self) -> RunContext:
         runtimes = {config.name: self._runtime(config) for config in self.providers}
@@ -140,13 +151,21 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         ctx = RunContext(
             run_id=self.run_id, location=self.location, router=Router(runtimes, self.routes),
             s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
+<<<<<<< HEAD
             policy=self.policy, budget=Budget(self.max_cost_usd),
             force=self.force, force_skus=self.force_skus,
             reference_policy=self.reference_policy,
+=======
+            policy=self.policy, budget=Budget(self.max_cost_usd, on_reached=self._budget_reached),
+            force=self.force, force_skus=self.force_skus, events=self.events,
+>>>>>>> errors
         )
         ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")
         self._stack.callback(ctx.spool_pool.shutdown)
         return ctx
+
+    def _budget_reached(self, budget: Budget) -> None:
+        self.events.budget_reached(budget.cap_usd, budget.spent_usd)
 
     async def __aexit__(self, *exc_info) -> None:
         await self._stack.aclose()

@@ -175,6 +175,8 @@ async def _generate_with_retries(
         if not ctx.budget.reserve(price):
             return runtime, ProviderError(ErrorClass.BUDGET, "budget")
         outcome = await _attempt(ctx, trip, runtime, request, price, keep)
+        if not runtime.available():  # its daily quota is spent: tell once (Prefect event)
+            ctx.events.quota_exhausted(runtime.name)
         if outcome is None:
             continue  # the provider turned unhealthy while this row queued: route again
         if not isinstance(outcome, ProviderError) or not await _try_again(

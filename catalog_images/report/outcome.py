@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from prefect.states import Failed, State
 
+from catalog_images.errors import explain, kind_of
+from catalog_images.report.events import RunEvents
 
-def run_outcome(outcome: dict, stopped_by: str | None, logger) -> dict | State:
+
+def run_outcome(outcome: dict, stopped_by: str | None, logger,
+                events: RunEvents | None = None) -> dict | State:
     """The outcome, or Failed carrying it when rows lack images, the run was stopped early,
-    or the report was not uploaded; the message says why and where the report is."""
+    or the report was not uploaded; the message says why and where the report is.
+    ``events``: the run's events (report not uploaded, run finished) are emitted there."""
     problems = []
     if stopped_by:
         problems.append(f"stopped by {stopped_by}: rows not started are skipped "
@@ -18,10 +23,33 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger) -> dict | State:
     if outcome["report_upload_error"]:
         logger.error("report not uploaded: %s", outcome["report_upload_error"])
         problems.append(f"the report was not uploaded ({outcome['report_upload_error']})")
-    if problems:
-        where = outcome["report_uri"] or outcome["report_path"] or "the summary above"
-        return Failed(message=f"{'; '.join(problems)}; see {where}", data=outcome)
-    return outcome
+        if events is not None:
+            events.report_not_uploaded(outcome["report_upload_error"], outcome["report_path"])
+    where = outcome["report_uri"] or outcome["report_path"] or "the summary above"
+    message = f"{'; '.join(problems)}; see {where}" if problems else None
+    if events is not None:
+        events.run_finished("failed" if problems else "completed", totals,
+                            outcome["report_uri"], message)
+    return Failed(message=message, data=outcome) if message else outcome
+
+
+def expected_failure(exc: BaseException, logger, events: RunEvents | None = None) -> State:
+    """The end of a run stopped by an expected error: one logged message (what is wrong,
+    what to do), no traceback, a Failed state the CLI reads with ``expected_error_of``."""
+    message = explain(exc)
+    logger.error("%s", message)
+    if events is not None:
+        events.run_finished("failed", message=message, error_kind=kind_of(exc))
+    return Failed(message=message.replace("\n", " - "),
+                  data={"expected_error": message, "kind": kind_of(exc)})
+
+
+def expected_error_of(state) -> str | None:
+    """The message of a run that ended on an expected error, else None."""
+    if not state.is_failed():
+        return None
+    data = getattr(state.data, "result", state.data)
+    return data.get("expected_error") if isinstance(data, dict) else None
 
 
 def outcome_of(state) -> dict | None:

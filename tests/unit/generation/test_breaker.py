@@ -93,3 +93,21 @@ def test_releasing_a_probe_outside_half_open_changes_nothing():
     breaker = opened(clock)
     breaker.release_probe()
     assert not breaker.allow() and breaker.state is BreakerState.OPEN
+
+
+def test_on_change_hears_open_once_and_closed_when_a_probe_succeeds():
+    clock, heard = Clock(), []
+    breaker = CircuitBreaker(consecutive_failures=2, cooldown_s=5.0, clock=clock,
+                             on_change=heard.append)
+    breaker.record(False)
+    assert heard == []
+    breaker.record(False)
+    assert heard == ["open"]
+    clock.now += 5.0
+    assert breaker.allow()  # the probe
+    breaker.record(False)  # a failed probe re-opens it: no second "open"
+    assert heard == ["open"] and breaker.state is BreakerState.OPEN
+    clock.now += 5.0
+    assert breaker.allow()
+    breaker.record(True)
+    assert heard == ["open", "closed"] and breaker.closed

@@ -36,3 +36,12 @@ def test_without_a_cap_everything_is_reserved():
     assert budget.reserve(1e9)
     budget.settle(1e9, billed=True)
     assert budget.spent_usd == 1e9 and budget.reserve(1.0)
+
+
+def test_the_first_refusal_tells_on_reached_once():
+    heard = []
+    budget = Budget(0.5, on_reached=heard.append)
+    assert budget.reserve(0.4) and not budget.reached
+    assert not budget.reserve(0.4) and not budget.reserve(0.4)
+    assert heard == [budget] and budget.reached
+    assert Budget(None, on_reached=heard.append).reserve(1e9) and len(heard) == 1

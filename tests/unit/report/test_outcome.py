@@ -42,3 +42,39 @@ def test_a_stop_and_an_unuploaded_report_are_both_named(caplog):
 def test_outcome_of_reads_completed_states_and_ignores_others():
     assert outcome_of(Completed(data=_outcome()))["run_id"] == "r1"
     assert outcome_of(Completed(data={"no": "totals"})) is None
+
+
+def test_an_expected_error_ends_the_run_failed_with_its_two_lines(caplog):
+    from catalog_images.catalog.read import CatalogError
+    from catalog_images.report.outcome import expected_error_of, expected_failure
+
+    with caplog.at_level(logging.ERROR):
+        state = expected_failure(CatalogError("catalog c.csv: empty file"),
+                                 logging.getLogger("t"))
+    assert state.is_failed() and outcome_of(state) is None
+    assert expected_error_of(state) == ("catalog c.csv: empty file\n"
+                                        "Fix the catalog file and run again; nothing was sent "
+                                        "or spent.")
+    assert state.message.startswith("catalog c.csv: empty file - Fix the catalog file")
+    assert "Traceback" not in caplog.text and "empty file" in caplog.text
+    assert expected_error_of(Completed()) is None
+
+
+def test_the_outcome_is_told_to_the_run_events():
+    class Heard:
+        def __init__(self):
+            self.calls = []
+
+        def run_finished(self, *args):
+            self.calls.append(("finished", *args))
+
+        def report_not_uploaded(self, *args):
+            self.calls.append(("not uploaded", *args))
+
+    heard = Heard()
+    run_outcome(_outcome(upload_error="denied"), None, logging.getLogger("t"), heard)
+    assert [c[0] for c in heard.calls] == ["not uploaded", "finished"]
+    assert heard.calls[1][1] == "failed" and heard.calls[1][2]["accepted"] == 10
+    heard.calls.clear()
+    run_outcome(_outcome(), None, logging.getLogger("t"), heard)
+    assert heard.calls[0][1] == "completed"
