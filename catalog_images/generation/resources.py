@@ -7,6 +7,7 @@ explicitly to whatever works on the run's rows (chunk tasks, batch mode, deliver
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -55,6 +56,8 @@ class RunContext:
     # queue behind thumbnails or reference reads in the default pool.
     spool_pool: ThreadPoolExecutor | None = None
     stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request
+    logger: logging.Logger | logging.LoggerAdapter = field(
+        default_factory=lambda: logging.getLogger("catalog_images.run"))
     _references: OrderedDict = field(default_factory=OrderedDict)
 
     @property
@@ -105,7 +108,9 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self.run_id, self.location, self.providers = run_id, location, providers
         self.routes, self.concurrency = settings.routes, settings.concurrency
         self.policy = RetryPolicy(settings.max_attempts,
-                                  max_provider_wait_s=settings.max_provider_wait_s)
+                                  max_provider_wait_s=settings.max_provider_wait_s,
+                                  max_retry_hint_s=settings.max_retry_hint_s,
+                                  row_deadline_s=settings.row_deadline_s)
         self.breaker_cooldown_s = settings.breaker_cooldown_s
         self.global_limits = settings.global_limits
         self.max_cost_usd = settings.max_cost_usd

@@ -17,6 +17,7 @@ import httpx
 from catalog_images.images import ImageCheckError, inspect_image
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import verified_image
+from catalog_images.providers.causes import classify_answer
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ErrorClass, ProviderError, classify_status
 from catalog_images.providers.http import new_http_client, send
@@ -38,7 +39,7 @@ def body_error(payload: dict, what: str) -> ProviderError:
     """An error answered as HTTP 200 with another ``code`` in the body."""
     code = int(payload.get("code") or 500)
     message = f"{what}: code {code} {payload.get('msg', '')}".strip()
-    error_class = ErrorClass.BAD_REQUEST if code == 422 else classify_status(code)
+    error_class = ErrorClass.BAD_REQUEST if code == 422 else classify_answer(code, payload)
     return ProviderError(error_class, message, status=code)
 
 

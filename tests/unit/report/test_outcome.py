@@ -42,3 +42,15 @@ def test_a_stop_and_an_unuploaded_report_are_both_named(caplog):
 def test_outcome_of_reads_completed_states_and_ignores_others():
     assert outcome_of(Completed(data=_outcome()))["run_id"] == "r1"
     assert outcome_of(Completed(data={"no": "totals"})) is None
+
+
+def test_rows_left_by_an_out_provider_fail_the_run_naming_the_cause():
+    outcome = _outcome()
+    out = "google: spend cap, prepay balance or billing tier (monthly cap); raise the spend cap"
+    outcome["totals"]["providers"] = {"google": {"out": out, "rows_left": 7},
+                                      "relay": {"out": None, "rows_left": 0}}
+    state = run_outcome(outcome, None, logging.getLogger("t"))
+    assert state.is_failed()
+    assert state.message.startswith(f"7 rows left because provider {out}; see s3://")
+    outcome["totals"]["providers"]["google"]["rows_left"] = 0  # the fallback did every row
+    assert run_outcome(outcome, None, logging.getLogger("t")) is outcome
