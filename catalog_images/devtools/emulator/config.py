@@ -65,6 +65,12 @@ class EmulatorConfig:
     leaves a job it never heard of, which it must find again by listing batches.
     ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
     with the matching MIME type in each wire format.
+    ``rpd``: a per-day quota; once that many requests were admitted (since the start or the
+    last reset) every request answers a per-day 429 (Gemini: ``QuotaFailure`` quotaId
+    ``GenerateRequestsPerDayPerProjectPerModel``, ``RetryInfo`` of ``rpd_retry_delay_s``,
+    hours). ``spend_cap_after``: likewise, but a spend-cap 429 with the billing message and
+    no retry hint. ``fault_retry_delay_s`` (the "429" fault's RetryInfo and, with
+    ``retry_after_header``, its ``Retry-After``) may be of any length, e.g. 1e9.
     """
 
     latency_s: float = 0.05
@@ -88,6 +94,9 @@ class EmulatorConfig:
     batch_create_latency_s: float = 0.0
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
     image_format: str = "png"
+    rpd: int | None = None
+    rpd_retry_delay_s: float = 39043.0
+    spend_cap_after: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -149,11 +158,15 @@ def _validate(cfg: EmulatorConfig) -> None:
         "task_queue_s",
         "batch_delay_s",
         "batch_create_latency_s",
+        "rpd_retry_delay_s",
     ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
     if cfg.rpm is not None and cfg.rpm < 1:
         raise ValueError("rpm must be None or >= 1")
+    for name in ("rpd", "spend_cap_after"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be None or >= 0")
     if cfg.quota_window_s <= 0:
         raise ValueError("quota_window_s must be > 0")
     if not cfg.models or not cfg.task_models:
