@@ -23,6 +23,7 @@ from bench.harness import print_table
 from bench.soak.common import SOAK, Outcome, Services
 from bench.soak.crashes import crash_case, overlapping_runs, repeated_stops
 from bench.soak.faults import fault_soak
+from bench.soak.quota import huge_retry_after, per_day, sigterm_on_pause, spend_cap
 from bench.soak.storage import (
     bad_input,
     refused_before_any_request,
@@ -49,7 +50,8 @@ def main() -> None:
     parser.add_argument("--crash-rows", type=int, default=400)
     parser.add_argument("--only", nargs="*", help="soak, kill-generation, kill-upload, "
                         "kill-report, kill-batch, sigterm, overlap, outage, outage-end, "
-                        "spool-full, bucket, credentials, bad-input")
+                        "spool-full, bucket, credentials, bad-input, daily, daily-fallback, "
+                        "spend-cap, retry-after, sigterm-pause")
     args = parser.parse_args()
     started = time.monotonic()
     outcomes: list[Outcome] = []
@@ -74,6 +76,11 @@ def main() -> None:
                 "no-such-bucket-soak"),
             "credentials": lambda: wrong_credentials(svc),
             "bad-input": bad_input,
+            "daily": lambda: per_day(svc, args.crash_rows // 2, fallback=False),
+            "daily-fallback": lambda: per_day(svc, args.crash_rows // 2, fallback=True),
+            "spend-cap": lambda: spend_cap(svc, args.crash_rows // 2),
+            "retry-after": lambda: huge_retry_after(svc, args.crash_rows // 4),
+            "sigterm-pause": lambda: sigterm_on_pause(svc, args.crash_rows // 2),
         }
         print(f"services up in {time.monotonic() - started:.0f} s", flush=True)
         for name, step in steps.items():
