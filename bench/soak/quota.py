@@ -36,7 +36,23 @@ def _run(svc: Services, name: str, urls: dict[str, str], rows: int, *extra: str)
                   "--report", str(report), *extra)
     run = run_child(command, env=svc.env(next(iter(urls.values())), SOAK / f"spool-{name}"),
                     timeout=600)
+    (SOAK / f"{name}.log").write_text(run.stderr)  # timestamped log lines, for the record
     return run, report, time.time()  # the end's wall time, beside the emulator's refusals
+
+
+def _logged_at(log: str, text: str, last: bool = False) -> float | None:
+    """Seconds since midnight of the first (or last) log line containing ``text``."""
+    lines = [line for line in log.splitlines() if text in line and line[:2].isdigit()]
+    if not lines:
+        return None
+    hours, minutes, seconds = lines[-1 if last else 0].split(" ", 1)[0].split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _settled_s(log: str, cause: str) -> str:
+    """How long after the log line naming ``cause`` the last chunk of rows finished."""
+    begun, ended = _logged_at(log, cause), _logged_at(log, "generate-rows", last=True)
+    return f"{ended - begun:.1f} s" if begun is not None and ended is not None else "?"
 
 
 def per_day(svc: Services, rows: int, fallback: bool) -> Outcome:
@@ -70,7 +86,8 @@ def per_day(svc: Services, rows: int, fallback: bool) -> Outcome:
                       and all(r["reason"].startswith("daily quota (resets") for r in skipped))
     outcome.figures = (f"{rows} rows: {ledger['images']} by google, {relayed['images']} by the "
                        f"fallback, {len(skipped)} skipped; {stats['daily_429']} per-day 429s; "
-                       f"exit {run.returncode} {after:.1f} s after the first; "
+                       f"rows settled {_settled_s(run.stderr, 'per-day quota')} and exit "
+                       f"{run.returncode} {after:.1f} s after the first; "
                        f"wall {run.wall_s:.0f} s")
     return outcome
 
@@ -139,6 +156,7 @@ def sigterm_on_pause(svc: Services, rows: int) -> Outcome:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=300)
         took = time.monotonic() - sent
+        (SOAK / f"{name}.log").write_text(stderr)  # timestamped log lines, for the record
         _, results = report_rows(report)
         billed = emulator_get(url, "ledger")["images"]
         emulator_post(url, "reset", {"scripts": True})
@@ -151,7 +169,8 @@ def sigterm_on_pause(svc: Services, rows: int) -> Outcome:
     outcome.check("second run finishes", rerun.returncode == 0)
     outcome.check("nothing billed twice", billed + ledger["images"] == rows
                   and len(keys_under(svc.s3, f"{name}/images/")) == rows)
-    outcome.figures = (f"{rows} rows: {billed} billed before the stop, exit "
+    outcome.figures = (f"{rows} rows: {billed} billed before the stop; rows settled "
+                       f"{_settled_s(stderr, 'SIGTERM: no new')} and exit "
                        f"{proc.returncode} {took:.1f} s after SIGTERM; the second run billed "
                        f"{ledger['images']}")
     return outcome

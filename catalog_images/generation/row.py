@@ -256,6 +256,9 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
     if spooled is not None:
         paid = PaidImage.from_spool(job, fp, spooled)
     else:
+        refused = _refused_now(ctx, route)
+        if refused is not None:  # no lookups for a row that cannot be sent anyway
+            return _unanswered(job, fp, refused[0], first, refused[1], tries)
         existing = await find_current(ctx, job, fp)
         if existing:
             return RowResult.unchanged(job, existing, fp)
@@ -270,6 +273,18 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
         runtime.stats.cost_usd += outcome.cost_usd
         paid = outcome
     return await deliver(ctx, paid, image_key(ctx.location, job.sku, paid.image.mime_type), tries)
+
+
+def _refused_now(ctx: RunContext, route: list[ProviderRuntime]
+                 ) -> tuple[ProviderRuntime | None, ProviderError] | None:
+    """Why a row cannot be sent at all: the run is stopping, or every provider of its route
+    is out (the provider it names counts the row as left by it); else None."""
+    if ctx.stop.requested:
+        return None, ProviderError(ErrorClass.STOPPED, "stopped")
+    out = Router.out_error(route)
+    if out is not None:
+        out[0].stats.rows_left += 1
+    return out
 
 
 def _unanswered(job: Job, fp: str, runtime: ProviderRuntime | None, first: ProviderConfig,
