@@ -195,3 +195,44 @@ def test_out_for_reads_each_cause_and_leaves_retryable_ones_alone():
 def test_the_daily_reset_without_a_hint_is_midnight_pacific():
     late = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)  # 01:30 in Los Angeles (PST)
     assert next_pacific_midnight(late) == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def test_a_gate_waiter_leaves_at_its_deadline_or_when_interrupted_and_unwanted():
+    from catalog_images.generation.limits import SlotDeclined
+
+    async def go():
+        gate = ProviderGate(max_concurrency=1)
+        wanted = {"late": True, "left": True}
+        held = asyncio.Event()
+
+        async def holder():
+            async with gate.slot():
+                await held.wait()
+
+        async def waiter(name: str, deadline: float | None):
+            try:
+                async with gate.slot(lambda: wanted[name], deadline):
+                    return "sent"
+            except SlotDeclined:
+                return "declined"
+
+        hold = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        late = asyncio.ensure_future(waiter("late", time.monotonic() + 0.1))
+        left = asyncio.ensure_future(waiter("left", None))
+        await asyncio.sleep(0.3)
+        first = (late.done() and late.result(), left.done())
+        gate.interrupt()  # still wanted: it keeps its place
+        await asyncio.sleep(0.05)
+        kept = not left.done()
+        wanted["left"] = False
+        gate.interrupt()
+        await asyncio.sleep(0.05)
+        second = left.done() and left.result()
+        held.set()
+        await hold
+        return first, kept, second, gate.in_flight, gate.waiting
+
+    first, kept, second, in_flight, waiting = asyncio.run(go())
+    assert first == ("declined", False) and kept and second == "declined"
+    assert in_flight == 0 and waiting == 0
