@@ -41,7 +41,8 @@ class ProviderGate:
         self.rpd = rpd
         self.global_limit = global_limit
         self.sent_today = 0
-        self.in_flight = 0
+        self.in_flight = 0  # slots held: sending, or waiting for a rate token or a pause
+        self.sending = 0  # requests past every wait: sent, or about to be
         self.waiting = 0  # rows queued for a slot: tells the flow when to feed more work
         self._waiters: deque[tuple[asyncio.Future, Callable[[], bool] | None]] = deque()
         self._nudge = asyncio.Event()  # set (and replaced) by interrupt()
@@ -185,6 +186,10 @@ class ProviderGate:
             if not self.daily_quota_left:
                 raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
             self.sent_today += 1
-            yield
+            self.sending += 1
+            try:
+                yield
+            finally:
+                self.sending -= 1
         finally:
             self._release()

@@ -68,7 +68,7 @@ class RunContext:
     @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered, over all providers."""
-        return sum(r.gate.in_flight for r in self.router.runtimes.values())
+        return sum(r.gate.sending for r in self.router.runtimes.values())
 
     @property
     def capacity(self) -> int:

@@ -168,7 +168,8 @@ def test_a_stop_ends_rows_waiting_on_a_one_hour_pause_and_on_a_slot_within_a_sec
         rows = [asyncio.ensure_future(row(ctx)) for _ in range(5)]
         await asyncio.sleep(0.1)
         assert not any(r.done() for r in rows)  # one waits on the pause, four on its slot
-        started = time.monotonic()
+        assert (google.gate.in_flight, google.gate.sending) == (1, 0)  # none sent: the
+        started = time.monotonic()  # stop message says 0 in flight
         ctx.stop.set("SIGTERM")
         results = await asyncio.wait_for(asyncio.gather(*rows), 2.0)
         return time.monotonic() - started, results
