@@ -149,7 +149,8 @@ class Router:
             if runtime.out is not None and runtime.out.active():
                 return runtime, runtime.out.row_error()
         return route[0], ProviderError(
-            ErrorClass.DAILY_QUOTA, "daily quota reached on every provider of the route")
+            ErrorClass.DAILY_QUOTA, "daily quota (requests_per_day used on every provider of "
+            "the route)")
 
     def interrupt_all(self) -> None:
         """Wake every row waiting at a gate to ask again whether it still wants the slot."""
