@@ -52,6 +52,12 @@ class RunSettings(BaseModel):
         10.0, gt=0, description="seconds an open circuit breaker waits before a probe")
     max_provider_wait_s: float = Field(
         300.0, gt=0, description="how long a row waits for a provider whose breaker is open")
+    max_retry_hint_s: float = Field(
+        120.0, gt=0, description="longest server retry hint (Retry-After, RetryInfo) obeyed; a "
+        "longer one puts the provider out for the run, like a spent daily quota")
+    row_deadline_s: float = Field(
+        3600.0, gt=0, description="seconds a row may take in all (queues, retries, waits); "
+        "then it ends failed with reason row_deadline")
     max_cost_usd: float | None = Field(
         None, ge=0, description="USD cap: no request starts that could take spend over it")
     force: bool = Field(False, description="regenerate every row, even unchanged ones")

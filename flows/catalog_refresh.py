@@ -50,6 +50,8 @@ async def catalog_refresh(
     aws_credentials_block: str | None = RUN["aws_credentials_block"],
     breaker_cooldown_s: float = RUN["breaker_cooldown_s"],
     max_provider_wait_s: float = RUN["max_provider_wait_s"],
+    max_retry_hint_s: float = RUN["max_retry_hint_s"],
+    row_deadline_s: float = RUN["row_deadline_s"],
     max_cost_usd: float | None = RUN["max_cost_usd"], force: bool = RUN["force"],
     force_skus: list[str] | None = RUN["force_skus"], mode: RunMode = RUN["mode"],
     batch_rows: int = RUN["batch_rows"], batch_deadline_s: float = RUN["batch_deadline_s"],

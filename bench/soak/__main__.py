@@ -25,6 +25,7 @@ from bench.soak.common import SOAK, Outcome, Services
 from bench.soak.crashes import crash_case, overlapping_runs, repeated_stops
 from bench.soak.faults import fault_soak
 from bench.soak.hostile import hostile_providers
+from bench.soak.quota import huge_retry_after, per_day, sigterm_on_pause, spend_cap
 from bench.soak.storage import (
     bad_input,
     refused_before_any_request,
@@ -51,7 +52,8 @@ def main() -> None:
     parser.add_argument("--crash-rows", type=int, default=400)
     parser.add_argument("--only", nargs="*", help="soak, kill-generation, kill-upload, "
                         "kill-report, kill-batch, sigterm, overlap, outage, outage-end, "
-                        "spool-full, bucket, credentials, bad-input, hostile")
+                        "spool-full, bucket, credentials, bad-input, hostile, daily, "
+                        "daily-fallback, spend-cap, retry-after, sigterm-pause")
     parser.add_argument("--hostile-rows", type=int, default=60)
     args = parser.parse_args()
     started = time.monotonic()
@@ -78,6 +80,11 @@ def main() -> None:
             "credentials": lambda: wrong_credentials(svc),
             "bad-input": bad_input,
             "hostile": lambda: hostile_providers(svc, args.hostile_rows),
+            "daily": lambda: per_day(svc, args.crash_rows // 2, fallback=False),
+            "daily-fallback": lambda: per_day(svc, args.crash_rows // 2, fallback=True),
+            "spend-cap": lambda: spend_cap(svc, args.crash_rows // 2),
+            "retry-after": lambda: huge_retry_after(svc, args.crash_rows // 4),
+            "sigterm-pause": lambda: sigterm_on_pause(svc, args.crash_rows // 2),
         }
         print(f"services up in {time.monotonic() - started:.0f} s", flush=True)
         for name, step in steps.items():

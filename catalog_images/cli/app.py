@@ -26,6 +26,7 @@ RUN_OPTION_FIELDS: dict[str, str] = {
     "fallback_provider": "fallback_providers", "priority_provider": "priority_providers",
     "report": "report_path", "max_cost": "max_cost_usd", "force_sku": "force_skus",
     "breaker_cooldown": "breaker_cooldown_s", "max_provider_wait": "max_provider_wait_s",
+    "max_retry_hint": "max_retry_hint_s", "row_deadline": "row_deadline_s",
     "batch_deadline": "batch_deadline_s", "batch_poll": "batch_poll_s",
 }
 _OPTION_OF = {field: option for option, field in RUN_OPTION_FIELDS.items()}
@@ -63,6 +64,8 @@ def run(
         "aws_credentials_block")] = RUN["aws_credentials_block"],
     breaker_cooldown: Annotated[float, _help("breaker_cooldown")] = RUN["breaker_cooldown"],
     max_provider_wait: Annotated[float, _help("max_provider_wait")] = RUN["max_provider_wait"],
+    max_retry_hint: Annotated[float, _help("max_retry_hint")] = RUN["max_retry_hint"],
+    row_deadline: Annotated[float, _help("row_deadline")] = RUN["row_deadline"],
     max_cost: Annotated[float | None, _help("max_cost")] = RUN["max_cost"],
     force: Annotated[bool, _help("force")] = RUN["force"],
     force_sku: Annotated[list[str] | None, _help(

@@ -4,6 +4,7 @@ per day, and pauses after 429s. One gate per provider, shared by every row of a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,9 +41,11 @@ class ProviderGate:
         self.rpd = rpd
         self.global_limit = global_limit
         self.sent_today = 0
-        self.in_flight = 0
+        self.in_flight = 0  # slots held: sending, or waiting for a rate token or a pause
+        self.sending = 0  # requests past every wait: sent, or about to be
         self.waiting = 0  # rows queued for a slot: tells the flow when to feed more work
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: deque[tuple[asyncio.Future, Callable[[], bool] | None]] = deque()
+        self._nudge = asyncio.Event()  # set (and replaced) by interrupt()
         self._sent: deque[list] = deque()  # [send time, confirmed] per request in the window
         self._rate_lock = asyncio.Lock()
         self._paused_until = 0.0
@@ -72,81 +75,121 @@ class ProviderGate:
         if retry_after_s:
             self.pause(retry_after_s)
 
+    def interrupt(self) -> None:
+        """Make every row waiting here ask its ``still_wanted`` again now (the run is
+        stopping, or the provider went out): those no longer wanting a slot leave at once."""
+        for waiter, wanted in list(self._waiters):
+            if not waiter.done() and wanted is not None and not wanted():
+                self._waiters.remove((waiter, wanted))
+                waiter.set_exception(SlotDeclined())
+        nudge, self._nudge = self._nudge, asyncio.Event()
+        nudge.set()
+
     def _wake(self) -> None:
         """Hand free slots to waiters in arrival order (the slot is counted for them)."""
         while self._waiters and self.in_flight < int(self.limit):
-            waiter = self._waiters.popleft()
+            waiter, _ = self._waiters.popleft()
             if not waiter.done():
                 self.in_flight += 1
                 waiter.set_result(None)
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, still_wanted: Callable[[], bool] | None,
+                       deadline: float | None) -> None:
         if self.in_flight < int(self.limit) and not self._waiters:
             self.in_flight += 1
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        entry = (waiter, still_wanted)
+        self._waiters.append(entry)
         try:
-            await waiter
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            await asyncio.wait([waiter], timeout=timeout)
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release()  # the slot was handed over as we were cancelled
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
+            elif entry in self._waiters:
+                self._waiters.remove(entry)
             raise
+        if not waiter.done():  # the row's deadline passed while it queued
+            self._waiters.remove(entry)
+            waiter.cancel()
+            raise SlotDeclined()
+        waiter.result()  # raises SlotDeclined when interrupted
 
     def _release(self) -> None:
         self.in_flight -= 1
         self._wake()
 
-    async def _wait_for_rate(self) -> None:
+    async def _sleep(self, seconds: float, deadline: float | None) -> None:
+        """Sleep up to ``seconds``; less when interrupted; SlotDeclined past ``deadline``."""
+        if deadline is not None:
+            if time.monotonic() >= deadline:
+                raise SlotDeclined()
+            seconds = min(seconds, deadline - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._nudge.wait(), seconds)
+
+    def _take_rate_token(self, now: float) -> float:
+        """Take a token and return 0.0, or return the seconds until one may be taken."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self.rpm is None:
+            return 0.0
+        horizon = now - self.window_s - self.SAFETY_MARGIN_S
+        while self._sent and self._sent[0][0] <= horizon:
+            self._sent.popleft()
+        if len(self._sent) < self.rpm:
+            stamp = [now, False]
+            self._sent.append(stamp)
+            SEND_STAMP.set(stamp)
+            return 0.0
+        return self._sent[0][0] - horizon
+
+    async def _wait_for_rate(self, still_wanted: Callable[[], bool] | None,
+                             deadline: float | None) -> None:
         async with self._rate_lock:
             while True:
-                now = time.monotonic()
-                if now < self._paused_until:
-                    await asyncio.sleep(self._paused_until - now)
-                    continue
-                if self.rpm is None:
+                if still_wanted is not None and not still_wanted():
+                    raise SlotDeclined()
+                wait = self._take_rate_token(time.monotonic())
+                if wait <= 0:
                     break
-                horizon = now - self.window_s - self.SAFETY_MARGIN_S
-                while self._sent and self._sent[0][0] <= horizon:
-                    self._sent.popleft()
-                if len(self._sent) < self.rpm:
-                    stamp = [now, False]
-                    self._sent.append(stamp)
-                    SEND_STAMP.set(stamp)
-                    break
-                await asyncio.sleep(self._sent[0][0] - horizon)
+                await self._sleep(wait, deadline)
         if self.global_limit:
             from prefect.concurrency.asyncio import rate_limit
 
             await rate_limit(self.global_limit, occupy=1, strict=False)
 
     @asynccontextmanager
-    async def slot(self, still_wanted: Callable[[], bool] | None = None):
+    async def slot(self, still_wanted: Callable[[], bool] | None = None,
+                   deadline: float | None = None):
         """Hold one in-flight slot and one rate token for the duration of a request.
 
-        ``still_wanted`` is asked once a slot is free, before any rate token is taken: when
-        it says no, SlotDeclined is raised and nothing is counted. It is asked again after
-        the rate wait (which can be long when paced); a no then leaves one token unused.
-        Raises ProviderError(DAILY_QUOTA) when the day's budget is spent.
+        ``still_wanted`` is asked once a slot is free, before any rate token is taken, after
+        every rate wait (which can be long when paced or paused) and whenever ``interrupt``
+        is called: when it says no, SlotDeclined is raised and nothing is counted (a no after
+        the last rate wait leaves one token unused). Waits end with SlotDeclined at
+        ``deadline`` (a ``time.monotonic()`` value). Raises ProviderError(DAILY_QUOTA) when
+        the day's budget is spent.
         """
         if not self.daily_quota_left:
             raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
         self.waiting += 1
         try:
-            await self._acquire()
+            await self._acquire(still_wanted, deadline)
         finally:
             self.waiting -= 1
         try:
-            if still_wanted is not None and not still_wanted():
-                raise SlotDeclined()
-            await self._wait_for_rate()
+            await self._wait_for_rate(still_wanted, deadline)
             if still_wanted is not None and not still_wanted():
                 raise SlotDeclined()
             if not self.daily_quota_left:
                 raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
             self.sent_today += 1
-            yield
+            self.sending += 1
+            try:
+                yield
+            finally:
+                self.sending -= 1
         finally:
             self._release()

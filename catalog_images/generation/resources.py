@@ -7,6 +7,7 @@ explicitly to whatever works on the run's rows (chunk tasks, batch mode, deliver
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,11 +59,10 @@ class RunContext:
     # queue behind thumbnails or reference reads in the default pool.
     spool_pool: ThreadPoolExecutor | None = None
     stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request
-<<<<<<< HEAD
     reference_policy: ReferencePolicy | None = None  # where reference images may come from
-=======
     events: RunEvents = field(default_factory=lambda: RunEvents(None))  # Prefect events
->>>>>>> errors
+    logger: logging.Logger | logging.LoggerAdapter = field(
+        default_factory=lambda: logging.getLogger("catalog_images.run"))
     _references: OrderedDict = field(default_factory=OrderedDict)
 
     @property
@@ -73,7 +73,7 @@ class RunContext:
     @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered, over all providers."""
-        return sum(r.gate.in_flight for r in self.router.runtimes.values())
+        return sum(r.gate.sending for r in self.router.runtimes.values())
 
     @property
     def capacity(self) -> int:
@@ -114,18 +114,17 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self.run_id, self.location, self.providers = run_id, location, providers
         self.routes, self.concurrency = settings.routes, settings.concurrency
         self.policy = RetryPolicy(settings.max_attempts,
-                                  max_provider_wait_s=settings.max_provider_wait_s)
+                                  max_provider_wait_s=settings.max_provider_wait_s,
+                                  max_retry_hint_s=settings.max_retry_hint_s,
+                                  row_deadline_s=settings.row_deadline_s)
         self.breaker_cooldown_s = settings.breaker_cooldown_s
         self.global_limits = settings.global_limits
         self.max_cost_usd = settings.max_cost_usd
         self.force, self.force_skus = settings.force, frozenset(settings.force_skus)
         self.s3_settings, self.spool = s3_settings, spool
-<<<<<<< HEAD
         self.reference_policy = ReferencePolicy.for_catalog(catalog_base(settings.catalog),
                                                             location.bucket)
-=======
         self.events = RunEvents(settings.dest, run_id)
->>>>>>> errors
         self._stack = AsyncExitStack()
 
     def _runtime(self, config: ProviderConfig) -> ProviderRuntime:
@@ -151,14 +150,9 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         ctx = RunContext(
             run_id=self.run_id, location=self.location, router=Router(runtimes, self.routes),
             s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
-<<<<<<< HEAD
-            policy=self.policy, budget=Budget(self.max_cost_usd),
-            force=self.force, force_skus=self.force_skus,
-            reference_policy=self.reference_policy,
-=======
             policy=self.policy, budget=Budget(self.max_cost_usd, on_reached=self._budget_reached),
             force=self.force, force_skus=self.force_skus, events=self.events,
->>>>>>> errors
+            reference_policy=self.reference_policy,
         )
         ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")
         self._stack.callback(ctx.spool_pool.shutdown)

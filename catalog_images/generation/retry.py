@@ -15,6 +15,8 @@ class RetryPolicy:
     max_delay_s: float = 60.0
     hint_jitter_s: float = 0.25  # spread added to a server-given delay so waiters don't stampede
     max_provider_wait_s: float = 300.0  # a row's patience while every provider is unavailable
+    max_retry_hint_s: float = 120.0  # a longer server hint: the provider is out for now
+    row_deadline_s: float = 3600.0  # a row ends by then, with an image or not
 
     def delay(self, attempt: int, hint_s: float | None, rng: random.Random) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""

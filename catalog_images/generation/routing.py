@@ -8,8 +8,10 @@ import numpy as np
 
 from catalog_images.generation.breaker import CircuitBreaker
 from catalog_images.generation.limits import ProviderGate
+from catalog_images.generation.outage import ProviderOut
 from catalog_images.providers.base import ImageProvider
 from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.errors import ErrorClass, ProviderError
 
 PRIORITY_ROUTE, BULK_ROUTE = "priority", "bulk"
 
@@ -29,6 +31,8 @@ class ProviderStats:
     first_send: float | None = None  # wall-clock times, so shards on other hosts merge
     last_send: float | None = None
     latencies: list[float] = field(default_factory=list)
+    out: str | None = None  # why the provider took no new request from some point on
+    rows_left: int = 0  # rows that ended without an image because it was out
 
     def sent(self, now: float) -> None:
         """Count one request leaving now."""
@@ -40,8 +44,9 @@ class ProviderStats:
     def merge(self, other: ProviderStats) -> None:
         """Add another process's stats for the same provider (a shard of the run)."""
         for name in ("requests", "images", "rate_limited", "retries", "failovers_in",
-                     "failovers_out", "breaker_opened", "cost_usd"):
+                     "failovers_out", "breaker_opened", "cost_usd", "rows_left"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.out = self.out or other.out
         sends = [t for t in (self.first_send, other.first_send) if t is not None]
         self.first_send = min(sends) if sends else None
         lasts = [t for t in (self.last_send, other.last_send) if t is not None]
@@ -69,6 +74,7 @@ class ProviderStats:
             "busy_s": round(self.last_send - self.first_send, 3) if self.first_send else None,
             "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
             "latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat is not None else None,
+            "out": self.out, "rows_left": self.rows_left,
         }
 
 
@@ -81,6 +87,7 @@ class ProviderRuntime:
     gate: ProviderGate
     breaker: CircuitBreaker
     stats: ProviderStats = field(default_factory=ProviderStats)
+    out: ProviderOut | None = None
 
     @property
     def name(self) -> str:
@@ -88,8 +95,23 @@ class ProviderRuntime:
         return self.config.name
 
     def available(self) -> bool:
-        """Has daily budget left; the breaker is asked separately (it may hand out a probe)."""
-        return self.gate.daily_quota_left
+        """Has daily budget left and is not out; the breaker is asked separately (it may hand
+        out a probe)."""
+        return self.gate.daily_quota_left and (self.out is None or not self.out.active())
+
+    def take_out(self, out: ProviderOut) -> bool:
+        """Put the provider out (the longer out wins); True when it was not out before.
+
+        Rows waiting for its slots are woken to go elsewhere or end.
+        """
+        was_in = self.out is None or not self.out.active()
+        if was_in or out.until is None or (self.out.until is not None
+                                           and out.until > self.out.until):
+            self.out = out
+        if was_in:
+            self.stats.out = out.message
+        self.gate.interrupt()
+        return was_in
 
 
 class Router:
@@ -116,6 +138,24 @@ class Router:
     def exhausted(route: list[ProviderRuntime]) -> bool:
         """True when no provider of ``route`` has daily budget left."""
         return not any(r.available() for r in route)
+
+    @staticmethod
+    def out_error(route: list[ProviderRuntime]) -> tuple[ProviderRuntime, ProviderError] | None:
+        """When every provider of ``route`` is out or out of daily budget: the first one that
+        is out and the error its rows end with; else None."""
+        if not Router.exhausted(route):
+            return None
+        for runtime in route:
+            if runtime.out is not None and runtime.out.active():
+                return runtime, runtime.out.row_error()
+        return route[0], ProviderError(
+            ErrorClass.DAILY_QUOTA, "daily quota (requests_per_day used on every provider of "
+            "the route)")
+
+    def interrupt_all(self) -> None:
+        """Wake every row waiting at a gate to ask again whether it still wants the slot."""
+        for runtime in self.runtimes.values():
+            runtime.gate.interrupt()
 
     @staticmethod
     def wait_hint(route: list[ProviderRuntime]) -> float:

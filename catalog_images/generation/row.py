@@ -20,6 +20,7 @@ from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location
 from catalog_images.generation.deliver import PaidImage, deliver, keep
 from catalog_images.generation.limits import SlotDeclined
+from catalog_images.generation.outage import out_for
 from catalog_images.generation.resources import RunContext
 from catalog_images.generation.routing import ProviderRuntime, Router
 from catalog_images.models import GeneratedImage, ImageRequest, Job
@@ -28,7 +29,9 @@ from catalog_images.providers.errors import PROVIDER_FAULTS, ErrorClass, Provide
 from catalog_images.report.results import RowResult, Tries
 
 SKIPPED_REASONS = {ErrorClass.DAILY_QUOTA: "daily quota", ErrorClass.BUDGET: "budget",
-                   ErrorClass.STOPPED: "stopped"}  # rows not tried, left for the next run
+                   ErrorClass.STOPPED: "stopped", ErrorClass.SPEND_CAP: "spend cap"}
+# rows left for the next run; a quota's or spend cap's own reason says more (its reset)
+OWN_REASONS = frozenset({ErrorClass.DAILY_QUOTA, ErrorClass.SPEND_CAP})
 MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
 Kept = TypeVar("Kept")
 
@@ -54,7 +57,7 @@ def _still_wanted(ctx: RunContext, route: list[ProviderRuntime], runtime: Provid
     or when a provider earlier in the route is healthy again (or due a probe): traffic goes
     back to where it belongs.
     """
-    if ctx.stop.requested:
+    if ctx.stop.requested or not runtime.available():
         return False
     if not probe and not runtime.breaker.closed:
         return False
@@ -71,6 +74,7 @@ class _Trip:
     failures: int = 0  # failed attempts, counted against the policy's max_attempts
     rate_limited: int = 0
     waited: float = 0.0  # seconds spent waiting for any provider of the route
+    deadline: float = float("inf")  # time.monotonic() by which the row ends, image or not
     previous: ProviderRuntime | None = None
     probe: bool = False  # the current attempt is its breaker's half-open probe
 
@@ -80,19 +84,24 @@ async def _choose(ctx: RunContext, trip: _Trip) -> ProviderRuntime | ProviderErr
     while True:
         if ctx.stop.requested:
             return ProviderError(ErrorClass.STOPPED, "stopped")
+        if time.monotonic() >= trip.deadline:
+            return ProviderError(ErrorClass.ROW_DEADLINE, "no image within the row deadline "
+                                 f"(row_deadline_s = {ctx.policy.row_deadline_s:.0f})")
         runtime = ctx.router.choose(trip.route)
         if runtime is not None:
             trip.probe = not runtime.breaker.closed  # allow() handed this row the probe
             _note_failover(trip.route, trip.previous, runtime)
             trip.previous = runtime
             return runtime
-        if Router.exhausted(trip.route):
-            return ProviderError(
-                ErrorClass.DAILY_QUOTA, "daily quota reached on every provider of the route")
+        out = Router.out_error(trip.route)
+        if out is not None:
+            trip.previous, error = out
+            trip.previous.stats.rows_left += 1
+            return error
         if trip.waited >= ctx.policy.max_provider_wait_s:
             return ProviderError(
                 ErrorClass.CIRCUIT_OPEN, "every provider of the route stayed unavailable")
-        pause = Router.wait_hint(trip.route)
+        pause = min(Router.wait_hint(trip.route), max(0.0, trip.deadline - time.monotonic()))
         await ctx.stop.pause(pause)
         trip.waited += pause
 
@@ -106,7 +115,7 @@ async def _attempt(
     billed = False
     try:
         async with runtime.gate.slot(
-            partial(_still_wanted, ctx, trip.route, runtime, trip.probe)
+            partial(_still_wanted, ctx, trip.route, runtime, trip.probe), trip.deadline
         ):
             started = time.monotonic()
             runtime.stats.sent(time.time())
@@ -131,14 +140,30 @@ async def _attempt(
     return kept
 
 
+def _tell_daily_quota(ctx: RunContext, runtime: ProviderRuntime) -> None:
+    """A provider whose daily quota is spent (ours or the provider's per-day 429) is told
+    once as a Prefect event, with its reset when the provider named one."""
+    out = runtime.out if runtime.out is not None and runtime.out.active() else None
+    if out is not None and out.error_class is ErrorClass.DAILY_QUOTA:
+        ctx.events.quota_exhausted(runtime.name, out.reason)
+    elif not runtime.gate.daily_quota_left:
+        ctx.events.quota_exhausted(runtime.name)
+
+
 async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
                      error: ProviderError) -> bool:
     """Count a failed attempt against the provider and the row; after the policy's pause,
-    True when the row should be sent again."""
+    True when the row should be sent again (to the router: the provider may be out now)."""
+    if error.status == 429:
+        runtime.stats.rate_limited += 1
+    out = out_for(runtime.name, error, ctx.policy.max_retry_hint_s)
+    if out is not None:
+        if runtime.take_out(out):
+            ctx.logger.warning("provider %s", out.message)
+        return True  # the router sends the row to a fallback, or ends it with the reason
     if error.error_class is ErrorClass.DAILY_QUOTA:
         return True  # refused before sending: the router moves on
     if error.error_class is ErrorClass.RATE_LIMITED:
-        runtime.stats.rate_limited += 1
         trip.rate_limited += 1
     else:
         trip.failures += 1
@@ -152,7 +177,8 @@ async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
     runtime.stats.retries += 1
     key = error.error_class.value
     trip.tries.retries[key] = trip.tries.retries.get(key, 0) + 1
-    await ctx.stop.pause(ctx.policy.delay(max(1, trip.failures), error.retry_after_s, ctx.rng))
+    delay = ctx.policy.delay(max(1, trip.failures), error.retry_after_s, ctx.rng)
+    await ctx.stop.pause(min(delay, max(0.0, trip.deadline - time.monotonic())))
     return True
 
 
@@ -166,7 +192,7 @@ async def _generate_with_retries(
     held, so images paid for but not yet on disk never outnumber the requests in flight:
     a crash can lose at most that many, however slow the disk or busy the CPU.
     """
-    trip = _Trip(route, tries)
+    trip = _Trip(route, tries, deadline=time.monotonic() + ctx.policy.row_deadline_s)
     while True:
         runtime = await _choose(ctx, trip)
         if isinstance(runtime, ProviderError):
@@ -175,8 +201,7 @@ async def _generate_with_retries(
         if not ctx.budget.reserve(price):
             return runtime, ProviderError(ErrorClass.BUDGET, "budget")
         outcome = await _attempt(ctx, trip, runtime, request, price, keep)
-        if not runtime.available():  # its daily quota is spent: tell once (Prefect event)
-            ctx.events.quota_exhausted(runtime.name)
+        _tell_daily_quota(ctx, runtime)
         if outcome is None:
             continue  # the provider turned unhealthy while this row queued: route again
         if not isinstance(outcome, ProviderError) or not await _try_again(
@@ -242,6 +267,9 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
     if spooled is not None:
         paid = PaidImage.from_spool(job, fp, spooled)
     else:
+        refused = _refused_now(ctx, route)
+        if refused is not None:  # no lookups for a row that cannot be sent anyway
+            return _unanswered(job, fp, refused[0], first, refused[1], tries)
         existing = await find_current(ctx, job, fp)
         if existing:
             return RowResult.unchanged(job, existing, fp)
@@ -258,6 +286,18 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
     return await deliver(ctx, paid, image_key(ctx.location, job.sku, paid.image.mime_type), tries)
 
 
+def _refused_now(ctx: RunContext, route: list[ProviderRuntime]
+                 ) -> tuple[ProviderRuntime | None, ProviderError] | None:
+    """Why a row cannot be sent at all: the run is stopping, or every provider of its route
+    is out (the provider it names counts the row as left by it); else None."""
+    if ctx.stop.requested:
+        return None, ProviderError(ErrorClass.STOPPED, "stopped")
+    out = Router.out_error(route)
+    if out is not None:
+        out[0].stats.rows_left += 1
+    return out
+
+
 def _unanswered(job: Job, fp: str, runtime: ProviderRuntime | None, first: ProviderConfig,
                 error: ProviderError, tries: Tries) -> RowResult:
     """The result of a row that got no image: skipped when it was never tried (stopped,
@@ -268,8 +308,10 @@ def _unanswered(job: Job, fp: str, runtime: ProviderRuntime | None, first: Provi
         cost = config.prices.for_resolution(job.resolution)
         runtime.stats.cost_usd += cost
     if error.error_class in SKIPPED_REASONS:
+        reason = (error.message if error.error_class in OWN_REASONS
+                  else SKIPPED_REASONS[error.error_class])
         return RowResult.skipped(
-            job, SKIPPED_REASONS[error.error_class], error_class=error.error_class.value,
+            job, reason, error_class=error.error_class.value,
             provider=config.name, model=config.model, cost_usd=cost, fingerprint=fp,
             tries=tries)
     return RowResult.failed(job, error.error_class.value, str(error), provider=config.name,

@@ -181,6 +181,8 @@ async def generate_here(
         Spool(default_spool_root(), settings.dest),
     ) as ctx:
         ctx.stop = stop or ctx.stop
+        ctx.stop.add_listener(ctx.router.interrupt_all)  # rows waiting at a gate leave at once
+        ctx.logger = logger
         parts = IndexWriter(ctx)
         recorder = Recorder(sink, parts, progress, logger)
         ctx.on_result = recorder

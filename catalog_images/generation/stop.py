@@ -25,15 +25,23 @@ class StopRequest:
     def __init__(self) -> None:
         self.signal_name: str | None = None
         self._event = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def requested(self) -> bool:
         return self.signal_name is not None
 
     def set(self, signal_name: str) -> None:
-        """Ask the run to stop (call on its event loop)."""
+        """Ask the run to stop (call on its event loop); tell the listeners."""
         self.signal_name = self.signal_name or signal_name
         self._event.set()
+        for listener in self._listeners:
+            listener()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the event loop) when a stop is requested, e.g. to wake rows
+        waiting at a provider gate so they leave at once."""
+        self._listeners.append(listener)
 
     async def wait(self) -> None:
         """Return once a stop was requested."""

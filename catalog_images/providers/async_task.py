@@ -17,6 +17,7 @@ from catalog_images.images import ImageTooLarge, inspect_image, max_pixels
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import verified_image
 from catalog_images.providers.caps import parse_json
+from catalog_images.providers.causes import classify_answer
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.downloads import DOWNLOAD_ATTEMPTS, ResultDownloader
 from catalog_images.providers.errors import ErrorClass, ProviderError, classify_status
@@ -67,7 +68,7 @@ def body_error(payload: dict, what: str) -> ProviderError:
     """An error answered as HTTP 200 with another ``code`` in the body."""
     code = body_code(payload) or 500
     message = f"{what}: code {code} {str(payload.get('msg', ''))[:200]}".strip()
-    error_class = ErrorClass.BAD_REQUEST if code == 422 else classify_status(code)
+    error_class = ErrorClass.BAD_REQUEST if code == 422 else classify_answer(code, payload)
     return ProviderError(error_class, message, status=code)
 
 

@@ -25,7 +25,10 @@ class ErrorClass(StrEnum):
     BAD_REQUEST = "bad_request"  # 400
     AUTH = "auth"  # 401/403 or an invalid key
     NOT_FOUND = "not_found"  # 404: wrong model or base URL
-    DAILY_QUOTA = "daily_quota"
+    BILLING_DISABLED = "billing_disabled"  # billing not enabled for the key's project
+    DAILY_QUOTA = "daily_quota"  # a per-day quota (ours or the provider's 429) is spent
+    SPEND_CAP = "spend_cap"  # 429 for a spend cap, a depleted prepay balance or a tier limit
+    ROW_DEADLINE = "row_deadline"  # the row's overall deadline passed before an image came
     TASK_DEADLINE = "task_deadline"  # an async task still unfinished at its deadline
     CIRCUIT_OPEN = "circuit_open"  # no provider of the row's route would take it
     BUDGET = "budget"  # the request could take the run over its spending cap
@@ -44,6 +47,9 @@ RETRYABLE = frozenset(
 )
 # Errors that say the provider, not the row, is broken: they count against its health.
 PROVIDER_FAULTS = RETRYABLE | {ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.REFUSED}
+# Errors the provider gives every request until a person fixes something (model, key,
+# billing): the provider is out for the rest of the run at the first one.
+CONFIG_ERRORS = frozenset({ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.BILLING_DISABLED})
 
 
 class ProviderError(Exception):

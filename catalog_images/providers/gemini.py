@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from base64 import b64encode
 
 import httpx
@@ -10,11 +9,11 @@ import httpx
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import decode_base64_image, verified_image
 from catalog_images.providers.caps import json_or_none, parse_json
+from catalog_images.providers.causes import classify_answer
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import (
     ErrorClass,
     ProviderError,
-    classify_status,
     parse_retry_after_header,
     retry_delay_from_error_body,
 )
@@ -122,9 +121,7 @@ def error_from_response(response: httpx.Response) -> ProviderError:
         message = f"{error.get('status', '')} {error.get('message', '')}".strip()
     if not message:
         message = response.reason_phrase or "error"
-    error_class = classify_status(response.status_code)
-    if error_class is ErrorClass.BAD_REQUEST and "API_KEY_INVALID" in json.dumps(body or {}):
-        error_class = ErrorClass.AUTH
+    error_class = classify_answer(response.status_code, body)
     delay = retry_delay_from_error_body(body)
     if delay is None:
         delay = parse_retry_after_header(response.headers.get("retry-after"))

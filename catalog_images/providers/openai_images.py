@@ -7,12 +7,12 @@ import httpx
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import decode_base64_image, verified_image
 from catalog_images.providers.caps import json_or_none, parse_json
+from catalog_images.providers.causes import classify_answer
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.downloads import ResultDownloader
 from catalog_images.providers.errors import (
     ErrorClass,
     ProviderError,
-    classify_status,
     parse_retry_after_header,
 )
 from catalog_images.providers.http import new_http_client, send
@@ -35,10 +35,10 @@ def error_from_response(response: httpx.Response) -> ProviderError:
     code = str(error.get("code") or "")[:100]
     message = f"{kind or code} {str(error.get('message', ''))[:300]}".strip()
     message = message or response.reason_phrase
-    error_class = classify_status(response.status_code)
+    error_class = classify_answer(response.status_code, body)
     if "content_policy" in code or "content_policy" in kind or "safety" in code:
         error_class = ErrorClass.SAFETY
-    elif kind == "rate_limit_exceeded":
+    elif kind == "rate_limit_exceeded" and error_class is not ErrorClass.DAILY_QUOTA:
         error_class = ErrorClass.RATE_LIMITED
     elif "invalid_api_key" in (code, kind):
         error_class = ErrorClass.AUTH

@@ -11,7 +11,8 @@ from catalog_images.report.events import RunEvents
 def run_outcome(outcome: dict, stopped_by: str | None, logger,
                 events: RunEvents | None = None) -> dict | State:
     """The outcome, or Failed carrying it when rows lack images, the run was stopped early,
-    or the report was not uploaded; the message says why and where the report is.
+    a provider went out (quota, spend cap, configuration) with rows left, or the report was
+    not uploaded; the message says why and where the report is.
     ``events``: the run's events (report not uploaded, run finished) are emitted there."""
     problems = []
     if stopped_by:
@@ -20,6 +21,10 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger,
     totals = outcome["totals"]
     if totals["failed"]:
         problems.append(f"{totals['failed']} of {totals['accepted']} accepted rows have no image")
+    for provider in (totals.get("providers") or {}).values():
+        if provider.get("out") and provider.get("rows_left"):
+            problems.append(f"{provider['rows_left']} rows left because provider "
+                            f"{provider['out']}")
     if outcome["report_upload_error"]:
         logger.error("report not uploaded: %s", outcome["report_upload_error"])
         problems.append(f"the report was not uploaded ({outcome['report_upload_error']})")

@@ -71,6 +71,12 @@ class EmulatorConfig:
     ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
     with the matching MIME type in each wire format. ``hostile_bytes`` is the size of the
     ``oversized`` body and the inflated size of the ``gzip_bomb`` body (hostile.py).
+    ``rpd``: a per-day quota; once that many requests were admitted (since the start or the
+    last reset) every request answers a per-day 429 (Gemini: ``QuotaFailure`` quotaId
+    ``GenerateRequestsPerDayPerProjectPerModel``, ``RetryInfo`` of ``rpd_retry_delay_s``,
+    hours). ``spend_cap_after``: likewise, but a spend-cap 429 with the billing message and
+    no retry hint. ``fault_retry_delay_s`` (the "429" fault's RetryInfo and, with
+    ``retry_after_header``, its ``Retry-After``) may be of any length, e.g. 1e9.
     """
 
     latency_s: float = 0.05
@@ -95,6 +101,9 @@ class EmulatorConfig:
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
     image_format: str = "png"
     hostile_bytes: int = 256 * 1024 * 1024
+    rpd: int | None = None
+    rpd_retry_delay_s: float = 39043.0
+    spend_cap_after: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -146,8 +155,11 @@ def _validate_faults(faults: dict[str, float]) -> None:
         raise ValueError("fault probabilities must sum to at most 1")
 
 
-def _validate(cfg: EmulatorConfig) -> None:
-    _validate_faults(cfg.faults)
+# Least value of each numeric field that may also be None (None: no such limit).
+_MINIMUMS: dict[str, int] = {"hostile_bytes": 1, "rpm": 1, "rpd": 0, "spend_cap_after": 0}
+
+
+def _validate_numbers(cfg: EmulatorConfig) -> None:
     for name in (
         "latency_s",
         "latency_jitter_s",
@@ -156,13 +168,19 @@ def _validate(cfg: EmulatorConfig) -> None:
         "task_queue_s",
         "batch_delay_s",
         "batch_create_latency_s",
+        "rpd_retry_delay_s",
     ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
-    if cfg.hostile_bytes < 1:
-        raise ValueError("hostile_bytes must be >= 1")
-    if cfg.rpm is not None and cfg.rpm < 1:
-        raise ValueError("rpm must be None or >= 1")
+    for name, least in _MINIMUMS.items():
+        value = getattr(cfg, name)
+        if value is not None and value < least:
+            raise ValueError(f"{name} must be None or >= {least}")
+
+
+def _validate(cfg: EmulatorConfig) -> None:
+    _validate_faults(cfg.faults)
+    _validate_numbers(cfg)
     if cfg.quota_window_s <= 0:
         raise ValueError("quota_window_s must be > 0")
     if not cfg.models or not cfg.task_models:

@@ -53,6 +53,7 @@ class Admission:
     scripted: bool = False
     quota_wait_s: float | None = None
     slot: float | None = None
+    quota_kind: str = "minute"  # which quota refused it: "minute", "day" or "spend"
 
     @property
     def over_quota(self) -> bool:
@@ -107,6 +108,7 @@ class EmulatorCore:
         self._files = FileStore()
         self.cdn_origin: str | None = None  # the second host's origin, once it listens
         self._foreign: deque[dict[str, Any]] = deque(maxlen=FOREIGN_REQUESTS_KEPT)
+        self._admitted = 0  # requests let past the quotas since the last reset ("today")
 
     # ---- configuration -------------------------------------------------------------------
     @property
@@ -174,13 +176,21 @@ class EmulatorCore:
 
     def _take_quota(self) -> Admission:
         cfg = self._config
+        if cfg.spend_cap_after is not None and self._admitted >= cfg.spend_cap_after:
+            self._stats.refused("spend")
+            return Admission(quota_wait_s=0.0, quota_kind="spend")
+        if cfg.rpd is not None and self._admitted >= cfg.rpd:
+            self._stats.refused("day")
+            return Admission(quota_wait_s=cfg.rpd_retry_delay_s, quota_kind="day")
         if cfg.rpm is None:
+            self._admitted += 1
             return Admission()
         now = time.monotonic()
         wait = self._quota_window.try_acquire(now, cfg.rpm, cfg.quota_window_s)
         if wait > 0:
             self._stats.quota_429 += 1
             return Admission(quota_wait_s=wait)
+        self._admitted += 1
         return Admission(slot=now)
 
     def _pick_fault(self, prompt: str, applicable: Collection[str] | None) -> tuple[str, bool]:
@@ -298,3 +308,4 @@ class EmulatorCore:
             self._ledger = Ledger()
             self._stats = Stats()
             self._quota_window.clear()
+            self._admitted = 0

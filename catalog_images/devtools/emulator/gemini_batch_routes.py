@@ -64,7 +64,8 @@ async def create_batch(request: web.Request) -> web.StreamResponse:
     admission = core.check_quota()
     if admission.over_quota:
         assert admission.quota_wait_s is not None
-        body = wire.quota_error_body(model, core.config.rpm, admission.quota_wait_s)
+        body = wire.refusal_body(admission.quota_kind, model, core.config.rpm,
+                                 admission.quota_wait_s)
         return await _send(request, core, 429, body, "quota_429")
     faults = tuple(
         core.pick_fault(e.request.prompt, BATCH_FAULTS) if e.request is not None else "ok"

@@ -22,8 +22,8 @@ QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. For more "
     "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
     "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. "
-    "* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_requests, "
-    "limit: {limit}, model: {model}\nPlease retry in {delay:.2f}s."
+    "* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}\n"
+    "Please retry in {delay:.2f}s."
 )
 
 
@@ -166,16 +166,45 @@ def format_delay(seconds: float) -> str:
     return f"{math.ceil(seconds * 1000) / 1000:.3f}s"
 
 
-def quota_error_body(model: str, limit: int | None, delay_s: float) -> dict[str, Any]:
-    """429 RESOURCE_EXHAUSTED with QuotaFailure, Help and RetryInfo details."""
+PER_MINUTE = ("generativelanguage.googleapis.com/generate_content_requests",
+              "GenerateRequestsPerMinutePerProjectPerModel")
+PER_DAY = ("generativelanguage.googleapis.com/generate_content_requests_per_day",
+           "GenerateRequestsPerDayPerProjectPerModel")
+SPEND_CAP_MESSAGE = (
+    "Your project has reached its monthly spend cap for the Gemini API, so requests are "
+    "blocked until the spend cap is raised or the next billing month starts. Manage the cap "
+    "in Google AI Studio: https://aistudio.google.com/billing. For more information on this "
+    "error, head to: https://ai.google.dev/gemini-api/docs/billing."
+)
+
+
+def refusal_body(kind: str, model: str, limit: int | None, delay_s: float) -> dict[str, Any]:
+    """The 429 of quota ``kind``: "minute" (paced), "day" (until the reset) or "spend"."""
+    if kind == "spend":
+        return spend_cap_error_body()
+    return quota_error_body(model, limit, delay_s, PER_DAY if kind == "day" else PER_MINUTE)
+
+
+def spend_cap_error_body() -> dict[str, Any]:
+    """429 RESOURCE_EXHAUSTED for a spend cap: the billing message, a Help link, no retry."""
+    details = [{"@type": "type.googleapis.com/google.rpc.Help", "links": [
+        {"description": "Gemini API billing", "url": "https://ai.google.dev/gemini-api/docs/billing"}
+    ]}]
+    return error_body(429, "RESOURCE_EXHAUSTED", SPEND_CAP_MESSAGE, details)
+
+
+def quota_error_body(
+    model: str, limit: int | None, delay_s: float, quota: tuple[str, str] = PER_MINUTE
+) -> dict[str, Any]:
+    """429 RESOURCE_EXHAUSTED with QuotaFailure (``quota``: metric, id), Help and RetryInfo."""
     delay_s = math.ceil(delay_s * 1000) / 1000
     details = [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             "violations": [
                 {
-                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                    "quotaMetric": quota[0],
+                    "quotaId": quota[1],
                     "quotaDimensions": {"location": "global", "model": model},
                     **({"quotaValue": str(limit)} if limit is not None else {}),
                 }
@@ -194,7 +223,7 @@ def quota_error_body(model: str, limit: int | None, delay_s: float) -> dict[str,
     ]
     shown = math.ceil(delay_s * 100) / 100
     message = QUOTA_MESSAGE.format(
-        limit=limit if limit is not None else "n/a", model=model, delay=shown
+        metric=quota[0], limit=limit if limit is not None else "n/a", model=model, delay=shown
     )
     return error_body(429, "RESOURCE_EXHAUSTED", message, details)
 

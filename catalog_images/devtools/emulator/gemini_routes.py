@@ -71,16 +71,21 @@ async def generate_content(request: web.Request) -> web.StreamResponse:
     admission = core.admit(req.prompt)
     if admission.over_quota:
         assert admission.quota_wait_s is not None
-        return await _too_many(request, core, model, admission.quota_wait_s, "quota_429")
+        kind = admission.quota_kind
+        return await _too_many(request, core, model, admission.quota_wait_s,
+                               f"{'quota' if kind == 'minute' else kind}_429", kind)
     return await _generate(request, core, model, req, admission)
 
 
 async def _too_many(
-    request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str
+    request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str,
+    kind: str = "minute",
 ) -> web.StreamResponse:
     cfg = core.config
-    headers = {"Retry-After": str(max(1, math.ceil(delay_s)))} if cfg.retry_after_header else None
-    body = wire.quota_error_body(model, cfg.rpm, delay_s)
+    hint = cfg.retry_after_header and kind != "spend"
+    headers = {"Retry-After": str(max(1, math.ceil(delay_s)))} if hint else None
+    limit = cfg.rpd if kind == "day" else cfg.rpm
+    body = wire.refusal_body(kind, model, limit, delay_s)
     return await answer(request, core, 429, body, outcome, headers)
 
 

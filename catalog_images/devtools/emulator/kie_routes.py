@@ -76,15 +76,22 @@ async def create_task(request: web.Request) -> web.StreamResponse:
     admission = core.admit(req.prompt)
     if admission.over_quota:
         assert admission.quota_wait_s is not None
-        return await _too_many(request, core, admission.quota_wait_s, "quota_429")
+        kind = admission.quota_kind
+        return await _too_many(request, core, admission.quota_wait_s,
+                               f"{'quota' if kind == 'minute' else kind}_429", kind)
     return await _start(request, core, req, admission)
 
 
 async def _too_many(
-    request: web.Request, core: EmulatorCore, delay_s: float, outcome: str
+    request: web.Request, core: EmulatorCore, delay_s: float, outcome: str,
+    kind: str = "minute",
 ) -> web.Response:
     shown = math.ceil(delay_s * 1000) / 1000
-    body = _body(429, f"rate limited: too many requests, please retry in {shown:.3f}s")
+    if kind == "spend":
+        msg = "Insufficient credits: your balance is too low for this task; please top up."
+        return await _answer(request, core, _body(402, msg), outcome)
+    what = "daily limit reached" if kind == "day" else "too many requests"
+    body = _body(429, f"rate limited: {what}, please retry in {shown:.3f}s")
     retry = str(max(1, math.ceil(delay_s)))
     headers = {"Retry-After": retry} if core.config.retry_after_header else None
     return await _answer(request, core, body, outcome, headers)

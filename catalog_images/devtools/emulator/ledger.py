@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from typing import Any
 
@@ -91,6 +92,18 @@ class Stats:
         self.injected: Counter[str] = Counter()
         self.scripted = 0
         self.quota_429 = 0
+        self.daily_429 = 0
+        self.spend_429 = 0
+        self.first_refusal_at: float | None = None  # wall time of the first day/spend 429
+
+    def refused(self, kind: str) -> None:
+        """Count a per-day ("day") or spend-cap ("spend") 429."""
+        if kind == "day":
+            self.daily_429 += 1
+        else:
+            self.spend_429 += 1
+        if self.first_refusal_at is None:
+            self.first_refusal_at = time.time()
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready copy of all counters."""
@@ -99,6 +112,9 @@ class Stats:
             "by_status": dict(self.by_status),
             "by_outcome": dict(self.by_outcome),
             "quota_429": self.quota_429,
+            "daily_429": self.daily_429,
+            "spend_429": self.spend_429,
+            "first_refusal_at": self.first_refusal_at,
             "injected": dict(self.injected),
             "scripted": self.scripted,
         }

@@ -51,14 +51,23 @@ def error_body(
 
 
 def rate_limit(
-    model: str, limit: int | None, delay_s: float
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """429 body and its ``Retry-After`` (whole seconds, rounded up) / ``retry-after-ms`` headers."""
+    model: str, limit: int | None, delay_s: float, kind: str = "minute"
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """429 body and its ``Retry-After`` (whole seconds, rounded up) / ``retry-after-ms`` headers.
+
+    ``kind`` "day" names the requests-per-day limit; "spend" is ``insufficient_quota``
+    (credits or spend limit gone) without a retry hint.
+    """
+    if kind == "spend":
+        message = ("You exceeded your current quota, please check your plan and billing "
+                   "details: your credit balance is depleted.")
+        return error_body(message, "insufficient_quota", "insufficient_quota"), None
     shown = math.ceil(delay_s * 1000) / 1000
-    limit_text = f" Limit: {limit} / min." if limit is not None else ""
-    message = (
-        f"Rate limit reached for requests to {model}.{limit_text} Please try again in {shown:.3f}s."
-    )
+    per = "day (RPD)" if kind == "day" else "min"
+    limit_text = f" Limit: {limit} / {per}." if limit is not None else ""
+    where = " on requests per day (RPD)" if kind == "day" else ""
+    message = (f"Rate limit reached for requests to {model}{where}.{limit_text} "
+               f"Please try again in {shown:.3f}s.")
     headers = {
         "Retry-After": str(max(1, math.ceil(delay_s))),
         "retry-after-ms": str(max(1, math.ceil(delay_s * 1000))),

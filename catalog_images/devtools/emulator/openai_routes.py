@@ -77,14 +77,18 @@ async def generate_images(request: web.Request) -> web.StreamResponse:
     admission = core.admit(req.prompt)
     if admission.over_quota:
         assert admission.quota_wait_s is not None
-        return await _too_many(request, core, req.model, admission.quota_wait_s, "quota_429")
+        kind = admission.quota_kind
+        return await _too_many(request, core, req.model, admission.quota_wait_s,
+                               f"{'quota' if kind == 'minute' else kind}_429", kind)
     return await _generate(request, core, req, admission)
 
 
 async def _too_many(
-    request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str
+    request: web.Request, core: EmulatorCore, model: str, delay_s: float, outcome: str,
+    kind: str = "minute",
 ) -> web.Response:
-    body, headers = wire.rate_limit(model, core.config.rpm, delay_s)
+    limit = core.config.rpd if kind == "day" else core.config.rpm
+    body, headers = wire.rate_limit(model, limit, delay_s, kind)
     return await answer(request, core, 429, body, outcome, headers)
 
 

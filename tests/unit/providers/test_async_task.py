@@ -105,7 +105,7 @@ def test_the_result_is_downloaded_without_the_api_key():
      ({"code": 500, "msg": "server busy"}, ErrorClass.UNAVAILABLE),
      ({"code": 422, "msg": "invalid aspect_ratio"}, ErrorClass.BAD_REQUEST),
      ({"code": 401, "msg": "unauthorized"}, ErrorClass.AUTH),
-     ({"code": 402, "msg": "insufficient credits"}, ErrorClass.BAD_REQUEST),
+     ({"code": 402, "msg": "insufficient credits"}, ErrorClass.SPEND_CAP),
      ({"msg": "no code at all"}, ErrorClass.UNAVAILABLE)])
 def test_create_errors_answered_as_http_200_are_classified_by_the_body_code(body, error_class):
     relay = Relay(create=json_response(200, body))

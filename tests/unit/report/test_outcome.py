@@ -78,3 +78,15 @@ def test_the_outcome_is_told_to_the_run_events():
     heard.calls.clear()
     run_outcome(_outcome(), None, logging.getLogger("t"), heard)
     assert heard.calls[0][1] == "completed"
+
+
+def test_rows_left_by_an_out_provider_fail_the_run_naming_the_cause():
+    outcome = _outcome()
+    out = "google: spend cap, prepay balance or billing tier (monthly cap); raise the spend cap"
+    outcome["totals"]["providers"] = {"google": {"out": out, "rows_left": 7},
+                                      "relay": {"out": None, "rows_left": 0}}
+    state = run_outcome(outcome, None, logging.getLogger("t"))
+    assert state.is_failed()
+    assert state.message.startswith(f"7 rows left because provider {out}; see s3://")
+    outcome["totals"]["providers"]["google"]["rows_left"] = 0  # the fallback did every row
+    assert run_outcome(outcome, None, logging.getLogger("t")) is outcome

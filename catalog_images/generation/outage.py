@@ -1,0 +1,89 @@
+"""When a provider is out: its per-day quota is spent, a spend cap or billing problem stops
+it, a configuration error answers every request the same, or it asks for a wait longer
+than the run is willing to give (the retry-hint cap).
+
+An out provider gets no new request; its rows go to the next provider of their route at
+once, or end with the out's reason (skipped for quotas and spend, failed for configuration
+errors), so a run never waits hours on a hint or a breaker for something no retry fixes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from catalog_images.providers.errors import CONFIG_ERRORS, ErrorClass, ProviderError
+
+PACIFIC = ZoneInfo("America/Los_Angeles")  # Gemini's per-day quotas reset at its midnight
+WHAT_TO_DO = {
+    ErrorClass.DAILY_QUOTA: "its rows go to the fallback providers, or are skipped for the "
+    "next run; run again after the reset, or raise the daily quota",
+    ErrorClass.SPEND_CAP: "no further paid request goes to it this run; raise the spend cap, "
+    "top up the prepaid balance or check the billing tier in the provider's billing "
+    "console, then run again",
+    ErrorClass.RATE_LIMITED: "its rows go to the fallback providers, or are skipped for the "
+    "next run; raise max_retry_hint_s to wait longer",
+    ErrorClass.AUTH: "fix the key (or its permissions) in the providers file or the "
+    "environment, then run again",
+    ErrorClass.NOT_FOUND: "fix the model name or base_url in the providers file, then run "
+    "again",
+    ErrorClass.BILLING_DISABLED: "enable billing for the key's project, then run again",
+}
+
+
+@dataclass(frozen=True)
+class ProviderOut:
+    """Why a provider takes no new request, until when, and what the rows say."""
+
+    error_class: ErrorClass
+    reason: str  # the row reason, e.g. "daily quota (resets 2026-12-01 08:00 UTC)"
+    message: str  # the run-level message: what happened and what to do
+    until: float | None = None  # time.monotonic() it may be asked again; None: not this run
+
+    def active(self, now: float | None = None) -> bool:
+        """True while the provider is out."""
+        return self.until is None or (now if now is not None else time.monotonic()) < self.until
+
+    def row_error(self) -> ProviderError:
+        """The error a row ends with when no other provider of its route is left."""
+        return ProviderError(self.error_class, self.reason)
+
+
+def next_pacific_midnight(now: datetime | None = None) -> datetime:
+    """The next midnight in US Pacific time, in UTC."""
+    local = (now or datetime.now(UTC)).astimezone(PACIFIC)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), PACIFIC)
+    return midnight.astimezone(UTC)
+
+
+def _clock(seconds: float | None) -> str:
+    when = (datetime.now(UTC) + timedelta(seconds=seconds) if seconds is not None
+            else next_pacific_midnight())
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def out_for(name: str, error: ProviderError, max_hint_s: float) -> ProviderOut | None:
+    """The out state an answer puts provider ``name`` in, or None when retrying may help.
+
+    ``max_hint_s``: the longest server retry hint waited for; a longer one is "out for now".
+    """
+    hint, now, cls = error.retry_after_s, time.monotonic(), error.error_class
+    if cls is ErrorClass.DAILY_QUOTA and error.status is not None:
+        until = now + hint if hint else None
+        reason = f"daily quota (resets {_clock(hint)})"
+        what = f"{name}: per-day quota spent ({error.message}); {WHAT_TO_DO[cls]}"
+        return ProviderOut(cls, reason, what, until)
+    if cls is ErrorClass.SPEND_CAP:
+        what = f"{name}: spend cap, prepay balance or billing tier ({error.message}); "
+        return ProviderOut(cls, "spend cap (provider billing limit)", what + WHAT_TO_DO[cls])
+    if cls in CONFIG_ERRORS:
+        what = f"{name}: {error} on a request; every request would get it: {WHAT_TO_DO[cls]}"
+        return ProviderOut(cls, f"{error} (provider configuration)", what)
+    if cls in (ErrorClass.RATE_LIMITED, ErrorClass.UNAVAILABLE) and hint and hint > max_hint_s:
+        reason = (f"out for now: asked to wait {hint:.0f} s, over the {max_hint_s:.0f} s cap "
+                  f"(retry after {_clock(min(hint, 10 * 365 * 86400))})")
+        what = f"{name}: {reason}; {WHAT_TO_DO[ErrorClass.RATE_LIMITED]}"
+        return ProviderOut(ErrorClass.DAILY_QUOTA, reason, what, now + hint)
+    return None
