@@ -38,6 +38,9 @@ class RunSettings(BaseModel):
     priority_providers: list[str] = Field(
         default_factory=list,
         description="route for rows with priority=high (default: the same as the others)")
+    model: str | None = Field(
+        None, description="model for rows without a 'model' column value, e.g. "
+        "gemini-3.1-flash-image (default: each provider's own model)")
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight at most")
     prompt_template: str | None = Field(
         None, description="e.g. 'Studio photo of a {color} {title}'; catalog columns in braces")

@@ -21,10 +21,19 @@ from pydantic import (
     model_validator,
 )
 
+from catalog_images.providers.model_catalog import (
+    DEFAULT_MODEL,
+    FAMILIES,
+    Charge,
+    ModelFamily,
+    family_of,
+)
 from catalog_images.secrets import register_secret
 
 ProviderKind = Literal["gemini", "openai-images", "async-task", "emulator"]
 AuthStyle = Literal["x-goog-api-key", "bearer", "none"]
+Billing = Literal["usage", "per_image"]
+THINKING_ALLOWANCE_TOKENS = 2000  # held by the budget beyond the list price, usage billing
 PROVIDERS_FILE_ENV = "CATALOG_IMAGES_PROVIDERS_FILE"
 EMULATOR_URL_ENV = "CATALOG_IMAGES_EMULATOR_URL"
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:8790"
@@ -89,12 +98,18 @@ class ProviderConfig(BaseModel):
     auth: AuthStyle = "x-goog-api-key"
     api_key_env: str | None = None
     api_key_block: str | None = Field(None, description="name of a Prefect Secret block")
-    model: str = "gemini-3-pro-image-preview"
-    family: str = Field(
-        "gemini-3-pro-image-preview",
-        description="the underlying model, whoever resells it: same family, same image",
-    )
-    prices: Prices = Field(default_factory=Prices)
+    model: str = DEFAULT_MODEL
+    family: str | None = Field(
+        None, description="the underlying model when the provider's own name for it differs "
+        "(e.g. nano-banana-pro is gemini-3-pro-image): same family, same image")
+    model_names: dict[str, str] = Field(
+        default_factory=dict, description="this provider's names for other models, for rows "
+        "and runs that choose one: {gemini-3.1-flash-image = 'nano-banana-2'}")
+    billing: Billing = Field(
+        "per_image", description="usage: billed by usageMetadata tokens at the model's rate "
+        "card (Google); per_image: the flat price of prices (relays)")
+    prices: Prices | None = Field(
+        None, description="USD per image by resolution; unset: the model's list price")
     batch_prices: Prices | None = None
     requests_per_window: int | None = Field(
         None, gt=0, description="requests the provider accepts per window_s seconds (a sliding "
@@ -135,11 +150,67 @@ class ProviderConfig(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    def batch_price(self, resolution: str) -> float:
-        """Price of one image in Batch Mode (half the standard price when none is set)."""
-        if self.batch_prices is not None:
+    def model_for(self, model: str | None) -> str:
+        """The name this provider expects for ``model`` (None: the provider's own model)."""
+        return self.model_names.get(model, model) if model else self.model
+
+    def family_for(self, model: str | None) -> ModelFamily:
+        """The family of ``model``; of the provider's own model for None or a name we do not
+        know (``family``, else its model; a name unknown there too is Nano Banana Pro, which
+        every relay of the seed document resells)."""
+        return (family_of(model) or family_of(self.family) or family_of(self.model)
+                or FAMILIES[DEFAULT_MODEL])
+
+    def fingerprint_model(self, model: str | None) -> str:
+        """The model's name in fingerprints: its family's, so any reseller's image counts."""
+        return self.family_for(model).fingerprint_token
+
+    def image_price(self, resolution: str, model: str | None = None,
+                    batch: bool = False) -> float:
+        """List price of one image: ``prices`` (``batch_prices``, or half in Batch Mode) when
+        set, else the model's rate card."""
+        if batch and self.batch_prices is not None:
             return self.batch_prices.for_resolution(resolution)
-        return self.prices.for_resolution(resolution) / 2
+        if self.prices is not None:
+            return self.prices.for_resolution(resolution) * (0.5 if batch else 1.0)
+        return self.family_for(model).rate_card.list_price(resolution, batch)
+
+    def batch_price(self, resolution: str, model: str | None = None) -> float:
+        """Price of one image in Batch Mode (half the standard price when none is set)."""
+        return self.image_price(resolution, model, batch=True)
+
+    def charge(self, resolution: str, model: str | None, usage: dict | None, *,
+               image: bool, batch: bool = False) -> Charge:
+        """What one answer costs: by its ``usageMetadata`` when the provider bills usage and
+        the answer has it, else the flat price of an image (nothing for no image)."""
+        list_usd = self.image_price(resolution, model, batch) if image else 0.0
+        if self.billing == "usage" and usage:
+            cost = self.family_for(model).rate_card.usage_cost(usage, image=image, batch=batch)
+            return Charge(cost, list_usd, "usage")
+        return Charge(list_usd, list_usd, "per_image")
+
+    def reserve_price(self, resolution: str, model: str | None, prompt_chars: int,
+                      references: int) -> float:
+        """What the budget holds before a request: the list price, plus under usage billing
+        the prompt (about a token per 2 characters, 560 per image) and a thinking allowance."""
+        price = self.image_price(resolution, model)
+        if self.billing != "usage":
+            return price
+        card = self.family_for(model).rate_card
+        extra = ((prompt_chars // 2) * card.input_text + references * 560 * card.input_image
+                 + THINKING_ALLOWANCE_TOKENS * card.output_text) / 1_000_000
+        return round(price + extra, 6)
+
+    def cost_basis(self, model: str | None = None) -> str:
+        """One line saying how this provider's images are priced."""
+        family = self.family_for(model)
+        card = family.rate_card
+        if self.billing == "usage":
+            return (f"usage: usageMetadata tokens x the {family.model} rate card of {card.as_of}"
+                    " (list price per image is a floor: prompt and thinking tokens add to it)")
+        if self.prices is not None:
+            return "per image: the flat prices of the provider's configuration"
+        return f"per image: the {family.model} list price of {card.as_of}"
 
     def resolve_api_key(self) -> str | None:
         """Read the key from its environment variable or Prefect Secret block."""
@@ -180,9 +251,8 @@ def builtin_presets() -> dict[str, dict]:
         },
         "google": {
             "kind": "gemini", "base_url": "https://generativelanguage.googleapis.com",
-            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY",
+            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY", "billing": "usage",
             "requests_per_window": 300, "requests_per_day": 1500, "max_concurrency": 32,
-            "batch_prices": {"1K": 0.067, "2K": 0.067, "4K": 0.12},
         },
         "openai-relay": {
             "kind": "openai-images", "base_url": "https://openai-relay.example.com",
@@ -192,6 +262,9 @@ def builtin_presets() -> dict[str, dict]:
         "async-task-relay": {
             "kind": "async-task", "base_url": "https://async-relay.example.com",
             "auth": "bearer", "api_key_env": "ASYNC_RELAY_API_KEY", "model": "nano-banana-pro",
+            "family": "gemini-3-pro-image",
+            "model_names": {"gemini-3-pro-image": "nano-banana-pro",
+                            "gemini-3-pro-image-preview": "nano-banana-pro"},
             "requests_per_window": 20, "window_s": 10.0, "max_concurrency": 200,
             "typical_latency_s": 60.0,
             "prices": {"1K": 0.09, "2K": 0.09, "4K": 0.12},

@@ -48,6 +48,8 @@ PROVIDER_FAULTS = RETRYABLE | {ErrorClass.AUTH, ErrorClass.NOT_FOUND}
 class ProviderError(Exception):
     """A classified provider failure; its message never contains a secret."""
 
+    usage: dict | None = None  # usageMetadata of an answer without an image (it may be billed)
+
     def __init__(
         self,
         error_class: ErrorClass,

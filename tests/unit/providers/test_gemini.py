@@ -58,7 +58,7 @@ def test_success_sends_the_documented_request_and_returns_the_final_image():
     assert (image.model_version, image.response_id) == ("gemini-3-pro-image-preview", "r-1")
     [request] = wire.requests
     assert request.method == "POST"
-    assert request.url == "https://api.test/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    assert request.url == "https://api.test/v1beta/models/gemini-3-pro-image:generateContent"
     assert request.headers["x-goog-api-key"] == KEY and "authorization" not in request.headers
     sent = wire.body()
     assert sent["contents"][0]["parts"] == [

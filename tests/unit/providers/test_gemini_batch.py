@@ -17,7 +17,7 @@ from .wire import KEY, Wire, config, json_response, run
 
 REQUESTS = [("sku-1", ImageRequest("a mug", "1K", "1:1")),
             ("sku-2", ImageRequest("a lamp", "2K", "16:9"))]
-CREATE_URL = "https://api.test/v1beta/models/gemini-3-pro-image-preview:batchGenerateContent"
+CREATE_URL = "https://api.test/v1beta/models/gemini-3-pro-image:batchGenerateContent"
 
 
 def call(wire: Wire, method: str, *args, **kwargs):
