@@ -25,7 +25,7 @@ from catalog_images.devtools.emulator import (
     image_dimensions,
 )
 
-MODEL = "gemini-3-pro-image-preview"
+MODEL = "gemini-3-pro-image"
 PATH = f"/v1beta/models/{MODEL}:generateContent"
 BASE = EmulatorConfig(latency_s=0.002, seed=1234)
 API_KEY = "sekret-KEY-0123456789"
