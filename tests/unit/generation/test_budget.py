@@ -36,3 +36,13 @@ def test_without_a_cap_everything_is_reserved():
     assert budget.reserve(1e9)
     budget.settle(1e9, billed=True)
     assert budget.spent_usd == 1e9 and budget.reserve(1.0)
+
+
+def test_a_billed_request_counts_what_it_cost_not_what_was_held():
+    budget = Budget(1.0)
+    assert budget.reserve(0.16)  # the list price and a thinking allowance
+    budget.settle(0.16, True, 0.1391)  # its usageMetadata said this
+    assert budget.reserved_usd == 0 and budget.spent_usd == 0.1391
+    assert budget.reserve(0.16)
+    budget.settle(0.16, True)  # no usage known: the amount held
+    assert budget.spent_usd == 0.1391 + 0.16
