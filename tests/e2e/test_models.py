@@ -122,3 +122,26 @@ def test_a_relay_still_selling_a_retired_name_without_models_get_is_not_blocked(
     totals = outcome["totals"]
     assert totals["succeeded"] == 3 and totals["cost_usd"] == pytest.approx(0.15)
     assert emulator.stats()["by_status"]["405"] == 1  # the models.get it could not answer
+
+
+def test_batch_mode_bills_usage_at_half_rates_one_job_per_model(
+    emulator, google_like, s3_env, dest, tmp_path, prefect_api
+):
+    config = google_like()
+    emulator.configure(batch_delay_s=0.2)
+    emulator.script("Unsafe shot", ["safety"])
+    catalog = write_catalog(tmp_path / "c.csv", 6, resolution="1K")
+    frame = pd.read_csv(catalog)
+    frame["model"] = ["", "gemini-3.1-flash-image", "", "gemini-3.1-flash-image", "", ""]
+    frame.loc[4, "prompt"] = "Unsafe shot of product 4"
+    frame.to_csv(catalog, index=False)
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="g",
+                                 providers_file=config, mode="batch", batch_poll_s=0.1)
+    totals = outcome["totals"]
+    assert (totals["succeeded"], totals["failed"]) == (5, 1), state.message
+    tokens = emulator.ledger()["tokens"]
+    assert tokens["answers"] == 6
+    assert totals["cost_usd"] == pytest.approx(tokens["usd"], abs=1e-5)
+    assert totals["list_cost_usd"] == pytest.approx(3 * 0.067 + 2 * 0.0335)
+    assert emulator.ledger()["by_model"] == {"gemini-3-pro-image": 3,
+                                             "gemini-3.1-flash-image": 2}
