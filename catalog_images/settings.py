@@ -111,6 +111,17 @@ class RunSettings(BaseModel):
         """Every provider the run may call."""
         return list(dict.fromkeys(name for names in self.routes.values() for name in names))
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        from catalog_images.providers.model_catalog import family_of, known_models
+
+        value = (value or "").strip() or None
+        if value is not None and family_of(value) is None:
+            raise ValueError(f"unknown model {value!r}; use one of {', '.join(known_models())} "
+                             "(a provider's own name for it goes in its model_names)")
+        return value
+
     @field_validator("dest")
     @classmethod
     def _dest_is_s3(cls, value: str) -> str:
