@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from catalog_images.providers.model_catalog import (
     FAMILIES,
     Charge,
     ModelFamily,
+    RateCard,
     family_of,
 )
 from catalog_images.secrets import register_secret
@@ -33,6 +35,8 @@ from catalog_images.secrets import register_secret
 ProviderKind = Literal["gemini", "openai-images", "async-task", "emulator"]
 AuthStyle = Literal["x-goog-api-key", "bearer", "none"]
 Billing = Literal["usage", "per_image"]
+RATE_FIELDS = frozenset(
+    {"input_text", "input_image", "output_image", "output_text", "as_of", "source"})
 THINKING_ALLOWANCE_TOKENS = 2000  # held by the budget beyond the list price, usage billing
 PROVIDERS_FILE_ENV = "CATALOG_IMAGES_PROVIDERS_FILE"
 EMULATOR_URL_ENV = "CATALOG_IMAGES_EMULATOR_URL"
@@ -110,6 +114,9 @@ class ProviderConfig(BaseModel):
         "card (Google); per_image: the flat price of prices (relays)")
     prices: Prices | None = Field(
         None, description="USD per image by resolution; unset: the model's list price")
+    rates: dict[str, dict[str, float | str]] = Field(
+        default_factory=dict, description="changes to a model's rate card: {gemini-3-pro-image"
+        " = {output_text = 12.0, as_of = '2026-12-01'}} (USD per million tokens)")
     batch_prices: Prices | None = None
     requests_per_window: int | None = Field(
         None, gt=0, description="requests the provider accepts per window_s seconds (a sliding "
@@ -150,6 +157,29 @@ class ProviderConfig(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("rates")
+    @classmethod
+    def _known_rates(cls, value: dict[str, dict[str, float | str]]) -> dict:
+        for model, changes in value.items():
+            if family_of(model) is None:
+                raise ValueError(f"no rate card for model {model!r}")
+            unknown = set(changes) - RATE_FIELDS
+            if unknown:
+                raise ValueError(f"{model}: unknown rate(s) {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(sorted(RATE_FIELDS))}")
+        return value
+
+    def rate_card(self, model: str | None) -> RateCard:
+        """The rate card of ``model``'s family, with this provider's ``rates`` changes (a
+        changed output image rate replaces the published per-image prices)."""
+        family = self.family_for(model)
+        changes = self.rates.get(family.model) or next(
+            (self.rates[alias] for alias in family.aliases if alias in self.rates), {})
+        if not changes:
+            return family.rate_card
+        published = {} if "output_image" in changes else family.rate_card.published
+        return replace(family.rate_card, **changes, published=published)
+
     def model_for(self, model: str | None) -> str:
         """The name this provider expects for ``model`` (None: the provider's own model)."""
         return self.model_names.get(model, model) if model else self.model
@@ -173,7 +203,7 @@ class ProviderConfig(BaseModel):
             return self.batch_prices.for_resolution(resolution)
         if self.prices is not None:
             return self.prices.for_resolution(resolution) * (0.5 if batch else 1.0)
-        return self.family_for(model).rate_card.list_price(resolution, batch)
+        return self.rate_card(model).list_price(resolution, batch)
 
     def batch_price(self, resolution: str, model: str | None = None) -> float:
         """Price of one image in Batch Mode (half the standard price when none is set)."""
@@ -185,7 +215,7 @@ class ProviderConfig(BaseModel):
         the answer has it, else the flat price of an image (nothing for no image)."""
         list_usd = self.image_price(resolution, model, batch) if image else 0.0
         if self.billing == "usage" and usage:
-            cost = self.family_for(model).rate_card.usage_cost(usage, image=image, batch=batch)
+            cost = self.rate_card(model).usage_cost(usage, image=image, batch=batch)
             return Charge(cost, list_usd, "usage")
         return Charge(list_usd, list_usd, "per_image")
 
@@ -196,15 +226,14 @@ class ProviderConfig(BaseModel):
         price = self.image_price(resolution, model)
         if self.billing != "usage":
             return price
-        card = self.family_for(model).rate_card
+        card = self.rate_card(model)
         extra = ((prompt_chars // 2) * card.input_text + references * 560 * card.input_image
                  + THINKING_ALLOWANCE_TOKENS * card.output_text) / 1_000_000
         return round(price + extra, 6)
 
     def cost_basis(self, model: str | None = None) -> str:
         """One line saying how this provider's images are priced."""
-        family = self.family_for(model)
-        card = family.rate_card
+        family, card = self.family_for(model), self.rate_card(model)
         if self.billing == "usage":
             return (f"usage: usageMetadata tokens x the {family.model} rate card of {card.as_of}"
                     " (list price per image is a floor: prompt and thinking tokens add to it)")

@@ -116,3 +116,20 @@ def test_a_provider_names_a_model_its_own_way():
 
 def google_basis() -> str:
     return get_provider("google").cost_basis()
+
+
+def test_a_providers_file_can_change_a_rate_card_when_prices_change(tmp_path):
+    from catalog_images.providers.config import ConfigError, load_providers
+
+    path = tmp_path / "p.toml"
+    path.write_text('[providers.google.rates."gemini-3-pro-image"]\n'
+                    'output_text = 10.0\noutput_image = 100.0\nas_of = "2026-12-01"\n')
+    google = load_providers(path)["google"]
+    card = google.rate_card(None)
+    assert (card.output_text, card.input_text, card.as_of) == (10.0, 2.0, "2026-12-01")
+    assert google.image_price("1K") == 0.112  # 1,120 tokens at the new image rate
+    assert google.rate_card("gemini-3.1-flash-image") is FLASH_2.rate_card  # untouched
+    assert "2026-12-01" in google.cost_basis()
+    path.write_text('[providers.google.rates."gemini-3-pro-image"]\noutput_txt = 1.0\n')
+    with pytest.raises(ConfigError, match="unknown rate.*output_txt"):
+        load_providers(path)
