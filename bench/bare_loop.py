@@ -19,7 +19,7 @@ from catalog_images.destination.storage import S3Settings
 async def main(url: str, bucket: str, rows: int, concurrency: int) -> None:
     settings = S3Settings.from_environment()
     semaphore = asyncio.Semaphore(concurrency)
-    endpoint = f"{url}/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    endpoint = f"{url}/v1beta/models/gemini-3-pro-image:generateContent"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     first_request: float | None = None
     last_upload = 0.0

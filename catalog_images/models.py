@@ -42,6 +42,7 @@ class ImageRequest:
     resolution: str = DEFAULT_RESOLUTION
     aspect_ratio: str = DEFAULT_ASPECT_RATIO
     reference_images: tuple[ReferenceImage, ...] = ()
+    model: str | None = None  # the model the row or run chose; None: the provider's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Job:
     priority: str | None = None
     row: int
     fingerprint: str | None = None
+    model: str | None = None  # the catalog row's (or the run's) model; None: the provider's
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Job:

@@ -7,6 +7,7 @@ recorded as results (report/results.py::settled_results).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
@@ -17,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
-from catalog_images.catalog.estimate import batch_cost
 from catalog_images.catalog.plan import PlanSummary
 from catalog_images.destination.storage import S3Location, S3Settings, check_bucket
 from catalog_images.providers.config import ProviderConfig, get_provider
+from catalog_images.providers.model_check import check_models
 from catalog_images.settings import RunSettings
 from catalog_images.worker_policy import check_parameters, check_provider_keys
 
@@ -91,7 +92,7 @@ def scratch_dir(run_id: str) -> Iterator[Path]:
 def priced_plan(plan: PlanSummary, run: RunSetup, logger) -> PlanSummary:
     """The plan with its projected cost at the run mode's price, logged in one line."""
     if run.settings.mode == "batch":
-        plan.projected_cost_usd = batch_cost(plan, run.provider_config)
+        plan.projected_cost_usd = plan.list_cost(run.provider_config, batch=True)
     logger.info(
         "plan: %d rows: %d to generate (%s), %d unchanged, %d rejected, %d removed from "
         "the catalog; projected cost $%.2f", plan.rows, plan.to_generate,
@@ -99,3 +100,16 @@ def priced_plan(plan: PlanSummary, run: RunSetup, logger) -> PlanSummary:
         plan.projected_cost_usd,
     )
     return plan
+
+
+async def check_plan_models(run: RunSetup, plan: PlanSummary, logger) -> None:
+    """Before the first paid request: ask each Gemini-format provider about every model the
+    plan's rows will send it (models.get). Raises ConfigError naming a model it does not
+    serve, and the replacement of a retired one; a provider without the endpoint passes."""
+    if not plan.to_generate:
+        return
+    wanted = {config.name: (config, {config.model_for(m) for m in plan.models})
+              for config in run.provider_configs}
+    for check in await asyncio.to_thread(check_models, wanted):
+        if check.note:
+            logger.info("provider %s, model %s: %s", check.provider, check.model, check.note)

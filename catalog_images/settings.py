@@ -38,6 +38,9 @@ class RunSettings(BaseModel):
     priority_providers: list[str] = Field(
         default_factory=list,
         description="route for rows with priority=high (default: the same as the others)")
+    model: str | None = Field(
+        None, description="model for rows without a 'model' column value, e.g. "
+        "gemini-3.1-flash-image (default: each provider's own model)")
     concurrency: int = Field(16, ge=1, le=1024, description="requests in flight at most")
     prompt_template: str | None = Field(
         None, description="e.g. 'Studio photo of a {color} {title}'; catalog columns in braces")
@@ -113,6 +116,17 @@ class RunSettings(BaseModel):
     def provider_names(self) -> list[str]:
         """Every provider the run may call."""
         return list(dict.fromkeys(name for names in self.routes.values() for name in names))
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        from catalog_images.providers.model_catalog import family_of, known_models
+
+        value = (value or "").strip() or None
+        if value is not None and family_of(value) is None:
+            raise ValueError(f"unknown model {value!r}; use one of {', '.join(known_models())} "
+                             "(a provider's own name for it goes in its model_names)")
+        return value
 
     @field_validator("dest")
     @classmethod

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from catalog_images.catalog.plan import PlanSummary
+from catalog_images.catalog.plan import PlanSummary, RowChoices
 from catalog_images.destination.lease import hold_destination
 from catalog_images.errors import EXPECTED_ERRORS, install_clean_errors
 from catalog_images.generation.finish import close_results, log_done, snapshot_index
@@ -22,6 +22,7 @@ from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink, settled_results
 from catalog_images.run_setup import (
     RunSetup,
+    check_plan_models,
     prepare_run,
     priced_plan,
     scratch_dir,
@@ -44,6 +45,7 @@ async def catalog_refresh(
     catalog: str, dest: str, provider: str = RUN["provider"],
     fallback_providers: list[str] | None = RUN["fallback_providers"],
     priority_providers: list[str] | None = RUN["priority_providers"],
+    model: str | None = RUN["model"],
     concurrency: int = RUN["concurrency"], prompt_template: str | None = RUN["prompt_template"],
     report_path: str | None = RUN["report_path"], chunk_size: int = RUN["chunk_size"],
     max_attempts: int = RUN["max_attempts"], providers_file: str | None = RUN["providers_file"],
@@ -85,8 +87,10 @@ async def _refresh(parameters: dict, logger) -> dict | State:
         with scratch_dir(run.run_id) as work_dir:
             plan = priced_plan(plan_task(
                 settings.catalog, settings.prompt_template, run.provider_config, run.s3,
-                str(work_dir), run.location, settings.force, frozenset(settings.force_skus),
+                str(work_dir), run.location,
+                RowChoices(settings.model, settings.force, frozenset(settings.force_skus)),
             ), run, logger)
+            await check_plan_models(run, plan, logger)
             sink = settled_results(plan, work_dir)
             progress = RunProgress(run.run_id, total=plan.to_generate, phase="generating")
             progress.publish()

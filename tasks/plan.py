@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from catalog_images.catalog.plan import PlanSummary, plan_catalog
+from catalog_images.catalog.plan import PlanSummary, RowChoices, plan_catalog
 from catalog_images.destination.index import load_index
 from catalog_images.destination.storage import S3Location, S3Settings
 from catalog_images.providers.config import ProviderConfig
@@ -16,8 +16,7 @@ from catalog_images.providers.config import ProviderConfig
 @task(name="plan-catalog", cache_policy=NO_CACHE, persist_result=False)
 def plan_task(
     catalog: str, prompt_template: str | None, provider: ProviderConfig, s3: S3Settings,
-    work_dir: str, dest: S3Location | None = None, force: bool = False,
-    force_skus: frozenset[str] = frozenset(),
+    work_dir: str, dest: S3Location | None = None, choices: RowChoices | None = None,
 ) -> PlanSummary:
     """Read the destination's index, then validate the catalog into a local plan.
 
@@ -25,5 +24,5 @@ def plan_task(
     to inspect a million-entry parameter.
     """
     index = load_index(s3, dest) if dest is not None else None
-    return plan_catalog(catalog, prompt_template, provider, s3, Path(work_dir), index, force,
-                        force_skus)
+    return plan_catalog(catalog, prompt_template, provider, s3, Path(work_dir), index,
+                        choices or RowChoices())

@@ -4,7 +4,6 @@ destination), to a settled file; counts and projected cost to a summary."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,16 @@ SETTLED_SCHEMA = pa.schema([("row", pa.int64()), ("sku", pa.string()), ("status"
 REMOVED_SAMPLE = 1000
 
 
+@dataclass(frozen=True)
+class RowChoices:
+    """What the run chose for its rows: the model of rows without a ``model`` cell (None: the
+    provider's own), and which rows to regenerate although their image is current."""
+
+    model: str | None = None
+    force: bool = False
+    force_skus: frozenset[str] = frozenset()
+
+
 @dataclass
 class PlanSummary:
     """What the run will do, known before any request."""
@@ -51,29 +60,53 @@ class PlanSummary:
     by_resolution: dict[str, int] = field(default_factory=dict)  # rows to generate
     by_priority: dict[str, int] = field(default_factory=dict)
     by_priority_resolution: dict[str, dict[str, int]] = field(default_factory=dict)
+    # priority -> model ("" for the provider's own) -> resolution -> rows to generate
+    by_priority_model: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     projected_cost_usd: float = 0.0
+
+    @property
+    def models(self) -> set[str | None]:
+        """The models rows to generate ask for (None: each provider's own)."""
+        return {m or None for by_model in self.by_priority_model.values() for m in by_model}
+
+    def _count(self, job: dict) -> None:
+        """Count one row to generate by resolution, priority and model."""
+        priority, resolution = job["priority"], job["resolution"]
+        self.to_generate += 1
+        for table, key in ((self.by_resolution, resolution), (self.by_priority, priority)):
+            table[key] = table.get(key, 0) + 1
+        cell = self.by_priority_resolution.setdefault(priority, {})
+        cell[resolution] = cell.get(resolution, 0) + 1
+        cell = self.by_priority_model.setdefault(priority, {}).setdefault(job["model"] or "", {})
+        cell[resolution] = cell.get(resolution, 0) + 1
+
+    def list_cost(self, provider: ProviderConfig, batch: bool = False) -> float:
+        """What the rows to generate cost at ``provider``'s list prices."""
+        return round(sum(
+            n * provider.image_price(res, model or None, batch)
+            for by_model in self.by_priority_model.values()
+            for model, by_res in by_model.items() for res, n in by_res.items()), 6)
 
 
 def plan_catalog(
     catalog_uri: str, prompt_template: str | None, provider: ProviderConfig,
     s3: S3Settings, work_dir: Path, index: OutputIndex | None = None,
-    force: bool = False, force_skus: frozenset[str] = frozenset(),
+    choices: RowChoices = RowChoices(),
 ) -> PlanSummary:
     """Validate every row and compare it with the destination's index.
 
-    Raises CatalogError when the catalog as a whole is unusable. ``force`` (or a sku in
-    ``force_skus``) regenerates rows whose image is current.
+    Raises CatalogError when the catalog as a whole is unusable. ``choices.force`` (or a sku
+    in ``choices.force_skus``) regenerates rows whose image is current.
     """
     catalog = open_catalog(catalog_uri, s3, work_dir)
     check_columns(read_columns(catalog), prompt_template)
     dest_bucket = index.location.bucket if index is not None and index.location else None
-    validator = RowValidator(prompt_template, catalog.base, s3, family=provider.family,
+    validator = RowValidator(prompt_template, catalog.base, s3, provider=provider,
+                             model=choices.model,
                              references=ReferencePolicy.for_catalog(catalog.base, dest_bucket))
     summary = PlanSummary(
         catalog_uri, str(work_dir / "plan.parquet"), str(work_dir / "settled.parquet")
     )
-    by_resolution: Counter = Counter()
-    by_priority: Counter = Counter()
     with pq.ParquetWriter(summary.plan_path, JOB_SCHEMA) as jobs_out, pq.ParquetWriter(
         summary.settled_path, SETTLED_SCHEMA
     ) as settled_out:
@@ -84,7 +117,8 @@ def plan_catalog(
                 if isinstance(outcome, Rejection):
                     settled.append({"row": outcome.row, "sku": outcome.sku, "status": "rejected",
                                     "reason": outcome.reason, "fingerprint": None})
-                elif (index is not None and not force and outcome["sku"] not in force_skus
+                elif (index is not None and not choices.force
+                      and outcome["sku"] not in choices.force_skus
                       and index.fingerprint(outcome["sku"]) == outcome["fingerprint"]):
                     settled.append({"row": outcome["row"], "sku": outcome["sku"],
                                     "status": "skipped", "reason": "unchanged",
@@ -92,12 +126,8 @@ def plan_catalog(
                     summary.unchanged += 1
                 else:
                     jobs.append(outcome)
-                    by_resolution[outcome["resolution"]] += 1
-                    by_priority[outcome["priority"]] += 1
-                    cell = summary.by_priority_resolution.setdefault(outcome["priority"], {})
-                    cell[outcome["resolution"]] = cell.get(outcome["resolution"], 0) + 1
+                    summary._count(outcome)
             summary.rows += len(batch)
-            summary.to_generate += len(jobs)
             summary.rejected += sum(1 for s in settled if s["status"] == "rejected")
             if jobs:
                 jobs_out.write_table(pa.Table.from_pylist(jobs, schema=JOB_SCHEMA))
@@ -108,11 +138,9 @@ def plan_catalog(
         removed = [sku for sku in index.entries if sku not in validator.seen]
         summary.removed = len(removed)
         summary.removed_sample = sorted(removed)[:REMOVED_SAMPLE]
-    summary.by_resolution = dict(sorted(by_resolution.items()))
-    summary.by_priority = dict(sorted(by_priority.items()))
-    summary.projected_cost_usd = round(
-        sum(n * provider.prices.for_resolution(res) for res, n in by_resolution.items()), 6
-    )
+    summary.by_resolution = dict(sorted(summary.by_resolution.items()))
+    summary.by_priority = dict(sorted(summary.by_priority.items()))
+    summary.projected_cost_usd = summary.list_cost(provider)
     return summary
 
 

@@ -31,14 +31,16 @@ from catalog_images.models import (
     DEFAULT_RESOLUTION,
     RESOLUTIONS,
 )
+from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.model_catalog import family_of, known_models
 
 SAFE_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_PROMPT_CHARS = 20_000
 MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's limit per inline image
 PRIORITIES = ("high", "normal", "low")
-OPTION_COLUMNS = ("resolution", "aspect_ratio", "reference_image", "priority")
+OPTION_COLUMNS = ("resolution", "aspect_ratio", "reference_image", "priority", "model")
 JOB_FIELDS = ("sku", "prompt", "resolution", "aspect_ratio", "reference_image", "priority", "row",
-              "fingerprint")
+              "fingerprint", "model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +160,16 @@ class RowValidator:
 
     def __init__(
         self, prompt_template: str | None, catalog_base: str, s3: S3Settings | None,
-        family: str = "gemini-3-pro-image-preview", references: ReferencePolicy | None = None,
+        provider: ProviderConfig | None = None, model: str | None = None,
+        references: ReferencePolicy | None = None,
     ) -> None:
         self.prompt_template = prompt_template
         self.catalog_base = catalog_base
         self.s3 = s3
         self.references = references or ReferencePolicy.for_catalog(catalog_base)
-        self.family = family
+        self.provider = provider or ProviderConfig(name="default", kind="gemini",
+                                                   base_url="http://unused")
+        self.model = model  # the run's model (None: the provider's own)
         self._template_fields = template_fields(prompt_template) if prompt_template else []
         self._used = set(used_columns(prompt_template))
         self.seen: set[str] = set()
@@ -206,15 +211,10 @@ class RowValidator:
             return "empty prompt"
         if len(prompt) > MAX_PROMPT_CHARS:
             return f"prompt is {len(prompt)} characters, over the {MAX_PROMPT_CHARS} limit"
-        resolution = _clean(row.get("resolution")).upper() or DEFAULT_RESOLUTION
-        if resolution not in RESOLUTIONS:
-            return f"unknown resolution {resolution!r} (use {', '.join(RESOLUTIONS)})"
-        ratio = _clean(row.get("aspect_ratio")) or DEFAULT_ASPECT_RATIO
-        if ratio not in ASPECT_RATIOS:
-            return f"unknown aspect_ratio {ratio!r} (use one of {' '.join(ASPECT_RATIOS)})"
-        priority = _clean(row.get("priority")).lower() or "normal"
-        if priority not in PRIORITIES:
-            return f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})"
+        options = self._options(row)
+        if isinstance(options, str):
+            return options
+        resolution, ratio, priority, model = options
         reference = _clean(row.get("reference_image"))
         reference_sha = None
         if reference:
@@ -224,8 +224,27 @@ class RowValidator:
         return {
             "sku": sku, "prompt": prompt, "resolution": resolution, "aspect_ratio": ratio,
             "reference_image": reference or None, "priority": priority, "row": number,
-            "fingerprint": fingerprint(prompt, resolution, ratio, self.family, reference_sha),
+            "fingerprint": fingerprint(prompt, resolution, ratio,
+                                       self.provider.fingerprint_model(model), reference_sha),
+            "model": model,
         }
+
+    def _options(self, row: dict) -> tuple[str, str, str, str | None] | str:
+        """(resolution, aspect ratio, priority, model) of a row, or why one is wrong."""
+        resolution = _clean(row.get("resolution")).upper() or DEFAULT_RESOLUTION
+        if resolution not in RESOLUTIONS:
+            return f"unknown resolution {resolution!r} (use {', '.join(RESOLUTIONS)})"
+        ratio = _clean(row.get("aspect_ratio")) or DEFAULT_ASPECT_RATIO
+        if ratio not in ASPECT_RATIOS:
+            return f"unknown aspect_ratio {ratio!r} (use one of {' '.join(ASPECT_RATIOS)})"
+        priority = _clean(row.get("priority")).lower() or "normal"
+        if priority not in PRIORITIES:
+            return f"unknown priority {priority!r} (use {', '.join(PRIORITIES)})"
+        model = _clean(row.get("model")) or self.model
+        if model and family_of(model) is None and model != self.model:
+            return (f"unknown model {printable(model[:80])!r} (use one of "
+                    f"{', '.join(known_models())}, or leave the cell empty)")
+        return resolution, ratio, priority, model or None
 
     def _prompt(self, row: dict) -> str:
         if not self.prompt_template:

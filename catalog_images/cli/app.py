@@ -54,6 +54,7 @@ def run(
         "fallback_provider", "; repeatable")] = RUN["fallback_provider"],
     priority_provider: Annotated[list[str] | None, _help(
         "priority_provider", "; repeatable")] = RUN["priority_provider"],
+    model: Annotated[str | None, _help("model")] = RUN["model"],
     concurrency: Annotated[int, _help("concurrency")] = RUN["concurrency"],
     prompt_template: Annotated[str | None, _help("prompt_template")] = RUN["prompt_template"],
     report: Annotated[Path | None, _help("report")] = RUN["report"],
@@ -97,6 +98,7 @@ def estimate(
     provider: Annotated[str, _help("provider")] = RUN["provider"],
     priority_provider: Annotated[list[str] | None, _help(
         "priority_provider", "; repeatable")] = RUN["priority_provider"],
+    model: Annotated[str | None, _help("model")] = RUN["model"],
     concurrency: Annotated[int, _help("concurrency")] = RUN["concurrency"],
     prompt_template: Annotated[str | None, _help("prompt_template")] = RUN["prompt_template"],
     force: Annotated[bool, typer.Option(
@@ -109,7 +111,7 @@ def estimate(
     import tempfile
 
     from catalog_images.catalog.estimate import estimate as project
-    from catalog_images.catalog.plan import plan_catalog
+    from catalog_images.catalog.plan import RowChoices, plan_catalog
     from catalog_images.catalog.read import CatalogError
     from catalog_images.destination.index import load_index
     from catalog_images.destination.storage import (
@@ -124,7 +126,7 @@ def estimate(
 
     try:
         settings = RunSettings(catalog=catalog, dest=dest, provider=provider,
-                               priority_providers=priority_provider or [],
+                               priority_providers=priority_provider or [], model=model,
                                concurrency=concurrency, prompt_template=prompt_template,
                                force=force, mode=mode,
                                providers_file=str(providers_file) if providers_file else None)
@@ -134,7 +136,8 @@ def estimate(
         location = S3Location.parse(dest)
         with tempfile.TemporaryDirectory() as work:
             plan = plan_catalog(catalog, settings.prompt_template, routes["bulk"][0], s3,
-                                Path(work), load_index(s3, location), force)
+                                Path(work), load_index(s3, location),
+                                RowChoices(model, force))
     except (SettingsError, ConfigError, CatalogError, StorageError, ValueError) as exc:
         fail(explain(exc))
     except (BotoCoreError, ClientError) as exc:

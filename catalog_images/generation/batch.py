@@ -57,7 +57,7 @@ async def _deliver(ctx: RunContext, config: ProviderConfig, job: Job, item: dict
 async def _answer(ctx: RunContext, config: ProviderConfig, job: Job, item: dict | None,
                   name: str, note: str) -> RowResult:
     one = Tries(attempts=1)  # the row's one request, in the job
-    who = {"provider": config.name, "model": config.model, "tries": one}
+    who = {"provider": config.name, "model": config.model_for(job.model), "tries": one}
     if item is None or "response" not in item:
         error = (item or {}).get("error") or {}
         return RowResult.failed(
@@ -68,15 +68,25 @@ async def _answer(ctx: RunContext, config: ProviderConfig, job: Job, item: dict 
     except Exception as exc:  # the reference image changed or vanished since planning
         return RowResult.failed(job, "reference", f"batch {name}: unreadable reference image: "
                                 f"{exc}", **who)
-    price = config.batch_price(job.resolution)
     try:
         image = parse_response(item["response"], request)
     except ProviderError as exc:
+        cost = batch_error_charge(config, request, exc)
         return RowResult.failed(job, exc.error_class.value, f"batch {name}: {exc}",
-                                cost_usd=price if exc.billed else 0.0, **who)
-    paid = await keep(ctx, job, job.fingerprint, image, config, price, note=note or None)
+                                cost_usd=cost, **who)
+    charge = config.charge(job.resolution, job.model, image.usage, image=True, batch=True)
+    paid = await keep(ctx, job, job.fingerprint, image, config, charge, note=note or None)
     return await deliver(ctx, paid, image_key(ctx.location, job.sku, image.mime_type), one,
                          lost_note=f"the next run collects batch {name} again")
+
+
+def batch_error_charge(config: ProviderConfig, request: ImageRequest,
+                       error: ProviderError) -> float:
+    """What a batch answer without a usable image cost (half the standard rates)."""
+    if error.usage and config.billing == "usage":
+        return config.charge(request.resolution, request.model, error.usage, image=False,
+                             batch=True).cost_usd
+    return config.batch_price(request.resolution, request.model) if error.billed else 0.0
 
 
 def _maybe_created(exc: ProviderError) -> bool:
@@ -107,13 +117,14 @@ async def _create(client: GeminiBatchClient, requests: list, display_name: str) 
 def _release(ctx: RunContext, config: ProviderConfig, jobs: list[Job]) -> None:
     """Give back the budget held for rows whose job will not be billed."""
     for job in jobs:
-        ctx.budget.settle(config.batch_price(job.resolution), False)
+        ctx.budget.settle(config.batch_price(job.resolution, job.model), False)
 
 
 def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[Job], reason: str) -> None:
     """Record the rows as skipped: left for a later run."""
     for job in jobs:
-        ctx.finish(RowResult.skipped(job, reason, provider=config.name, model=config.model))
+        ctx.finish(RowResult.skipped(job, reason, provider=config.name,
+                                     model=config.model_for(job.model)))
 
 
 async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
@@ -169,7 +180,8 @@ async def _collect(ctx: RunContext, client: GeminiBatchClient, config: ProviderC
     async def settle(job: Job, item: dict | None) -> None:
         nonlocal lost
         result = await _deliver(ctx, config, job, item, record.name, note)
-        ctx.budget.settle(config.batch_price(job.resolution), result.cost_usd > 0)
+        ctx.budget.settle(config.batch_price(job.resolution, job.model),
+                          result.cost_usd > 0, result.cost_usd)
         lost = lost or result.error_class == "upload_unspooled"
 
     async for key, item in client.iter_results(resource):
@@ -227,7 +239,8 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
                     continue
                 await batch_records.save_quietly(ctx, record)
             for job in record.jobs:
-                ctx.budget.reserve(config.batch_price(job.resolution))  # already committed
+                # already committed
+                ctx.budget.reserve(config.batch_price(job.resolution, job.model))
             await _settle(ctx, client, config, record, deadline_s, poll_s,
                           note=f"collected from batch {record.name} of run {record.run_id}")
     finally:
@@ -295,7 +308,7 @@ async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> boo
     if existing:
         ctx.finish(RowResult.unchanged(job, existing))
         return False
-    if not ctx.budget.reserve(config.batch_price(job.resolution)):
+    if not ctx.budget.reserve(config.batch_price(job.resolution, job.model)):
         _skip(ctx, config, [job], "budget")
         return False
     return True
@@ -307,7 +320,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig,
     """Submit the plan's rows as batch jobs of ``batch_rows`` and settle every one."""
     client = GeminiBatchClient(config, config.resolve_api_key())
     waits: list[asyncio.Future] = []
-    pending: list[Job] = []
+    pending: dict[str | None, list[Job]] = {}  # by model: a job is for one model
 
     async def submit(jobs: list[Job]) -> None:
         wait = await _submit(ctx, client, config, jobs, deadline_s, poll_s)
@@ -321,15 +334,16 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig,
                     continue  # its outcome is reported from the collected batch
                 if not await _needs_batch(ctx, config, job):
                     continue
-                pending.append(job)
-                if len(pending) >= batch_rows:
-                    await submit(pending)
-                    pending = []
-        if pending and ctx.stop.requested:
-            _release(ctx, config, pending)
-            _skip(ctx, config, pending, "stopped")
-        elif pending:
-            await submit(pending)
+                same_model = pending.setdefault(job.model, [])
+                same_model.append(job)
+                if len(same_model) >= batch_rows:
+                    await submit(pending.pop(job.model))
+        for jobs in pending.values():
+            if ctx.stop.requested:
+                _release(ctx, config, jobs)
+                _skip(ctx, config, jobs, "stopped")
+            else:
+                await submit(jobs)
         await asyncio.gather(*waits)
     finally:
         await client.aclose()

@@ -28,8 +28,9 @@ class Budget:
         self.reserved_usd += amount
         return True
 
-    def settle(self, amount: float, billed: bool) -> None:
-        """Release a reservation; count it as spent when the provider billed the request."""
+    def settle(self, amount: float, billed: bool, cost: float | None = None) -> None:
+        """Release a reservation; count it as spent when the provider billed the request:
+        ``cost`` when the answer said what it cost (its usage), else the reserved amount."""
         self.reserved_usd -= amount
         if billed:
-            self.spent_usd += amount
+            self.spent_usd += amount if cost is None else cost

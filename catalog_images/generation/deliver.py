@@ -20,6 +20,7 @@ from catalog_images.destination.storage import describe_s3_error
 from catalog_images.generation.resources import RunContext
 from catalog_images.models import GeneratedImage, Job
 from catalog_images.providers.config import ProviderConfig
+from catalog_images.providers.model_catalog import Charge
 from catalog_images.report.contact_sheet import SheetItem, small_thumbnail
 from catalog_images.report.results import RowResult, Tries
 
@@ -37,6 +38,7 @@ class PaidImage:
     provider: str
     model: str
     cost_usd: float = 0.0  # what this run paid for it (0 when a spool copy of an earlier run)
+    list_cost_usd: float = 0.0  # its list price (the per-image price, whatever the bill)
     spool_error: str | None = None  # why it has no spool copy: memory holds the only one
     note: str | None = None  # the reason a succeeded row reports, if any
 
@@ -50,14 +52,14 @@ class PaidImage:
 
 
 async def spool_image(ctx: RunContext, sku: str, fp: str, image: GeneratedImage,
-                      config: ProviderConfig) -> str | None:
+                      config: ProviderConfig, model: str | None = None) -> str | None:
     """Write a paid image durably to the spool (its own threads); None, or what went wrong.
 
     A failure (a full disk) is returned, not raised: the paid image is then uploaded from
     memory rather than lost.
     """
     meta = {"mime_type": image.mime_type, "width": image.width, "height": image.height,
-            "run_id": ctx.run_id, "provider": config.name, "model": config.model}
+            "run_id": ctx.run_id, "provider": config.name, "model": model or config.model}
     try:
         await asyncio.get_running_loop().run_in_executor(
             ctx.spool_pool, partial(ctx.spool.write, sku, fp, image.data, meta))
@@ -67,13 +69,14 @@ async def spool_image(ctx: RunContext, sku: str, fp: str, image: GeneratedImage,
 
 
 async def keep(ctx: RunContext, job: Job, fp: str, image: GeneratedImage,
-               config: ProviderConfig, cost_usd: float, note: str | None = None) -> PaidImage:
-    """Spool an image just paid for at ``cost_usd``; call it while the provider slot is
-    held, so images paid for but not yet on disk never outnumber the requests in flight.
-    ``note``: the reason its row reports once the image is delivered."""
-    problem = await spool_image(ctx, job.sku, fp, image, config)
-    return PaidImage(job, fp, image, config.name, config.model, cost_usd, spool_error=problem,
-                     note=note)
+               config: ProviderConfig, cost: float | Charge, note: str | None = None) -> PaidImage:
+    """Spool an image just paid for (``cost``: its bill, or a flat price); call it while the
+    provider slot is held, so images paid for but not yet on disk never outnumber the
+    requests in flight. ``note``: the reason its row reports once the image is delivered."""
+    charge = cost if isinstance(cost, Charge) else Charge(cost, cost)
+    problem = await spool_image(ctx, job.sku, fp, image, config, config.model_for(job.model))
+    return PaidImage(job, fp, image, config.name, config.model_for(job.model), charge.cost_usd,
+                     charge.list_usd, spool_error=problem, note=note)
 
 
 async def upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta: dict) -> None:
@@ -134,7 +137,7 @@ async def deliver(ctx: RunContext, paid: PaidImage, key: str, tries: Tries | Non
         return RowResult.failed(
             paid.job, error_class, reason, provider=paid.provider, model=paid.model,
             cost_usd=paid.cost_usd, fingerprint=paid.fingerprint, width=image.width,
-            height=image.height, tries=tries)
+            height=image.height, tries=tries, list_cost_usd=paid.list_cost_usd)
     ctx.spool.remove(paid.job.sku, paid.fingerprint)
     reason = paid.note or (
         f"uploaded without a spool copy ({paid.spool_error})" if paid.spool_error else None)
@@ -142,4 +145,5 @@ async def deliver(ctx: RunContext, paid: PaidImage, key: str, tries: Tries | Non
     return RowResult.succeeded(
         paid.job, s3_key=key, size=len(image.data), width=image.width, height=image.height,
         provider=paid.provider, model=paid.model, cost_usd=paid.cost_usd,
-        fingerprint=paid.fingerprint, reason=reason, tries=tries)
+        list_cost_usd=paid.list_cost_usd, fingerprint=paid.fingerprint, reason=reason,
+        tries=tries)

@@ -26,6 +26,7 @@ from catalog_images.generation.routing import ProviderRuntime, Router
 from catalog_images.models import GeneratedImage, ImageRequest, Job
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import PROVIDER_FAULTS, ErrorClass, ProviderError
+from catalog_images.providers.model_catalog import Charge
 from catalog_images.report.results import RowResult, Tries
 
 SKIPPED_REASONS = {ErrorClass.DAILY_QUOTA: "daily quota", ErrorClass.BUDGET: "budget",
@@ -34,6 +35,16 @@ SKIPPED_REASONS = {ErrorClass.DAILY_QUOTA: "daily quota", ErrorClass.BUDGET: "bu
 OWN_REASONS = frozenset({ErrorClass.DAILY_QUOTA, ErrorClass.SPEND_CAP})
 MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
 Kept = TypeVar("Kept")
+
+
+def error_charge(config: ProviderConfig, request: ImageRequest, error: ProviderError) -> Charge:
+    """What an answer without a usable image cost: its prompt and thinking tokens when the
+    provider bills usage and said so, the image's price when it was billed, else nothing."""
+    if error.usage and config.billing == "usage":
+        return config.charge(request.resolution, request.model, error.usage, image=False)
+    if error.billed:
+        return config.charge(request.resolution, request.model, None, image=True)
+    return Charge()
 
 
 def image_key(location: S3Location, sku: str, mime_type: str) -> str:
@@ -112,7 +123,7 @@ async def _attempt(
 ) -> Kept | ProviderError | None:
     """One request within a provider slot: what ``keep`` made of the image, the provider's
     error, or None when the slot was declined (the row is routed again)."""
-    billed = False
+    billed, cost = False, None
     try:
         async with runtime.gate.slot(
             partial(_still_wanted, ctx, trip.route, runtime, trip.probe), trip.deadline
@@ -121,17 +132,19 @@ async def _attempt(
             runtime.stats.sent(time.time())
             trip.tries.attempts += 1
             image = await runtime.client.generate(request)
-            billed = True
+            billed, cost = True, runtime.config.charge(
+                request.resolution, request.model, image.usage, image=True).cost_usd
             kept = await keep(runtime, image)
     except SlotDeclined:
         if trip.probe:
             runtime.breaker.release_probe()  # unsent: another row may probe
         return None
     except ProviderError as exc:
-        billed = exc.billed
+        cost = error_charge(runtime.config, request, exc).cost_usd
+        billed = exc.billed or cost > 0
         return exc
     finally:
-        ctx.budget.settle(price, billed)
+        ctx.budget.settle(price, billed, cost)
     trip.tries.latency_s = round(time.monotonic() - started, 4)
     runtime.stats.latencies.append(trip.tries.latency_s)
     runtime.stats.images += 1
@@ -197,7 +210,8 @@ async def _generate_with_retries(
         runtime = await _choose(ctx, trip)
         if isinstance(runtime, ProviderError):
             return trip.previous, runtime
-        price = runtime.config.prices.for_resolution(request.resolution)
+        price = runtime.config.reserve_price(request.resolution, request.model,
+                                             len(request.prompt), len(request.reference_images))
         if not ctx.budget.reserve(price):
             return runtime, ProviderError(ErrorClass.BUDGET, "budget")
         outcome = await _attempt(ctx, trip, runtime, request, price, keep)
@@ -214,7 +228,7 @@ async def build_request(ctx: RunContext, job: Job) -> ImageRequest:
     """The provider request of a job, with its reference image read now (it may have
     changed or vanished since planning: the caller handles the exception)."""
     refs = (await ctx.reference(job.reference_image),) if job.reference_image else ()
-    return ImageRequest(job.prompt, job.resolution, job.aspect_ratio, refs)
+    return ImageRequest(job.prompt, job.resolution, job.aspect_ratio, refs, job.model)
 
 
 async def find_current(ctx: RunContext, job: Job, fp: str) -> str | None:
@@ -256,11 +270,11 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
         request = await build_request(ctx, job)
     except Exception as exc:  # the file changed since planning
         return RowResult.failed(job, "reference", f"unreadable reference image: {exc}",
-                                provider=first.name, model=first.model)
+                                provider=first.name, model=first.model_for(job.model))
     refs = request.reference_images
     fp = job.fingerprint or fingerprint(
-        request.prompt, request.resolution, request.aspect_ratio, first.family,
-        sha256_hex(refs[0].data) if refs else None,
+        request.prompt, request.resolution, request.aspect_ratio,
+        first.fingerprint_model(job.model), sha256_hex(refs[0].data) if refs else None,
     )
     tries = Tries()
     spooled = ctx.spool.find(job.sku, fp)
@@ -269,18 +283,19 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
     else:
         refused = _refused_now(ctx, route)
         if refused is not None:  # no lookups for a row that cannot be sent anyway
-            return _unanswered(job, fp, refused[0], first, refused[1], tries)
+            return _unanswered(request, job, fp, refused[0], first, refused[1], tries)
         existing = await find_current(ctx, job, fp)
         if existing:
             return RowResult.unchanged(job, existing, fp)
 
         def spool_it(runtime: ProviderRuntime, image: GeneratedImage) -> Awaitable[PaidImage]:
             config = runtime.config
-            return keep(ctx, job, fp, image, config, config.prices.for_resolution(job.resolution))
+            charge = config.charge(job.resolution, job.model, image.usage, image=True)
+            return keep(ctx, job, fp, image, config, charge)
 
         runtime, outcome = await _generate_with_retries(ctx, route, request, tries, spool_it)
         if isinstance(outcome, ProviderError):
-            return _unanswered(job, fp, runtime, first, outcome, tries)
+            return _unanswered(request, job, fp, runtime, first, outcome, tries)
         runtime.stats.cost_usd += outcome.cost_usd
         paid = outcome
     return await deliver(ctx, paid, image_key(ctx.location, job.sku, paid.image.mime_type), tries)
@@ -298,24 +313,22 @@ def _refused_now(ctx: RunContext, route: list[ProviderRuntime]
     return out
 
 
-def _unanswered(job: Job, fp: str, runtime: ProviderRuntime | None, first: ProviderConfig,
-                error: ProviderError, tries: Tries) -> RowResult:
+def _unanswered(request: ImageRequest, job: Job, fp: str, runtime: ProviderRuntime | None,
+                first: ProviderConfig, error: ProviderError, tries: Tries) -> RowResult:
     """The result of a row that got no image: skipped when it was never tried (stopped,
-    budget, daily quota; the next run does it), else failed."""
+    budget, daily quota; the next run does it), else failed (with what its answer cost)."""
     config = runtime.config if runtime is not None else first
     cost = 0.0
-    if error.billed and runtime is not None:
-        cost = config.prices.for_resolution(job.resolution)
+    if runtime is not None:
+        cost = error_charge(config, request, error).cost_usd
         runtime.stats.cost_usd += cost
+    who = {"provider": config.name, "model": config.model_for(job.model), "cost_usd": cost,
+           "fingerprint": fp, "tries": tries}
     if error.error_class in SKIPPED_REASONS:
         reason = (error.message if error.error_class in OWN_REASONS
                   else SKIPPED_REASONS[error.error_class])
-        return RowResult.skipped(
-            job, reason, error_class=error.error_class.value,
-            provider=config.name, model=config.model, cost_usd=cost, fingerprint=fp,
-            tries=tries)
-    return RowResult.failed(job, error.error_class.value, str(error), provider=config.name,
-                            model=config.model, cost_usd=cost, fingerprint=fp, tries=tries)
+        return RowResult.skipped(job, reason, error_class=error.error_class.value, **who)
+    return RowResult.failed(job, error.error_class.value, str(error), **who)
 
 
 async def process_rows(jobs: list[Job], ctx: RunContext) -> list[RowResult]:

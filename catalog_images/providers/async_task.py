@@ -93,6 +93,7 @@ class AsyncTaskProvider:
     ) -> None:
         self.name = config.name
         self.model = config.model
+        self._model_for = config.model_for
         self._base = config.base_url
         self._poll_initial_s = config.poll_initial_s
         self._poll_max_s = config.poll_max_s
@@ -113,7 +114,7 @@ class AsyncTaskProvider:
 
     async def _create(self, request: ImageRequest) -> str:
         response = await send(self._client, "POST", f"{self._base}/api/v1/jobs/createTask",
-                              json=build_create_body(request, self.model))
+                              json=build_create_body(request, self._model_for(request.model)))
         payload = self._json(response, "createTask")
         if body_code(payload) != 200:
             raise body_error(payload, "createTask")

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from catalog_images.providers.model_catalog import DEFAULT_MODEL
+from catalog_images.providers.pricing import Priced, checked_rates
 from catalog_images.secrets import register_secret
 
 ProviderKind = Literal["gemini", "openai-images", "async-task", "emulator"]
@@ -79,7 +81,7 @@ class Prices(BaseModel):
         return {"1K": self.k1, "2K": self.k2, "4K": self.k4}[resolution]
 
 
-class ProviderConfig(BaseModel):
+class ProviderConfig(Priced, BaseModel):
     """One named provider: where it is, how to authenticate, what it costs, its limits."""
 
     model_config = ConfigDict(extra="forbid")
@@ -90,12 +92,21 @@ class ProviderConfig(BaseModel):
     auth: AuthStyle = "x-goog-api-key"
     api_key_env: str | None = None
     api_key_block: str | None = Field(None, description="name of a Prefect Secret block")
-    model: str = "gemini-3-pro-image-preview"
-    family: str = Field(
-        "gemini-3-pro-image-preview",
-        description="the underlying model, whoever resells it: same family, same image",
-    )
-    prices: Prices = Field(default_factory=Prices)
+    model: str = DEFAULT_MODEL
+    family: str | None = Field(
+        None, description="the underlying model when the provider's own name for it differs "
+        "(e.g. nano-banana-pro is gemini-3-pro-image): same family, same image")
+    model_names: dict[str, str] = Field(
+        default_factory=dict, description="this provider's names for other models, for rows "
+        "and runs that choose one: {gemini-3.1-flash-image = 'nano-banana-2'}")
+    billing: Literal["usage", "per_image"] = Field(
+        "per_image", description="usage: billed by usageMetadata tokens at the model's rate "
+        "card (Google); per_image: the flat price of prices (relays)")
+    prices: Prices | None = Field(
+        None, description="USD per image by resolution; unset: the model's list price")
+    rates: dict[str, dict[str, float | str]] = Field(
+        default_factory=dict, description="changes to a model's rate card: {gemini-3-pro-image"
+        " = {output_text = 12.0, as_of = '2026-12-01'}} (USD per million tokens)")
     batch_prices: Prices | None = None
     requests_per_window: int | None = Field(
         None, gt=0, description="requests the provider accepts per window_s seconds (a sliding "
@@ -151,11 +162,10 @@ class ProviderConfig(BaseModel):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
-    def batch_price(self, resolution: str) -> float:
-        """Price of one image in Batch Mode (half the standard price when none is set)."""
-        if self.batch_prices is not None:
-            return self.batch_prices.for_resolution(resolution)
-        return self.prices.for_resolution(resolution) / 2
+    @field_validator("rates")
+    @classmethod
+    def _known_rates(cls, value: dict[str, dict[str, float | str]]) -> dict:
+        return checked_rates(value)
 
     def resolve_api_key(self) -> str | None:
         """Read the key from its environment variable or Prefect Secret block."""
@@ -197,9 +207,8 @@ def builtin_presets() -> dict[str, dict]:
         },
         "google": {
             "kind": "gemini", "base_url": "https://generativelanguage.googleapis.com",
-            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY",
+            "auth": "x-goog-api-key", "api_key_env": "GEMINI_API_KEY", "billing": "usage",
             "requests_per_window": 300, "requests_per_day": 1500, "max_concurrency": 32,
-            "batch_prices": {"1K": 0.067, "2K": 0.067, "4K": 0.12},
         },
         "openai-relay": {
             "kind": "openai-images", "base_url": "https://openai-relay.example.com",
@@ -209,6 +218,9 @@ def builtin_presets() -> dict[str, dict]:
         "async-task-relay": {
             "kind": "async-task", "base_url": "https://async-relay.example.com",
             "auth": "bearer", "api_key_env": "ASYNC_RELAY_API_KEY", "model": "nano-banana-pro",
+            "family": "gemini-3-pro-image",
+            "model_names": {"gemini-3-pro-image": "nano-banana-pro",
+                            "gemini-3-pro-image-preview": "nano-banana-pro"},
             "requests_per_window": 20, "window_s": 10.0, "max_concurrency": 200,
             "typical_latency_s": 60.0,
             "prices": {"1K": 0.09, "2K": 0.09, "4K": 0.12},

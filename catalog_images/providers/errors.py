@@ -55,6 +55,8 @@ CONFIG_ERRORS = frozenset({ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.BIL
 class ProviderError(Exception):
     """A classified provider failure; its message never contains a secret."""
 
+    usage: dict | None = None  # usageMetadata of an answer without an image (it may be billed)
+
     def __init__(
         self,
         error_class: ErrorClass,

@@ -81,6 +81,14 @@ def _text(value: object) -> str | None:
     return str(value)[:200] if value is not None else None
 
 
+def _no_image(error_class: ErrorClass, message: str, usage: dict) -> ProviderError:
+    """The error of an answer without an image; its ``usage`` says what Google bills for it
+    (prompt and thinking tokens)."""
+    error = ProviderError(error_class, message)
+    error.usage = usage
+    return error
+
+
 def parse_response(payload: object, request: ImageRequest) -> GeneratedImage:
     """Turn a 200 generateContent answer into a verified image or a classified error.
 
@@ -93,7 +101,7 @@ def parse_response(payload: object, request: ImageRequest) -> GeneratedImage:
     if not candidates:
         reason = _dict(payload.get("promptFeedback")).get("blockReason")
         if reason:
-            raise ProviderError(ErrorClass.BLOCKED, f"prompt blocked: {_text(reason)}")
+            raise _no_image(ErrorClass.BLOCKED, f"prompt blocked: {_text(reason)}", usage)
         raise ProviderError(ErrorClass.BAD_RESPONSE, "response has no candidates")
     candidate = _dict(candidates[0])
     finish = str(candidate.get("finishReason") or "STOP")[:60]
@@ -101,10 +109,11 @@ def parse_response(payload: object, request: ImageRequest) -> GeneratedImage:
     data = find_image_data(parts)
     if not data:
         if finish in SAFETY_REASONS:
-            raise ProviderError(ErrorClass.SAFETY, f"no image: finishReason {finish}")
+            raise _no_image(ErrorClass.SAFETY, f"no image: finishReason {finish}", usage)
         if finish == "MAX_TOKENS" and not parts:
             raise ProviderError(ErrorClass.BAD_RESPONSE, "empty answer: finishReason MAX_TOKENS")
-        raise ProviderError(ErrorClass.NO_IMAGE, f"no image in the answer: finishReason {finish}")
+        raise _no_image(ErrorClass.NO_IMAGE, f"no image in the answer: finishReason {finish}",
+                        usage)
     return verified_image(
         decode_base64_image(data), request, usage=usage,
         model_version=_text(payload.get("modelVersion")),
@@ -139,12 +148,15 @@ class GeminiProvider:
     ) -> None:
         self.name = config.name
         self.model = config.model
-        self._url = f"{config.base_url}/v1beta/models/{config.model}:generateContent"
+        self._config = config
         self._client = new_http_client(config, api_key, concurrency, transport=transport)
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
-        """Send one generateContent request and return the verified image."""
-        response = await send(self._client, "POST", self._url, json=build_request_body(request))
+        """Send one generateContent request (to the request's model, else the provider's)
+        and return the verified image."""
+        model = self._config.model_for(request.model)
+        url = f"{self._config.base_url}/v1beta/models/{model}:generateContent"
+        response = await send(self._client, "POST", url, json=build_request_body(request))
         if response.status_code != 200:
             raise error_from_response(response)
         return parse_response(parse_json(response.content, "generateContent"), request)

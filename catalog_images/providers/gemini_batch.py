@@ -85,7 +85,8 @@ class GeminiBatchClient:
         return payload
 
     async def create(self, requests: list[tuple[str, ImageRequest]], display_name: str) -> str:
-        """Submit one job; returns its name (``batches/ID``)."""
+        """Submit one job (every request of one model); returns its name (``batches/ID``)."""
+        model = self.config.model_for(requests[0][1].model if requests else None)
         lines = [{"key": key, "request": build_request_body(req)} for key, req in requests]
         inline = {"requests": {"requests": [
             {"request": line["request"], "metadata": {"key": line["key"]}} for line in lines]}}
@@ -102,7 +103,7 @@ class GeminiBatchClient:
                               "input_config": {"file_name": file_name}}}
             encoded = json.dumps(body).encode()
         created = await self._call(
-            "POST", f"{self._base}/v1beta/models/{self.config.model}:batchGenerateContent",
+            "POST", f"{self._base}/v1beta/models/{model}:batchGenerateContent",
             content=encoded)
         return _name(created, "create")  # status 200: the caller looks the job up
 

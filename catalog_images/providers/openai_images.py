@@ -57,6 +57,7 @@ class OpenAIImagesProvider:
     ) -> None:
         self.name = config.name
         self.model = config.model
+        self._model_for = config.model_for
         self._url = f"{config.base_url}/v1/images/generations"
         self._format = config.response_format
         self._client = new_http_client(
@@ -70,7 +71,7 @@ class OpenAIImagesProvider:
                 ErrorClass.BAD_REQUEST,
                 "reference images need the edits endpoint, which this client does not send",
             )
-        body = build_request_body(request, self.model, self._format)
+        body = build_request_body(request, self._model_for(request.model), self._format)
         response = await send(self._client, "POST", self._url, json=body)
         if response.status_code != 200:
             raise error_from_response(response)

@@ -66,6 +66,7 @@ def summary_markdown(header: dict, totals: dict, examples: dict[str, list]) -> s
     if totals["cost_by_resolution"]:
         lines += ["**Cost by resolution:** " + ", ".join(
             f"{k} {_money(v)}" for k, v in totals["cost_by_resolution"].items()), ""]
+    lines += _bill_lines(totals)
     if totals["retries_by_class"]:
         lines += ["**Retries by error class:** " + ", ".join(
             f"{k} {v}" for k, v in totals["retries_by_class"].items()), ""]
@@ -91,6 +92,23 @@ def summary_markdown(header: dict, totals: dict, examples: dict[str, list]) -> s
         lines += [f"- Contact sheet: `{header['contact_sheet_uri']}`",
                   f"- History chart: `{header['history_chart_uri']}`"]
     return "\n".join(lines)
+
+
+def _bill_lines(totals: dict) -> list[str]:
+    """The bill beside the list prices, and the spend on answers without an image."""
+    if "list_cost_usd" not in totals:
+        return []
+    lines = [f"**Bill:** {_money(totals['cost_usd'])} billed (usage tokens where the provider "
+             f"bills usage) against {_money(totals['list_cost_usd'])} at list prices per "
+             "image.", ""]
+    if totals.get("no_image_rows"):
+        lines += [f"**Spent on answers without an image:** "
+                  f"{_money(totals['no_image_cost_usd'])} ({totals['no_image_rows']} rows: "
+                  "blocked or no image, prompt and thinking tokens billed).", ""]
+    if len(totals.get("cost_by_model") or {}) > 1:
+        lines += ["**Cost by model:** " + ", ".join(
+            f"{k} {_money(v)}" for k, v in totals["cost_by_model"].items()), ""]
+    return lines
 
 
 def _percent(rate: float | None) -> str:

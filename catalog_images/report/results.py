@@ -44,7 +44,8 @@ class RowResult:
     width: int | None = None
     height: int | None = None
     s3_key: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # what the provider billed (usage, or its per-image price)
+    list_cost_usd: float = 0.0  # the list price of the image delivered, for comparison
     prompt_sha256: str | None = None
     fingerprint: str | None = None
     retries: dict[str, int] = field(default_factory=dict)
@@ -65,22 +66,23 @@ class RowResult:
         cls, job: Job, *, s3_key: str, size: int, width: int, height: int,
                   provider: str | None, model: str | None, cost_usd: float,
                   fingerprint: str | None = None, reason: str | None = None,
-                  tries: Tries | None = None) -> RowResult:
+                  tries: Tries | None = None, list_cost_usd: float | None = None) -> RowResult:
         """The row's image is at the destination under ``s3_key`` (``size`` bytes)."""
         return cls._of(job, RowStatus.SUCCEEDED, fingerprint, tries, s3_key=s3_key,
                        bytes=size, width=width, height=height, provider=provider,
-                       model=model, cost_usd=cost_usd, reason=reason)
+                       model=model, cost_usd=cost_usd, reason=reason,
+                       list_cost_usd=cost_usd if list_cost_usd is None else list_cost_usd)
 
     @classmethod
     def failed(  # noqa: PLR0913 - keyword-only fields of one record
         cls, job: Job, error_class: str, reason: str, *, provider: str | None = None,
                model: str | None = None, cost_usd: float = 0.0, fingerprint: str | None = None,
                width: int | None = None, height: int | None = None,
-               tries: Tries | None = None) -> RowResult:
+               tries: Tries | None = None, list_cost_usd: float = 0.0) -> RowResult:
         """The row has no image; ``error_class`` says which kind of problem stopped it."""
         return cls._of(job, RowStatus.FAILED, fingerprint, tries, error_class=error_class,
                        reason=reason, provider=provider, model=model, cost_usd=cost_usd,
-                       width=width, height=height)
+                       width=width, height=height, list_cost_usd=list_cost_usd)
 
     @classmethod
     def skipped(cls, job: Job, reason: str, *, error_class: str | None = None,
@@ -130,11 +132,14 @@ RESULT_SCHEMA = pa.schema(
         ("model", pa.string()), ("resolution", pa.string()), ("aspect_ratio", pa.string()),
         ("attempts", pa.int32()), ("latency_s", pa.float64()), ("bytes", pa.int64()),
         ("width", pa.int32()), ("height", pa.int32()), ("s3_key", pa.string()),
-        ("cost_usd", pa.float64()), ("prompt_sha256", pa.string()),
+        ("cost_usd", pa.float64()), ("list_cost_usd", pa.float64()),
+        ("prompt_sha256", pa.string()),
         ("fingerprint", pa.string()), ("retries", pa.map_(pa.string(), pa.int32())),
     ]
 )
 _FIELD_NAMES = [f.name for f in fields(RowResult)]
+# Answers without an image that a usage-billing provider may still charge (prompt, thinking).
+NO_IMAGE_CLASSES = frozenset({"safety", "blocked", "no_image"})
 
 
 @dataclass
@@ -144,6 +149,10 @@ class Totals:
     counts: Counter = field(default_factory=Counter)
     cost_by_provider: defaultdict = field(default_factory=lambda: defaultdict(float))
     cost_by_resolution: defaultdict = field(default_factory=lambda: defaultdict(float))
+    cost_by_model: defaultdict = field(default_factory=lambda: defaultdict(float))
+    list_cost_usd: float = 0.0
+    no_image_cost_usd: float = 0.0
+    no_image_rows: int = 0
     images_by_provider: Counter = field(default_factory=Counter)
     retries_by_class: Counter = field(default_factory=Counter)
     failures_by_class: Counter = field(default_factory=Counter)
@@ -165,6 +174,11 @@ class Totals:
         if result.cost_usd:
             self.cost_by_provider[result.provider or "?"] += result.cost_usd
             self.cost_by_resolution[result.resolution or "?"] += result.cost_usd
+            self.cost_by_model[result.model or "?"] += result.cost_usd
+        self.list_cost_usd += result.list_cost_usd or 0.0
+        if result.cost_usd and result.error_class in NO_IMAGE_CLASSES:
+            self.no_image_cost_usd += result.cost_usd
+            self.no_image_rows += 1
         if result.reason and result.status != RowStatus.SUCCEEDED:
             self.reasons[result.reason] += 1
 
@@ -191,6 +205,12 @@ class Totals:
             "cost_by_resolution": {
                 k: round(v, 6) for k, v in sorted(self.cost_by_resolution.items())
             },
+            "cost_by_model": {k: round(v, 6) for k, v in sorted(self.cost_by_model.items())},
+            # the bill above (usage where the provider bills usage) beside the list prices
+            # of the images delivered, and what answers without an image cost
+            "list_cost_usd": round(self.list_cost_usd, 6),
+            "no_image_cost_usd": round(self.no_image_cost_usd, 6),
+            "no_image_rows": self.no_image_rows,
             "images_by_provider": dict(sorted(self.images_by_provider.items())),
             "latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
             "latency_p95_s": round(float(np.percentile(lat, 95)), 3) if lat is not None else None,

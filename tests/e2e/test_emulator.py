@@ -25,7 +25,7 @@ from catalog_images.devtools.emulator import (
     image_dimensions,
 )
 
-MODEL = "gemini-3-pro-image-preview"
+MODEL = "gemini-3-pro-image"
 PATH = f"/v1beta/models/{MODEL}:generateContent"
 BASE = EmulatorConfig(latency_s=0.002, seed=1234)
 API_KEY = "sekret-KEY-0123456789"
@@ -427,3 +427,44 @@ def test_context_manager_stops_server() -> None:
         assert httpx.post(url + PATH, json=body("x")).status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.post(url + PATH, json=body("x"), timeout=2)
+
+
+# ---- models and the token ledger ----------------------------------------------------------
+@pytest.mark.parametrize("retired", ["gemini-3-pro-image-preview",
+                                     "gemini-3.1-flash-image-preview", "gemini-2.5-flash-image"])
+def test_ga_models_are_described_and_retired_ids_are_not_found_everywhere(
+    emu: Emulator, client: httpx.Client, retired: str
+) -> None:
+    described = client.get("/v1beta/models/gemini-3.1-flash-image")
+    assert described.status_code == 200
+    assert described.json()["name"] == "models/gemini-3.1-flash-image"
+    assert "generateContent" in described.json()["supportedGenerationMethods"]
+    for answer in (client.get(f"/v1beta/models/{retired}"),
+                   client.post(f"/v1beta/models/{retired}:generateContent", json=body("cup"))):
+        _error(answer, 404, "NOT_FOUND")
+    emu.configure(models_endpoint=False)  # a relay without models.get
+    assert client.get("/v1beta/models/gemini-3-pro-image").status_code == 405
+    assert emu.ledger()["tokens"]["answers"] == 0
+
+
+def test_usage_reports_thinking_and_the_token_ledger_bills_every_answer(
+    emu: Emulator, client: httpx.Client
+) -> None:
+    emu.script("unsafe", ["safety"])
+    emu.script("nope", ["blocked"])
+    usages = [client.post(PATH, json=body(p, size="4K")).json()["usageMetadata"]
+              for p in ("oak chair", "pine table", "unsafe lamp", "nope")]
+    chair, table, unsafe, blocked = usages
+    assert chair["thoughtsTokenCount"] != table["thoughtsTokenCount"]  # varies by prompt
+    assert all(u["thoughtsTokenCount"] >= 184 for u in (chair, table, unsafe))
+    assert chair["candidatesTokensDetails"] == [{"modality": "IMAGE", "tokenCount": 2000}]
+    assert unsafe["candidatesTokenCount"] == 0 and "thoughtsTokenCount" not in blocked
+    tokens = emu.ledger()["tokens"]
+    expected = sum((u["promptTokenCount"] * 2 + u["candidatesTokenCount"] * 120
+                    + u.get("thoughtsTokenCount", 0) * 12) / 1e6 for u in usages)
+    assert tokens["answers"] == 4 and tokens["usd"] == pytest.approx(expected, abs=1e-6)
+    assert emu.ledger()["images"] == 2  # the per-image ledger bills delivered images only
+    flash = client.post("/v1beta/models/gemini-3.1-flash-image:generateContent",
+                        json=body("mug", size="2K")).json()["usageMetadata"]
+    assert flash["candidatesTokenCount"] == 1680
+    assert emu.ledger()["tokens"]["usd_by_model"]["gemini-3.1-flash-image"] > 0

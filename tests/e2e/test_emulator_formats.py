@@ -20,7 +20,7 @@ from PIL import Image
 
 from catalog_images.devtools.emulator import Emulator, EmulatorConfig, image_dimensions
 
-MODEL = "gemini-3-pro-image-preview"
+MODEL = "gemini-3-pro-image"
 IMAGES = "/v1/images/generations"
 CREATE = "/api/v1/jobs/createTask"
 RECORD = "/api/v1/jobs/recordInfo"

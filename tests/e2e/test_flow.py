@@ -58,7 +58,7 @@ def test_sample_catalog_ends_with_every_valid_row_in_the_bucket(
         assert head["ContentLength"] == row["bytes"]
         meta = head["Metadata"]
         assert meta["sku"] == row["sku"] and meta["run-id"] == report["run_id"]
-        assert meta["provider"] == "emulator" and meta["model"] == "gemini-3-pro-image-preview"
+        assert meta["provider"] == "emulator" and meta["model"] == "gemini-3-pro-image"
         assert meta["prompt-sha256"] == row["prompt_sha256"]
         assert row["width"] and row["height"] and row["attempts"] >= 1
     four_k = [r for r in succeeded if r["resolution"] == "4K"]

@@ -117,7 +117,7 @@ def test_the_check_before_paying_finds_any_type_with_one_request_for_a_new_row(l
 @pytest.mark.parametrize(("fmt", "mime", "pil"), [("jpeg", "image/jpeg", "JPEG"),
                                                   ("webp", "image/webp", "WEBP")])
 def test_the_emulator_answers_the_configured_type_in_each_wire_format(fmt, mime, pil):
-    model = "gemini-3-pro-image-preview"
+    model = "gemini-3-pro-image"
     with Emulator(EmulatorConfig(latency_s=0.0, image_format=fmt)).start() as emu, \
             httpx.Client(base_url=emu.base_url, timeout=30) as http:
         gemini = http.post(f"/v1beta/models/{model}:generateContent", json={

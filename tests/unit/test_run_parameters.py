@@ -106,3 +106,16 @@ def test_estimate_shares_the_run_defaults():
     options = _cli_options("estimate")
     for option in ("provider", "concurrency", "prompt_template", "force", "mode"):
         assert options[option] == RUN_DEFAULTS[option], option
+
+
+def test_the_run_model_is_a_known_model_or_a_clear_error(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "execute_run", lambda show_progress=True, **p: seen.update(p) or 0)
+    monkeypatch.setattr(cli, "apply_defaults", lambda **_: None)
+    args = ["run", "--catalog", "c.csv", "--dest", "s3://b/p", "--model",
+            "gemini-3.1-flash-image"]
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert RunSettings(**seen).model == "gemini-3.1-flash-image"
+    with pytest.raises(ValueError, match="model: unknown model 'nano-banana-9'; use one of "
+                       "gemini-3-pro-image, gemini-3.1-flash-image"):
+        RunSettings(**REQUIRED, model="nano-banana-9")

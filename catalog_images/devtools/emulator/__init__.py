@@ -7,7 +7,7 @@ it needs, OpenAI-compatible ``/v1/images/generations`` and Kie-style async tasks
 Used for dry runs, load tests and CI::
 
     with Emulator(EmulatorConfig(rpm=30, faults={"503": 0.05})).start() as emu:
-        client.post(f"{emu.base_url}/v1beta/models/gemini-3-pro-image-preview:generateContent")
+        client.post(f"{emu.base_url}/v1beta/models/gemini-3-pro-image:generateContent")
 """
 
 from .config import ASPECT_RATIOS, FAULT_KINDS, IMAGE_SIZES, EmulatorConfig

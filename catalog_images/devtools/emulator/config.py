@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .token_ledger import DEFAULT_TOKEN_RATES
+
 # Hostile mode (hostile.py): answers a broken or malicious provider could send.
 HOSTILE_FAULT_KINDS: tuple[str, ...] = (
     "oversized", "gzip_bomb", "deep_json", "endless_retry_after", "bad_base64", "png_bomb",
@@ -43,11 +45,13 @@ BATCH_OUTCOMES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "EXPIRED", "CANCELLED"
 
 
 def _default_prices() -> dict[str, float]:
-    return {"1K": 0.134, "2K": 0.134, "4K": 0.24}
+    return {"1K": 0.134, "2K": 0.134, "4K": 0.24, "gemini-3.1-flash-image:1K": 0.067,
+            "gemini-3.1-flash-image:2K": 0.101, "gemini-3.1-flash-image:4K": 0.151,
+            "gemini-2.5-flash-image": 0.039}
 
 
 def _default_batch_prices() -> dict[str, float]:
-    return {"1K": 0.067, "2K": 0.067, "4K": 0.12}
+    return {k: round(v / 2, 6) for k, v in _default_prices().items()}
 
 
 def batch_outcome_state(outcome: str) -> str:
@@ -77,6 +81,9 @@ class EmulatorConfig:
     hours). ``spend_cap_after``: likewise, but a spend-cap 429 with the billing message and
     no retry hint. ``fault_retry_delay_s`` (the "429" fault's RetryInfo and, with
     ``retry_after_header``, its ``Retry-After``) may be of any length, e.g. 1e9.
+    ``token_rates`` maps a model to its USD
+    per million tokens (``input_text``, ``input_image``, ``output_image``, ``output_text``)
+    for the token ledger, which bills every Gemini answer's ``usageMetadata`` as Google does.
     """
 
     latency_s: float = 0.05
@@ -92,7 +99,12 @@ class EmulatorConfig:
     image_as_data_uri: bool = False
     thought_parts: bool = True
     prices_usd: dict[str, float] = field(default_factory=_default_prices)
-    models: tuple[str, ...] = ("gemini-3-pro-image-preview", "gemini-2.5-flash-image")
+    # Served models: Google's GA IDs. A retired ID answers 404 NOT_FOUND, as Google does; a
+    # relay that still sells one is emulated by listing it here.
+    models: tuple[str, ...] = ("gemini-3-pro-image", "gemini-3.1-flash-image")
+    models_endpoint: bool = True  # GET /v1beta/models/{model}; False: a relay without it
+    token_rates: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TOKEN_RATES.items()})
     task_models: tuple[str, ...] = ("nano-banana-pro",)
     task_queue_s: float = 0.0
     batch_delay_s: float = 2.0
@@ -109,6 +121,8 @@ class EmulatorConfig:
         try:
             faults = {str(k): float(v) for k, v in dict(self.faults).items()}
             prices = {str(k): float(v) for k, v in dict(self.prices_usd).items()}
+            token_rates = {str(m): {str(k): float(v) for k, v in dict(r).items()}
+                           for m, r in dict(self.token_rates).items()}
             batch_prices = {str(k): float(v) for k, v in dict(self.batch_prices_usd).items()}
             models = _names(self.models)
             task_models = _names(self.task_models)
@@ -116,6 +130,7 @@ class EmulatorConfig:
             raise ValueError(f"invalid config value: {exc}") from None
         object.__setattr__(self, "faults", faults)
         object.__setattr__(self, "prices_usd", prices)
+        object.__setattr__(self, "token_rates", token_rates)
         object.__setattr__(self, "batch_prices_usd", batch_prices)
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "task_models", task_models)

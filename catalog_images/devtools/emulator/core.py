@@ -33,6 +33,7 @@ from .png import (
     palette_for,
 )
 from .quota import SlidingWindowQuota
+from .token_ledger import TokenLedger
 
 FOREIGN_REQUESTS_KEPT = 100_000
 
@@ -103,6 +104,7 @@ class EmulatorCore:
         self._faults = FaultPlan(self._config.seed)
         self._jitter = random.Random(self._config.seed)
         self._ledger = Ledger()
+        self._tokens = TokenLedger()
         self._stats = Stats()
         self._templates = TemplateCache()
         self._files = FileStore()
@@ -278,6 +280,16 @@ class EmulatorCore:
         with self._lock:
             self._ledger.bill(prompt, model, image_size, usd, count=-1, mode=mode)
 
+    def bill_tokens(
+        self, model: str, usage: dict[str, Any] | None, mode: str = "standard", count: int = 1
+    ) -> float:
+        """Charge an answer's ``usageMetadata`` in the token ledger (``count=-1`` refunds)."""
+        if not usage:
+            return 0.0
+        with self._lock:
+            rates = self._config.token_rates.get(model, {})
+            return self._tokens.bill(rates, model, usage, mode, count)
+
     def count_request(self) -> None:
         with self._lock:
             self._stats.requests += 1
@@ -291,8 +303,10 @@ class EmulatorCore:
             self._stats.by_status[str(status)] += 1
 
     def ledger(self) -> dict[str, Any]:
+        """The per-image ledger, with the token ledger (what usage billing charges) under
+        ``"tokens"``."""
         with self._lock:
-            return self._ledger.snapshot()
+            return {**self._ledger.snapshot(), "tokens": self._tokens.snapshot()}
 
     def duplicates(self) -> dict[str, int]:
         with self._lock:
@@ -306,6 +320,7 @@ class EmulatorCore:
         """Clear the ledger, the stats and the quota window (scripts and config stay)."""
         with self._lock:
             self._ledger = Ledger()
+            self._tokens = TokenLedger()
             self._stats = Stats()
             self._quota_window.clear()
             self._admitted = 0

@@ -194,12 +194,14 @@ async def run_batch(
         for entry, fault in zip(job.spec.entries, job.faults, strict=True)
     ]
     # No await from here on: results, ledger and state change together.
-    for entry, fault, (kind, _, has_image) in zip(
+    for entry, fault, (kind, body, has_image) in zip(
         job.spec.entries, job.faults, results, strict=True
     ):
         core.count_outcome(_outcome(kind, fault, has_image))
         if has_image and entry.request is not None:
             core.bill(entry.request.prompt, job.model, entry.request.image_size, mode="batch")
+        if kind == "response":
+            core.bill_tokens(job.model, body.get("usageMetadata"), mode="batch")
     job.failed = sum(kind == "error" for kind, _, _ in results)
     job.succeeded = len(results) - job.failed
     if job.spec.input_file is None:

@@ -8,10 +8,12 @@ import math
 import secrets
 from typing import Any
 
-IMAGE_TOKENS = {"1K": 1120, "2K": 1120, "4K": 2000}
-FLASH_IMAGE_TOKENS = 1290
+IMAGE_TOKENS = {"1K": 1120, "2K": 1120, "4K": 2000}  # Nano Banana Pro
+FLASH_2_IMAGE_TOKENS = {"1K": 1120, "2K": 1680, "4K": 2520}  # Nano Banana 2
+FLASH_IMAGE_TOKENS = 1290  # Nano Banana (gemini-2.5-flash-image)
 REFERENCE_IMAGE_TOKENS = 560
-THOUGHT_TOKENS = 184
+THOUGHT_TOKENS = 184  # the least thinking an answer reports
+THOUGHT_TOKENS_SPREAD = 600  # thinking varies by prompt: 184 to 783 tokens
 TEXT_REPLY = "Here is the product image you asked for."
 THOUGHT_TEXT = (
     "**Composing the product shot**\n\nI'm centring the product on a plain backdrop with a "
@@ -31,7 +33,16 @@ def image_tokens(model: str, image_size: str) -> int:
     """Output tokens one image costs."""
     if model.startswith("gemini-2.5-flash-image"):
         return FLASH_IMAGE_TOKENS
+    if model.startswith("gemini-3.1-flash-image"):
+        return FLASH_2_IMAGE_TOKENS[image_size]
     return IMAGE_TOKENS[image_size]
+
+
+def thought_tokens(prompt: str) -> int:
+    """Thinking tokens of an answer: always some (thinking is on for image models), more for
+    some prompts than others, the same for the same prompt."""
+    digest = hashlib.sha256(b"think:" + prompt.encode("utf-8")).digest()
+    return THOUGHT_TOKENS + int.from_bytes(digest[:4], "big") % THOUGHT_TOKENS_SPREAD
 
 
 def response_id() -> str:
@@ -101,7 +112,7 @@ def success_body(
             }
         ],
         "usageMetadata": _usage(
-            prompt, references, image_tok, THOUGHT_TOKENS if thought_parts else 0
+            prompt, references, image_tok, thought_tokens(prompt) if thought_parts else 0
         ),
         "modelVersion": model,
         "responseId": response_id(),
@@ -125,7 +136,8 @@ def text_only_body(model: str, prompt: str, references: int) -> dict[str, Any]:
 
 
 def safety_body(model: str, prompt: str, references: int) -> dict[str, Any]:
-    """A candidate stopped with IMAGE_SAFETY and no content."""
+    """A candidate stopped with IMAGE_SAFETY and no content: no candidate tokens, but the
+    prompt and the thinking done before the block are reported (and billed)."""
     return {
         "candidates": [
             {
@@ -135,7 +147,7 @@ def safety_body(model: str, prompt: str, references: int) -> dict[str, Any]:
                 "index": 0,
             }
         ],
-        "usageMetadata": _usage(prompt, references, 0, 0),
+        "usageMetadata": _usage(prompt, references, 0, thought_tokens(prompt)),
         "modelVersion": model,
         "responseId": response_id(),
     }
@@ -226,6 +238,24 @@ def quota_error_body(
         metric=quota[0], limit=limit if limit is not None else "n/a", model=model, delay=shown
     )
     return error_body(429, "RESOURCE_EXHAUSTED", message, details)
+
+
+MODEL_NAMES = {"gemini-3-pro-image": "Nano Banana Pro", "gemini-3.1-flash-image": "Nano Banana 2",
+               "gemini-2.5-flash-image": "Nano Banana"}
+
+
+def model_body(model: str) -> dict[str, Any]:
+    """models.get: the google.ai.generativelanguage Model resource of a served model."""
+    base = model.removesuffix("-preview")
+    return {
+        "name": f"models/{model}", "baseModelId": base, "version": "001",
+        "displayName": MODEL_NAMES.get(base, model),
+        "description": f"Image generation model {model} (emulated).",
+        "inputTokenLimit": 65536, "outputTokenLimit": 32768,
+        "supportedGenerationMethods": ["generateContent", "countTokens",
+                                       "batchGenerateContent"],
+        "thinking": True,
+    }
 
 
 def api_key_invalid_body() -> dict[str, Any]:

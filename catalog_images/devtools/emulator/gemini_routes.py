@@ -35,9 +35,38 @@ def _image_b64(image: GeneratedImage, fault: str) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the generateContent route (v1beta and v1 prefixes)."""
+    """Register generateContent and models.get (v1beta and v1 prefixes)."""
     for version in ("v1beta", "v1"):
         app.router.add_post(f"/{version}/models/{{model_action}}", generate_content)
+        app.router.add_get(f"/{version}/models/{{model_action}}", get_model)
+
+
+def _not_found(model: str, action: str) -> dict:
+    message = (
+        f"models/{model} is not found for API version v1beta, or is not supported for "
+        f"{action}. Call ListModels to see the list of available models and their supported "
+        "methods."
+    )
+    return wire.error_body(404, "NOT_FOUND", message)
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    """models.get: a description of a served model, 404 NOT_FOUND for any other (a retired
+    ID included); 405 when the emulator plays a relay without the endpoint."""
+    core = request.app[CORE_KEY]
+    core.count_request()
+    if not core.config.models_endpoint:
+        core.count_status(405)
+        return web.Response(status=405, text="405: Method Not Allowed")
+    model = request.match_info["model_action"]
+    auth = core.authenticate(_presented_keys(request))
+    if auth is Auth.MISSING:
+        return await answer(request, core, 403, wire.missing_key_body(), "unauthenticated")
+    if auth is Auth.INVALID:
+        return await answer(request, core, 400, wire.api_key_invalid_body(), "api_key_invalid")
+    if model not in core.config.models:
+        return await answer(request, core, 404, _not_found(model, "get"), "not_found")
+    return await answer(request, core, 200, wire.model_body(model), "model")
 
 
 def _presented_keys(request: web.Request) -> list[str]:
@@ -55,12 +84,7 @@ async def generate_content(request: web.Request) -> web.StreamResponse:
     if auth is Auth.INVALID:
         return await answer(request, core, 400, wire.api_key_invalid_body(), "api_key_invalid")
     if action != "generateContent" or model not in core.config.models:
-        message = (
-            f"models/{model} is not found for API version v1beta, or is not supported for "
-            f"{action or 'generateContent'}. Call ListModels to see the list of available "
-            "models and their supported methods."
-        )
-        body = wire.error_body(404, "NOT_FOUND", message)
+        body = _not_found(model, action or "generateContent")
         return await answer(request, core, 404, body, "not_found")
     try:
         req = parse_generate_request(await request.read())
@@ -118,14 +142,10 @@ async def _generate(
         if request.transport is not None:
             request.transport.abort()
         return web.Response()  # nothing reaches the client: the write fails silently
-    refs = req.reference_images
-    if fault == "safety":
-        return await answer(request, core, 200, wire.safety_body(model, req.prompt, refs), fault)
-    if fault == "blocked":
-        return await answer(request, core, 200, wire.blocked_body(model, req.prompt, refs), fault)
-    if fault == "no_image" or not req.wants_image:
-        outcome = fault if fault == "no_image" else "text_only"
-        body = wire.text_only_body(model, req.prompt, refs)
+    no_image = _no_image_answer(model, req, fault)
+    if no_image is not None:
+        body, outcome = no_image
+        core.bill_tokens(model, body.get("usageMetadata"))  # prompt and thinking are billed
         return await answer(request, core, 200, body, outcome)
 
     image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
@@ -133,10 +153,24 @@ async def _generate(
         model=model,
         prompt=req.prompt,
         image_size=req.image_size,
-        references=refs,
+        references=req.reference_images,
         image_b64=_image_b64(image, fault),
         mime_type=image.mime_type,
         as_data_uri=cfg.image_as_data_uri,
         thought_parts=cfg.thought_parts,
     )
-    return await answer_image(request, core, body, fault, (req.prompt, model, req.image_size))
+    return await answer_image(request, core, body, fault, (req.prompt, model, req.image_size),
+                              body["usageMetadata"])
+
+
+def _no_image_answer(model: str, req: GenerateRequest, fault: str) -> tuple[dict, str] | None:
+    """(body, outcome) of an answer without an image (safety, blocked, text only), or None."""
+    refs = req.reference_images
+    if fault == "safety":
+        return wire.safety_body(model, req.prompt, refs), fault
+    if fault == "blocked":
+        return wire.blocked_body(model, req.prompt, refs), fault
+    if fault == "no_image" or not req.wants_image:
+        outcome = fault if fault == "no_image" else "text_only"
+        return wire.text_only_body(model, req.prompt, refs), outcome
+    return None

@@ -93,12 +93,13 @@ async def answer_image(
     body: Any,
     fault: str,
     bill: tuple[str, str, str],
+    usage: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
     """Send a 200 image answer, or its malformed/faulty variant, billing only a delivery.
 
-    ``bill`` is (prompt, model, image size). The charge is recorded before writing so the
-    ledger is current when the client holds the response, and refunded if the connection
-    is gone or the write fails.
+    ``bill`` is (prompt, model, image size); ``usage`` the answer's ``usageMetadata`` for the
+    token ledger. The charge is recorded before writing so the ledger is current when the
+    client holds the response, and refunded if the connection is gone or the write fails.
     """
     if fault == "malformed":
         text = dump_json(body)
@@ -111,7 +112,9 @@ async def answer_image(
     if transport is None or transport.is_closing():
         return web.Response()
     usd = core.bill(*bill)
+    core.bill_tokens(bill[1], usage)
     response, delivered = await send_json(request, 200, body)
     if not delivered:
         core.refund(*bill, usd)
+        core.bill_tokens(bill[1], usage, count=-1)
     return response

@@ -45,3 +45,13 @@ def test_the_first_refusal_tells_on_reached_once():
     assert not budget.reserve(0.4) and not budget.reserve(0.4)
     assert heard == [budget] and budget.reached
     assert Budget(None, on_reached=heard.append).reserve(1e9) and len(heard) == 1
+
+
+def test_a_billed_request_counts_what_it_cost_not_what_was_held():
+    budget = Budget(1.0)
+    assert budget.reserve(0.16)  # the list price and a thinking allowance
+    budget.settle(0.16, True, 0.1391)  # its usageMetadata said this
+    assert budget.reserved_usd == 0 and budget.spent_usd == 0.1391
+    assert budget.reserve(0.16)
+    budget.settle(0.16, True)  # no usage known: the amount held
+    assert budget.spent_usd == 0.1391 + 0.16

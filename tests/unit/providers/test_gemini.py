@@ -58,7 +58,7 @@ def test_success_sends_the_documented_request_and_returns_the_final_image():
     assert (image.model_version, image.response_id) == ("gemini-3-pro-image-preview", "r-1")
     [request] = wire.requests
     assert request.method == "POST"
-    assert request.url == "https://api.test/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    assert request.url == "https://api.test/v1beta/models/gemini-3-pro-image:generateContent"
     assert request.headers["x-goog-api-key"] == KEY and "authorization" not in request.headers
     sent = wire.body()
     assert sent["contents"][0]["parts"] == [
@@ -254,3 +254,22 @@ def test_auth_header_follows_the_configured_style(auth, key, expected):
     sent = {name: headers[name] for name in ("x-goog-api-key", "authorization") if name in headers}
     assert sent == expected
     assert headers["content-type"] == "application/json"
+
+
+def test_an_answer_without_an_image_carries_its_usage_for_the_bill():
+    spent = {"promptTokenCount": 30, "candidatesTokenCount": 0, "thoughtsTokenCount": 250}
+    safety = failure(Wire(json_response(200, {
+        "candidates": [{"finishReason": "IMAGE_SAFETY"}], "usageMetadata": spent})))
+    assert safety.error_class is ErrorClass.SAFETY and safety.usage == spent
+    blocked = failure(Wire(json_response(200, {
+        "promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": spent})))
+    assert blocked.error_class is ErrorClass.BLOCKED and blocked.usage == spent
+
+
+def test_a_row_model_goes_in_the_url_under_the_providers_name_for_it():
+    wire = Wire(json_response(200, answer([image_part(image_bytes())])))
+    flash = ImageRequest("a red mug", "1K", "1:1", model="gemini-3.1-flash-image")
+    generate(wire, flash, model_names={"gemini-3.1-flash-image": "nb2"})
+    generate(wire, SQUARE)
+    assert wire.paths() == ["POST /v1beta/models/nb2:generateContent",
+                            "POST /v1beta/models/gemini-3-pro-image:generateContent"]

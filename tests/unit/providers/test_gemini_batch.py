@@ -18,7 +18,7 @@ from .wire import KEY, Wire, config, json_response, run
 
 REQUESTS = [("sku-1", ImageRequest("a mug", "1K", "1:1")),
             ("sku-2", ImageRequest("a lamp", "2K", "16:9"))]
-CREATE_URL = "https://api.test/v1beta/models/gemini-3-pro-image-preview:batchGenerateContent"
+CREATE_URL = "https://api.test/v1beta/models/gemini-3-pro-image:batchGenerateContent"
 
 
 def call(wire: Wire, method: str, *args, **kwargs):
@@ -261,4 +261,4 @@ def test_a_job_whose_images_would_not_fit_inline_goes_as_a_file():
                 json_response(200, {"name": "batches/nine"}))
     assert call(wire, "create", many, "nine") == "batches/nine"
     assert wire.paths() == ["POST /upload/v1beta/files",
-                            "POST /v1beta/models/gemini-3-pro-image-preview:batchGenerateContent"]
+                            "POST /v1beta/models/gemini-3-pro-image:batchGenerateContent"]

@@ -163,11 +163,11 @@ def test_the_registry_maps_every_kind_to_its_client():
 
 @pytest.mark.parametrize(
     ("kind", "path", "body", "header"),
-    [("gemini", "/v1beta/models/gemini-3-pro-image-preview:generateContent",
+    [("gemini", "/v1beta/models/gemini-3-pro-image:generateContent",
       {"candidates": [{"content": {"parts": [
           {"inlineData": {"mimeType": "image/png", "data": b64(image_bytes())}}]}}]},
       "x-goog-api-key"),
-     ("emulator", "/v1beta/models/gemini-3-pro-image-preview:generateContent",
+     ("emulator", "/v1beta/models/gemini-3-pro-image:generateContent",
       {"candidates": [{"content": {"parts": [{"text": "data:image/png;base64,"
                                               + b64(image_bytes())}]}}]}, "x-goog-api-key"),
      ("openai-images", "/v1/images/generations", {"data": [{"b64_json": b64(image_bytes())}]},

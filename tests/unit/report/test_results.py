@@ -74,3 +74,26 @@ def test_a_job_is_a_plan_row_and_stored_job_dicts_load():
              "fingerprint": "f", "a_key_of_a_newer_version": True}
     job = Job.from_dict(older)
     assert (job.sku, job.priority, job.reference_image) == ("A", None, None)
+
+
+def test_totals_give_the_bill_beside_list_prices_and_no_image_spend_apart():
+    from catalog_images.report.render import summary_markdown
+    from catalog_images.report.results import Totals
+
+    totals = Totals()
+    totals.add(RowResult.succeeded(JOB, s3_key="k", size=1, width=1, height=1, provider="g",
+                                   model="gemini-3-pro-image", cost_usd=0.27,
+                                   list_cost_usd=0.24))
+    totals.add(RowResult.failed(JOB, "safety", "no image: finishReason IMAGE_SAFETY",
+                                provider="g", model="gemini-3.1-flash-image", cost_usd=0.002))
+    totals.add(RowResult.failed(JOB, "bad_request", "400", provider="g", model="m"))
+    summary = totals.summary(wall_s=1.0)
+    assert summary["cost_usd"] == 0.272 and summary["list_cost_usd"] == 0.24
+    assert (summary["no_image_cost_usd"], summary["no_image_rows"]) == (0.002, 1)
+    assert summary["cost_by_model"] == {"gemini-3-pro-image": 0.27,
+                                        "gemini-3.1-flash-image": 0.002}
+    header = {"run_id": "r", "catalog": "c", "dest": "d", "provider": "g", "model": "m",
+              "report_uri": "u", "images_uri": "i"}
+    text = summary_markdown(header, {**summary, "providers": {}}, {})
+    assert "$0.272 billed" in text and "against $0.24 at list prices" in text
+    assert "Spent on answers without an image:** $0.002 (1 rows" in text
