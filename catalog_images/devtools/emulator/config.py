@@ -65,6 +65,8 @@ class EmulatorConfig:
     leaves a job it never heard of, which it must find again by listing batches.
     ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
     with the matching MIME type in each wire format.
+    ``max_concurrency`` is the model's capacity: a generation request arriving while that
+    many are already being served is answered 503 at once, as an overloaded model does.
     """
 
     latency_s: float = 0.05
@@ -88,6 +90,7 @@ class EmulatorConfig:
     batch_create_latency_s: float = 0.0
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
     image_format: str = "png"
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -154,6 +157,8 @@ def _validate(cfg: EmulatorConfig) -> None:
             raise ValueError(f"{name} must be >= 0")
     if cfg.rpm is not None and cfg.rpm < 1:
         raise ValueError("rpm must be None or >= 1")
+    if cfg.max_concurrency is not None and cfg.max_concurrency < 1:
+        raise ValueError("max_concurrency must be None or >= 1")
     if cfg.quota_window_s <= 0:
         raise ValueError("quota_window_s must be > 0")
     if not cfg.models or not cfg.task_models:

@@ -91,6 +91,7 @@ class Stats:
         self.injected: Counter[str] = Counter()
         self.scripted = 0
         self.quota_429 = 0
+        self.capacity_503 = 0
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready copy of all counters."""
@@ -99,6 +100,7 @@ class Stats:
             "by_status": dict(self.by_status),
             "by_outcome": dict(self.by_outcome),
             "quota_429": self.quota_429,
+            "capacity_503": self.capacity_503,
             "injected": dict(self.injected),
             "scripted": self.scripted,
         }
