@@ -48,22 +48,26 @@ class OverloadJudge:
     - 503s within ``SETTLE_S`` of a shrink are our own load (``ours``): not the provider's
       health, so the caller keeps them from its breaker.
     - A shrink makes the new window the ceiling for ``CEILING_MEMORY_S``: below it the window
-      regrows as usual, above it by one slot per 16 windows of successes, and ``PROBE_FAILED``
-      503s among the recent answers while above it put the window back on the ceiling.
+      regrows as usual, above it by one slot per 4 windows of successes, and
+      ``PROBE_FAILED`` 503s in a row while above it (a slot beyond capacity is refused again
+      and again) put the window back on the ceiling, renew its memory and halve the pace of
+      the next probes (down to one slot per 256 windows).
     """
 
     CROWDED = 8
     STREAK = 4
-    PROBE_FAILED = 2
-    SETTLE_S = 0.2
-    CEILING_MEMORY_S = 30.0
-    SLOW_PROBE = 16
+    PROBE_FAILED = 3
+    SETTLE_S = 0.05
+    CEILING_MEMORY_S = 300.0
+    SLOW_PROBE = 4
+    SLOWEST_PROBE = 256
 
     def __init__(self) -> None:
         self.recent = RecentAnswers()
         self.ceiling: float | None = None
         self._ceiling_since = 0.0
         self._shrunk_at = float("-inf")
+        self._probe_every = self.SLOW_PROBE  # windows of successes per slot above the ceiling
 
     def growth(self, limit: float, now: float) -> float:
         """How much one success grows a window of ``limit`` slots."""
@@ -71,7 +75,7 @@ class OverloadJudge:
             self.ceiling = None
         if self.ceiling is None or limit < self.ceiling:
             return 1.0 / limit
-        return 1.0 / (self.SLOW_PROBE * limit)
+        return 1.0 / (self._probe_every * limit)
 
     def ours(self, now: float) -> bool:
         """Is a 503 answered now part of a crowd we caused (and acted on)?"""
@@ -84,14 +88,15 @@ class OverloadJudge:
         self.recent.add(True)
         ceiling = self.ceiling
         if ceiling is not None and int(limit) > int(ceiling):
-            if self.recent.unavailable >= self.PROBE_FAILED:
-                self.recent.clear()
-                self._shrunk_at = now
+            if self.recent.streak >= self.PROBE_FAILED:  # counts kept: the ceiling may be high
+                self._shrunk_at = self._ceiling_since = now  # the ceiling holds: remember it
+                self._probe_every = min(self.SLOWEST_PROBE, self._probe_every * 2)
                 return ceiling
             return None
         if self.recent.unavailable < self.CROWDED and self.recent.streak < self.STREAK:
             return None
         self.recent.clear()
-        shrunk = max(1.0, limit * decrease)
+        shrunk = float(max(1, int(limit * decrease)))
         self.ceiling, self._ceiling_since, self._shrunk_at = shrunk, now, now
+        self._probe_every = self.SLOW_PROBE
         return shrunk
