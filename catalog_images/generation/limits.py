@@ -35,9 +35,14 @@ class ProviderGate:
     def __init__(
         self, max_concurrency: int, rpm: int | None = None, window_s: float = 60.0,
         rpd: int | None = None, global_limit: str | None = None,
+        initial_window: int | None = None,
     ) -> None:
         self.max_concurrency = max_concurrency
-        self.limit = float(max_concurrency)
+        self.limit = float(min(max_concurrency, initial_window or max_concurrency))
+        # Slow start: from a small first window, one more slot per success (doubling each
+        # round trip) until the maximum or the first sign of overload, so a model whose
+        # capacity is below our concurrency is not met with a wall of requests it refuses.
+        self._slow_start = self.limit < max_concurrency
         self.rpm = rpm
         self.window_s = window_s
         self.rpd = rpd
@@ -66,7 +71,7 @@ class ProviderGate:
         slowly above a ceiling learnt from real overload)."""
         self._judge.recent.add(False)
         if self.limit < self.max_concurrency:
-            growth = self._judge.growth(self.limit, time.monotonic())
+            growth = 1.0 if self._slow_start else self._judge.growth(self.limit, time.monotonic())
             self.limit = min(float(self.max_concurrency), self.limit + growth)
             self._wake()
 
@@ -78,7 +83,7 @@ class ProviderGate:
         now = time.monotonic()
         window = self._judge.after_503(self.limit, now, self.DECREASE_FACTOR)
         if window is not None:
-            self.limit = window
+            self.limit, self._slow_start = window, False
         if retry_after_s:
             self.pause(retry_after_s)
         return self._judge.ours(now)
@@ -86,6 +91,7 @@ class ProviderGate:
     def on_overload(self, retry_after_s: float | None) -> None:
         """A 429: shrink the window (at most once a second) and honour the hint."""
         now = time.monotonic()
+        self._slow_start = False
         if now - self._last_decrease >= self.MIN_DECREASE_INTERVAL_S:
             self._last_decrease = now
             self.limit = max(1.0, self.limit * self.DECREASE_FACTOR)

@@ -34,6 +34,9 @@ from catalog_images.settings import RunSettings
 REFERENCES_KEPT = 32
 
 
+INITIAL_WINDOW = 8  # requests in flight per provider at first; doubled each round trip
+
+
 @dataclass(eq=False)
 class RunContext:
     """Everything a row needs that lives for the whole run in this process."""
@@ -122,6 +125,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             concurrency, rpm=config.requests_per_window, window_s=config.window_s,
             rpd=config.requests_per_day,
             global_limit=f"catalog-images-{config.name}" if self.global_limits else None,
+            initial_window=INITIAL_WINDOW,
         )
         return ProviderRuntime(config, client, gate,
                                CircuitBreaker(cooldown_s=self.breaker_cooldown_s))

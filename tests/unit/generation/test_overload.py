@@ -116,3 +116,25 @@ def test_growth_is_slow_above_the_ceiling_and_normal_once_it_is_forgotten():
     assert judge.growth(10.0, now=1.0) == 1 / (OverloadJudge.SLOW_PROBE * 10)
     assert judge.growth(10.0, now=OverloadJudge.CEILING_MEMORY_S + 1) == 1 / 10
     assert judge.ceiling is None
+
+
+def test_slow_start_doubles_the_window_each_round_until_the_maximum(clock):
+    gate = ProviderGate(max_concurrency=64, initial_window=8)
+    rounds = []
+    while gate.limit < 64:
+        for _ in range(int(gate.limit)):
+            gate.on_success()
+        rounds.append(gate.limit)
+    assert rounds == [16, 32, 64]
+
+
+def test_slow_start_ends_at_the_first_crowd_of_503s(clock):
+    gate = ProviderGate(max_concurrency=64, initial_window=8)
+    for _ in range(12):
+        gate.on_success()
+    assert gate.limit == 20
+    for _ in range(OverloadJudge.STREAK):
+        gate.on_unavailable(None)
+    assert gate.limit == 14
+    gate.on_success()
+    assert gate.limit == pytest.approx(14 + 1 / (OverloadJudge.SLOW_PROBE * 14))
