@@ -34,7 +34,9 @@ from catalog_images.settings import RunSettings
 REFERENCES_KEPT = 32
 
 
-INITIAL_WINDOW = 8  # requests in flight per provider at first; doubled each round trip
+# Requests in flight at first to a provider without a configured quota; doubled each round
+# trip (generation/limits.py: slow start).
+INITIAL_WINDOW = 8
 
 
 @dataclass(eq=False)
@@ -125,7 +127,8 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             concurrency, rpm=config.requests_per_window, window_s=config.window_s,
             rpd=config.requests_per_day,
             global_limit=f"catalog-images-{config.name}" if self.global_limits else None,
-            initial_window=INITIAL_WINDOW,
+            # with a known quota the pacing is ours already: use it from the first request
+            initial_window=INITIAL_WINDOW if config.requests_per_window is None else None,
         )
         return ProviderRuntime(config, client, gate,
                                CircuitBreaker(cooldown_s=self.breaker_cooldown_s))
