@@ -36,6 +36,7 @@ bench: install
 	$(UV) run python -m bench.quota
 	$(UV) run python -m bench.noop
 	$(UV) run python -m bench.memory
+	$(UV) run python -m bench.overload
 
 reliability: install
 	$(UV) run python -m bench.soak

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
+from catalog_images.generation.overload import OverloadJudge
 from catalog_images.providers.errors import ErrorClass, ProviderError
 from catalog_images.providers.send_stamp import SEND_STAMP
 
@@ -21,9 +22,11 @@ class SlotDeclined(Exception):  # noqa: N818 - a signal, not an error
 class ProviderGate:
     """Admits requests into a provider's concurrency, rate and daily budgets.
 
-    The in-flight window adapts (AIMD): 429s and 503s shrink it, healthy answers grow it
-    back up to ``max_concurrency``. The rate window is a sliding log of send times, so a
-    configured RPM equal to the real quota is used fully without a 429.
+    The in-flight window adapts (AIMD): 429s shrink it, healthy answers grow it back up to
+    ``max_concurrency``; 503s shrink it only when they crowd the recent answers, as a model
+    beyond its capacity answers, not when they are background noise (generation/overload.py).
+    The rate window is a sliding log of send times, so a configured RPM equal to the real
+    quota is used fully without a 429.
     """
 
     SAFETY_MARGIN_S = 0.05  # requests arrive later than they leave; keep the window honest
@@ -33,9 +36,14 @@ class ProviderGate:
     def __init__(
         self, max_concurrency: int, rpm: int | None = None, window_s: float = 60.0,
         rpd: int | None = None, global_limit: str | None = None,
+        initial_window: int | None = None,
     ) -> None:
         self.max_concurrency = max_concurrency
-        self.limit = float(max_concurrency)
+        self.limit = float(min(max_concurrency, initial_window or max_concurrency))
+        # Slow start: from a small first window, one more slot per success (doubling each
+        # round trip) until the maximum or the first sign of overload, so a model whose
+        # capacity is below our concurrency is not met with a wall of requests it refuses.
+        self._slow_start = self.limit < max_concurrency
         self.rpm = rpm
         self.window_s = window_s
         self.rpd = rpd
@@ -50,6 +58,7 @@ class ProviderGate:
         self._rate_lock = asyncio.Lock()
         self._paused_until = 0.0
         self._last_decrease = 0.0
+        self._judge = OverloadJudge()
 
     @property
     def daily_quota_left(self) -> bool:
@@ -61,14 +70,31 @@ class ProviderGate:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def on_success(self) -> None:
-        """A healthy answer: grow the window by one per window's worth of successes."""
+        """A healthy answer: grow the window by one per window's worth of successes (more
+        slowly above a ceiling learnt from real overload)."""
+        self._judge.recent.add(False)
         if self.limit < self.max_concurrency:
-            self.limit = min(float(self.max_concurrency), self.limit + 1.0 / self.limit)
+            growth = 1.0 if self._slow_start else self._judge.growth(self.limit, time.monotonic())
+            self.limit = min(float(self.max_concurrency), self.limit + growth)
             self._wake()
 
-    def on_overload(self, retry_after_s: float | None) -> None:
-        """A 429 or 503: shrink the window (at most once a second) and honour the hint."""
+    def on_unavailable(self, retry_after_s: float | None) -> bool:
+        """A 503: shrink the window only when 503s crowd the recent answers; honour a hint.
+
+        True when the 503 is our own load (a crowd acted on), not the provider's health.
+        """
         now = time.monotonic()
+        window = self._judge.after_503(self.limit, now, self.DECREASE_FACTOR)
+        if window is not None:
+            self.limit, self._slow_start = window, False
+        if retry_after_s:
+            self.pause(retry_after_s)
+        return self._judge.ours(now)
+
+    def on_overload(self, retry_after_s: float | None) -> None:
+        """A 429: shrink the window (at most once a second) and honour the hint."""
+        now = time.monotonic()
+        self._slow_start = False
         if now - self._last_decrease >= self.MIN_DECREASE_INTERVAL_S:
             self._last_decrease = now
             self.limit = max(1.0, self.limit * self.DECREASE_FACTOR)

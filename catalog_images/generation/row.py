@@ -178,11 +178,13 @@ async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
         return True  # refused before sending: the router moves on
     if error.error_class is ErrorClass.RATE_LIMITED:
         trip.rate_limited += 1
+        runtime.gate.on_overload(error.retry_after_s)
     else:
         trip.failures += 1
-        runtime.breaker.record(error.error_class not in PROVIDER_FAULTS)
-    if error.error_class in (ErrorClass.RATE_LIMITED, ErrorClass.UNAVAILABLE):
-        runtime.gate.on_overload(error.retry_after_s)
+        ours = error.error_class is ErrorClass.UNAVAILABLE and runtime.gate.on_unavailable(
+            error.retry_after_s)
+        if not ours:  # a crowd we caused says nothing of the provider's health
+            runtime.breaker.record(error.error_class not in PROVIDER_FAULTS)
     if not error.retryable or trip.failures >= ctx.policy.max_attempts or (
         trip.rate_limited >= MAX_RATE_LIMITED_RETRIES
     ):

@@ -19,6 +19,26 @@ from .http_util import CORE_KEY
 MAX_REQUEST_BYTES = 128 * 1024 * 1024  # 14 reference images of 7 MB, base64-encoded
 
 
+def _is_generation(request: web.Request) -> bool:
+    """Synchronous generation calls, the ones that hold a model's capacity while served."""
+    path = request.path
+    return request.method == "POST" and (
+        path.endswith(":generateContent") or path == "/v1/images/generations")
+
+
+@web.middleware
+async def count_serving(request: web.Request, handler):
+    """Count generation requests in and out, so the core can apply ``max_concurrency``."""
+    if not _is_generation(request):
+        return await handler(request)
+    core = request.app[CORE_KEY]
+    core.serving_started()
+    try:
+        return await handler(request)
+    finally:
+        core.serving_ended()
+
+
 def build_app(core: EmulatorCore) -> web.Application:
     """An application serving every wire format from ``core``.
 
@@ -26,7 +46,7 @@ def build_app(core: EmulatorCore) -> web.Application:
     Gemini native, Gemini Files + Batch Mode, OpenAI-compatible images, Kie-style tasks.
     Batch routes come before ``gemini_routes``, whose ``models/{model_action}`` is a catch-all.
     """
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[count_serving])
     app[CORE_KEY] = core
     gemini_files.add_routes(app)
     gemini_batch_routes.add_routes(app)

@@ -20,6 +20,7 @@ from .server import run_server
 OPTION_FIELDS: dict[str, str] = {
     "latency": "latency_s", "jitter": "latency_jitter_s", "rpm": "rpm", "window": "quota_window_s",
     "fault": "faults", "seed": "seed", "api_key": "api_key", "image_format": "image_format",
+    "max_concurrency": "max_concurrency",
 }
 DEFAULT_PORT = 8790  # the port of the emulator provider preset's URL
 DEFAULT_HOST = "127.0.0.1"
@@ -73,6 +74,9 @@ def serve(
     second_host: Annotated[bool, typer.Option(
         help="also serve result files from a second host (a free port) that records the "
         "headers it gets: GET /_emulator/foreign")] = False,
+    max_concurrency: Annotated[int | None, typer.Option(
+        help="the model's capacity: requests beyond this many in service get a 503")
+    ] = _default("max_concurrency"),
 ) -> None:
     """Serve the built-in provider emulator (Gemini, OpenAI-images, async-task) until Ctrl-C."""
     if api_key_env:
@@ -81,8 +85,8 @@ def serve(
             raise typer.BadParameter(f"{api_key_env}: that variable is not set",
                                      param_hint="--api-key-env")
     run_server(config_of(latency=latency, jitter=jitter, rpm=rpm, window=window, fault=fault,
-                         seed=seed, api_key=api_key, image_format=image_format), host, port,
-               second_host)
+                         seed=seed, api_key=api_key, image_format=image_format,
+                         max_concurrency=max_concurrency), host, port, second_host)
 
 
 def config_of(**options: Any) -> EmulatorConfig:

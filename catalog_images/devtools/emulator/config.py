@@ -84,6 +84,8 @@ class EmulatorConfig:
     ``token_rates`` maps a model to its USD
     per million tokens (``input_text``, ``input_image``, ``output_image``, ``output_text``)
     for the token ledger, which bills every Gemini answer's ``usageMetadata`` as Google does.
+    ``max_concurrency`` is the model's capacity: a generation request arriving while that
+    many are already being served is answered 503 at once, as an overloaded model does.
     """
 
     latency_s: float = 0.05
@@ -116,6 +118,7 @@ class EmulatorConfig:
     rpd: int | None = None
     rpd_retry_delay_s: float = 39043.0
     spend_cap_after: int | None = None
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -171,7 +174,8 @@ def _validate_faults(faults: dict[str, float]) -> None:
 
 
 # Least value of each numeric field that may also be None (None: no such limit).
-_MINIMUMS: dict[str, int] = {"hostile_bytes": 1, "rpm": 1, "rpd": 0, "spend_cap_after": 0}
+_MINIMUMS: dict[str, int] = {"hostile_bytes": 1, "rpm": 1, "rpd": 0, "spend_cap_after": 0,
+                             "max_concurrency": 1}
 
 
 def _validate_numbers(cfg: EmulatorConfig) -> None:

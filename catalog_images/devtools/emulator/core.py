@@ -111,6 +111,7 @@ class EmulatorCore:
         self.cdn_origin: str | None = None  # the second host's origin, once it listens
         self._foreign: deque[dict[str, Any]] = deque(maxlen=FOREIGN_REQUESTS_KEPT)
         self._admitted = 0  # requests let past the quotas since the last reset ("today")
+        self._serving = 0  # synchronous generation requests being answered right now
 
     # ---- configuration -------------------------------------------------------------------
     @property
@@ -154,9 +155,27 @@ class EmulatorCore:
             return Auth.OK
         return Auth.INVALID
 
-    def admit(self, prompt: str) -> Admission:
-        """Apply the quota, then choose the fault (scripted first, then random)."""
+    def serving_started(self) -> None:
+        """A synchronous generation request arrived (the app's middleware counts it)."""
         with self._lock:
+            self._serving += 1
+
+    def serving_ended(self) -> None:
+        """That request has been answered."""
+        with self._lock:
+            self._serving -= 1
+
+    def admit(self, prompt: str) -> Admission:
+        """Apply capacity and quota, then choose the fault (scripted first, then random).
+
+        Beyond ``max_concurrency`` requests being served the answer is a 503 at once, as a
+        model out of capacity answers; it is neither a quota request nor an injected fault.
+        """
+        with self._lock:
+            capacity = self._config.max_concurrency
+            if capacity is not None and self._serving > capacity:
+                self._stats.capacity_503 += 1
+                return Admission(fault="503")
             admission = self._take_quota()
             if admission.over_quota:
                 return admission

@@ -95,6 +95,7 @@ class Stats:
         self.daily_429 = 0
         self.spend_429 = 0
         self.first_refusal_at: float | None = None  # wall time of the first day/spend 429
+        self.capacity_503 = 0
 
     def refused(self, kind: str) -> None:
         """Count a per-day ("day") or spend-cap ("spend") 429."""
@@ -115,6 +116,7 @@ class Stats:
             "daily_429": self.daily_429,
             "spend_429": self.spend_429,
             "first_refusal_at": self.first_refusal_at,
+            "capacity_503": self.capacity_503,
             "injected": dict(self.injected),
             "scripted": self.scripted,
         }

@@ -1,0 +1,140 @@
+"""Overload from noise: random 503s leave the window alone, crowded 503s shrink it once,
+and the ceiling learnt from that is probed slowly and stepped back from at once."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from catalog_images.generation.limits import ProviderGate
+from catalog_images.generation.overload import OverloadJudge, RecentAnswers
+
+
+def test_recent_answers_count_only_the_last_ones_and_the_streak():
+    recent = RecentAnswers(size=4)
+    for unavailable in (True, True, False, False, False):
+        recent.add(unavailable)
+    assert recent.unavailable == 1 and recent.streak == 0  # the first 503 has left
+    recent.add(True)
+    recent.add(True)
+    assert recent.streak == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr("catalog_images.generation.limits.time.monotonic", fake)
+    return fake
+
+
+def test_five_percent_random_503s_leave_the_window_at_its_maximum(clock):
+    gate, rng = ProviderGate(max_concurrency=32), random.Random(7)
+    lowest = gate.limit
+    for _ in range(10_000):
+        clock.now += 0.01
+        if rng.random() < 0.05:
+            gate.on_unavailable(None)
+        else:
+            gate.on_success()
+        lowest = min(lowest, gate.limit)
+    assert gate.limit == 32
+    assert lowest >= 22  # at worst one false alarm, regrown
+
+
+def test_scattered_503s_shrink_once_they_crowd_the_recent_answers(clock):
+    gate = ProviderGate(max_concurrency=32)
+    for _ in range(OverloadJudge.CROWDED - 1):
+        assert gate.on_unavailable(None) is False
+        gate.on_success()
+    assert gate.limit == 32
+    assert gate.on_unavailable(None) is True  # the eighth of the last 40: a crowd
+    assert gate.limit == int(32 * gate.DECREASE_FACTOR)
+
+
+def test_a_streak_of_503s_shrinks_the_window_before_the_breaker_would_open(clock):
+    gate = ProviderGate(max_concurrency=32)
+    for _ in range(OverloadJudge.STREAK - 1):
+        gate.on_unavailable(None)
+    assert gate.limit == 32
+    gate.on_unavailable(None)
+    assert gate.limit == int(32 * gate.DECREASE_FACTOR)
+    clock.now += 0.05
+    assert gate.on_unavailable(None) is True  # the rest of that crowd: ours, not shrunk again
+    assert gate.limit == int(32 * gate.DECREASE_FACTOR)
+
+
+def _simulate_capacity(clock: FakeClock, capacity: int, concurrency: int,
+                       answers: int) -> tuple[int, ProviderGate]:
+    """Each round the gate's window is filled and answered; beyond ``capacity`` a slot is
+    refused at once and taken again by the next row: three 503s in a row per such slot."""
+    gate, rejected, done = ProviderGate(max_concurrency=concurrency), 0, 0
+    while done < answers:
+        clock.now += 0.5
+        for slot in range(int(gate.limit)):
+            if slot < capacity:
+                gate.on_success()
+            else:
+                for _ in range(3):
+                    gate.on_unavailable(None)
+                rejected += 3
+            done += 1
+    return rejected, gate
+
+
+@pytest.mark.parametrize(("capacity", "concurrency"), [(16, 32), (2, 8), (60, 64)])
+def test_beyond_capacity_the_window_settles_near_it_with_few_503s(clock, capacity, concurrency):
+    rejected, gate = _simulate_capacity(clock, capacity, concurrency, answers=20_000)
+    assert capacity * 0.85 <= gate.limit <= capacity + 1
+    assert rejected / 20_000 <= 0.02
+
+
+def test_a_probe_above_the_ceiling_steps_back_to_it_at_the_third_503_in_a_row():
+    judge, window = OverloadJudge(), None
+    for _ in range(OverloadJudge.CROWDED):
+        window = judge.after_503(20.0, now=0.0, decrease=0.5) or window
+    assert window == 10.0 and judge.ceiling == 10.0
+    assert judge.after_503(11.5, now=1.0, decrease=0.5) is None
+    assert judge.after_503(11.5, now=1.0, decrease=0.5) is None
+    assert judge.after_503(11.5, now=1.0, decrease=0.5) == 10.0
+    assert judge.ours(1.0 + judge.SETTLE_S / 2) and not judge.ours(1.0 + judge.SETTLE_S * 2)
+
+
+def test_growth_is_slow_above_the_ceiling_and_normal_once_it_is_forgotten():
+    judge = OverloadJudge()
+    for _ in range(OverloadJudge.CROWDED):
+        judge.after_503(20.0, now=0.0, decrease=0.5)
+    assert judge.growth(5.0, now=1.0) == 1 / 5
+    assert judge.growth(10.0, now=1.0) == 1 / (OverloadJudge.SLOW_PROBE * 10)
+    assert judge.growth(10.0, now=OverloadJudge.CEILING_MEMORY_S + 1) == 1 / 10
+    assert judge.ceiling is None
+
+
+def test_slow_start_doubles_the_window_each_round_until_the_maximum(clock):
+    gate = ProviderGate(max_concurrency=64, initial_window=8)
+    rounds = []
+    while gate.limit < 64:
+        for _ in range(int(gate.limit)):
+            gate.on_success()
+        rounds.append(gate.limit)
+    assert rounds == [16, 32, 64]
+
+
+def test_slow_start_ends_at_the_first_crowd_of_503s(clock):
+    gate = ProviderGate(max_concurrency=64, initial_window=8)
+    for _ in range(12):
+        gate.on_success()
+    assert gate.limit == 20
+    for _ in range(OverloadJudge.STREAK):
+        gate.on_unavailable(None)
+    assert gate.limit == 14
+    gate.on_success()
+    assert gate.limit == pytest.approx(14 + 1 / (OverloadJudge.SLOW_PROBE * 14))
