@@ -21,7 +21,7 @@ from .gemini_batch_request import BatchEntry, BatchSpec
 from .rfc3339 import rfc3339
 
 MAX_JOBS = 10_000
-BATCH_FAULTS = frozenset(("safety", "no_image", "blocked"))
+BATCH_FAULTS = frozenset(("safety", "no_image", "blocked", "wrong_shape"))
 TERMINAL = frozenset(
     ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_EXPIRED", "JOB_STATE_CANCELLED")
 )
@@ -141,7 +141,7 @@ async def _result(
         return "response", wire.blocked_body(model, req.prompt, refs), False
     if fault == "no_image" or not req.wants_image:
         return "response", wire.text_only_body(model, req.prompt, refs), False
-    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio, fault)
     cfg = core.config
     body = wire.success_body(
         model=model,

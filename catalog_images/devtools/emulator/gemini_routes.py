@@ -112,7 +112,7 @@ async def _generate(
         body = wire.text_only_body(model, req.prompt, refs)
         return await answer(request, core, 200, body, outcome)
 
-    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio, fault)
     if fault == "truncated":
         data = image.data()
         image_b64 = base64.b64encode(data[: len(data) // 2]).decode("ascii")

@@ -99,7 +99,7 @@ async def run_task(core: EmulatorCore, task: Task) -> None:
         core.count_outcome(task.fault)
         task.set_state("fail")
         return
-    image = await core.render(req.prompt, req.resolution, req.aspect_ratio)
+    image = await core.render(req.prompt, req.resolution, req.aspect_ratio, task.fault)
     data = image.data()
     if task.fault == "truncated":
         data = data[: len(data) // 2]
