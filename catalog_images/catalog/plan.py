@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 
 from catalog_images.catalog.read import iter_rows, open_catalog, read_columns
 from catalog_images.catalog.validate import JOB_FIELDS, Rejection, RowValidator, check_columns
-from catalog_images.destination.index import OutputIndex
+from catalog_images.destination.index import OutputIndex, quarantined_fingerprint
 from catalog_images.destination.storage import S3Settings
-from catalog_images.models import Job
+from catalog_images.models import QUARANTINED_EARLIER, Job
 from catalog_images.providers.config import ProviderConfig
 
 JOB_SCHEMA = pa.schema(
@@ -76,9 +76,9 @@ def plan_catalog(
                     settled.append({"row": outcome.row, "sku": outcome.sku, "status": "rejected",
                                     "reason": outcome.reason, "fingerprint": None})
                 elif (index is not None and not force and outcome["sku"] not in force_skus
-                      and index.fingerprint(outcome["sku"]) == outcome["fingerprint"]):
+                      and (reason := _current(index, outcome))):
                     settled.append({"row": outcome["row"], "sku": outcome["sku"],
-                                    "status": "skipped", "reason": "unchanged",
+                                    "status": "skipped", "reason": reason,
                                     "fingerprint": outcome["fingerprint"]})
                     summary.unchanged += 1
                 else:
@@ -105,6 +105,17 @@ def plan_catalog(
         sum(n * provider.prices.for_resolution(res) for res, n in by_resolution.items()), 6
     )
     return summary
+
+
+def _current(index: OutputIndex, job: dict) -> str | None:
+    """Why the job needs no request: its image is current, or was quarantined (a paid image
+    of the wrong shape) by an earlier run; None when it needs one."""
+    current = index.fingerprint(job["sku"])
+    if current == job["fingerprint"]:
+        return "unchanged"
+    if current == quarantined_fingerprint(job["fingerprint"]):
+        return QUARANTINED_EARLIER
+    return None
 
 
 def iter_jobs(plan_path: str, chunk_rows: int) -> Iterator[list[Job]]:

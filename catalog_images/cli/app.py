@@ -66,6 +66,7 @@ def run(
     force: Annotated[bool, _help("force")] = RUN["force"],
     force_sku: Annotated[list[str] | None, _help(
         "force_sku", "; repeatable")] = RUN["force_sku"],
+    wrong_shape: Annotated[str, _help("wrong_shape")] = RUN["wrong_shape"],
     mode: Annotated[str, _help("mode")] = RUN["mode"],
     batch_rows: Annotated[int, _help("batch_rows")] = RUN["batch_rows"],
     batch_deadline: Annotated[float, _help("batch_deadline")] = RUN["batch_deadline"],

@@ -6,8 +6,9 @@ from prefect.states import Failed, State
 
 
 def run_outcome(outcome: dict, stopped_by: str | None, logger) -> dict | State:
-    """The outcome, or Failed carrying it when rows lack images, the run was stopped early,
-    or the report was not uploaded; the message says why and where the report is."""
+    """The outcome, or Failed carrying it when rows lack images (or have quarantined ones),
+    the run was stopped early, or the report was not uploaded; the message says why and
+    where the report is."""
     problems = []
     if stopped_by:
         problems.append(f"stopped by {stopped_by}: rows not started are skipped "
@@ -15,6 +16,10 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger) -> dict | State:
     totals = outcome["totals"]
     if totals["failed"]:
         problems.append(f"{totals['failed']} of {totals['accepted']} accepted rows have no image")
+    if totals.get("quarantined"):
+        problems.append(f"{totals['quarantined']} rows got an image of the wrong shape, kept "
+                        "under quarantine/ and not paid for again: review them, or force those "
+                        "skus to regenerate")
     if outcome["report_upload_error"]:
         logger.error("report not uploaded: %s", outcome["report_upload_error"])
         problems.append(f"the report was not uploaded ({outcome['report_upload_error']})")
