@@ -89,6 +89,13 @@ class RunSettings(BaseModel):
     def _none_is_no_names(cls, value: list[str] | None) -> list[str]:
         return [] if value is None else value
 
+    @field_validator("force_skus")
+    @classmethod
+    def _skus_as_the_catalog_reads_them(cls, value: list[str]) -> list[str]:
+        import unicodedata
+
+        return [unicodedata.normalize("NFC", sku.strip()) for sku in value]  # as normal_sku
+
     @model_validator(mode="after")
     def _shards_run_standard_mode(self) -> RunSettings:
         if self.shards > 1 and self.mode == "batch":

@@ -13,7 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog_images.catalog.read import iter_rows, open_catalog, read_columns
-from catalog_images.catalog.validate import JOB_FIELDS, Rejection, RowValidator, check_columns
+from catalog_images.catalog.validate import (
+    DEFAULT_SKU_KEY_ROOM,
+    JOB_FIELDS,
+    Rejection,
+    RowValidator,
+    check_columns,
+)
 from catalog_images.destination.index import OutputIndex, quarantined_fingerprint
 from catalog_images.destination.storage import S3Settings
 from catalog_images.models import QUARANTINED_EARLIER, Job
@@ -47,19 +53,22 @@ class PlanSummary:
     projected_cost_usd: float = 0.0
 
 
-def plan_catalog(
+def plan_catalog(  # noqa: PLR0913 - the inputs of the plan, each read once
     catalog_uri: str, prompt_template: str | None, provider: ProviderConfig,
     s3: S3Settings, work_dir: Path, index: OutputIndex | None = None,
     force: bool = False, force_skus: frozenset[str] = frozenset(),
+    sku_key_room: int = DEFAULT_SKU_KEY_ROOM,
 ) -> PlanSummary:
     """Validate every row and compare it with the destination's index.
 
     Raises CatalogError when the catalog as a whole is unusable. ``force`` (or a sku in
-    ``force_skus``) regenerates rows whose image is current.
+    ``force_skus``) regenerates rows whose image is current. ``sku_key_room``: the UTF-8
+    bytes a sku may take at this destination (DestinationLayout.sku_key_room).
     """
     catalog = open_catalog(catalog_uri, s3, work_dir)
     check_columns(read_columns(catalog), prompt_template)
-    validator = RowValidator(prompt_template, catalog.base, s3, family=provider.family)
+    validator = RowValidator(prompt_template, catalog.base, s3, family=provider.family,
+                             sku_key_room=sku_key_room)
     summary = PlanSummary(
         catalog_uri, str(work_dir / "plan.parquet"), str(work_dir / "settled.parquet")
     )

@@ -109,6 +109,7 @@ def estimate(
     from catalog_images.catalog.plan import plan_catalog
     from catalog_images.catalog.read import CatalogError
     from catalog_images.destination.index import load_index
+    from catalog_images.destination.layout import DestinationLayout
     from catalog_images.destination.storage import (
         S3Location,
         S3Settings,
@@ -130,7 +131,8 @@ def estimate(
         location = S3Location.parse(dest)
         with tempfile.TemporaryDirectory() as work:
             plan = plan_catalog(catalog, settings.prompt_template, routes["bulk"][0], s3,
-                                Path(work), load_index(s3, location), force)
+                                Path(work), load_index(s3, location), force,
+                                sku_key_room=DestinationLayout(location).sku_key_room())
     except (SettingsError, ConfigError, CatalogError, StorageError, ValueError) as exc:
         fail(str(exc))
     except (BotoCoreError, ClientError) as exc:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 SPOOL_ENV = "CATALOG_IMAGES_SPOOL_DIR"
+_PLAIN_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def default_spool_root() -> Path:
@@ -37,7 +39,7 @@ class Spool:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def _paths(self, sku: str, fingerprint: str) -> tuple[Path, Path]:
-        stem = f"{sku}.{fingerprint[:32]}"
+        stem = f"{_file_safe(sku)}.{fingerprint[:32]}"
         return self.dir / f"{stem}.img", self.dir / f"{stem}.json"
 
     def find(self, sku: str, fingerprint: str) -> SpooledImage | None:
@@ -67,6 +69,15 @@ class Spool:
         """Forget an image once it is safely uploaded."""
         for path in self._paths(sku, fingerprint):
             path.unlink(missing_ok=True)
+
+
+def _file_safe(sku: str) -> str:
+    """The sku itself when it is a short ASCII name (every sku older versions accepted, so
+    their spool entries are found), else a hash: file names are at most 255 bytes and some
+    file systems normalise or refuse non-ASCII names."""
+    if _PLAIN_SKU.fullmatch(sku):
+        return sku
+    return "u-" + hashlib.sha256(sku.encode("utf-8")).hexdigest()[:40]
 
 
 def _tmp_path(path: Path) -> Path:

@@ -106,3 +106,15 @@ def test_estimate_shares_the_run_defaults():
     options = _cli_options("estimate")
     for option in ("provider", "concurrency", "prompt_template", "force", "mode"):
         assert options[option] == RUN_DEFAULTS[option], option
+
+
+def test_forced_skus_are_read_as_the_catalog_reads_skus_in_nfc():
+    settings = RunSettings(**REQUIRED, force_skus=[" cafe\u0301-mug ", "茶杯-01"])
+    assert settings.force_skus == ["caf\u00e9-mug", "茶杯-01"]
+
+
+def test_wrong_shape_is_one_of_three_policies_quarantine_by_default():
+    assert RunSettings(**REQUIRED).wrong_shape == "quarantine"
+    assert RunSettings(**REQUIRED, wrong_shape="accept").wrong_shape == "accept"
+    with pytest.raises(ValueError, match="wrong_shape"):
+        RunSettings(**REQUIRED, wrong_shape="ignore")
