@@ -112,3 +112,18 @@ def test_fail_discards_the_image_and_the_report_says_it_was_paid(emulator, local
     listed = local_s3.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/")
     assert not [o["Key"] for o in listed.get("Contents", [])
                 if "/images/" in o["Key"] or "/quarantine/" in o["Key"]]
+
+
+def test_batch_mode_quarantines_the_same_way_and_never_pays_twice(emulator, dest, tmp_path):
+    emulator.configure(batch_delay_s=0.3)
+    catalog = write_catalog(tmp_path / "c.csv", 4, resolution="1K")
+    emulator.script(_prompt(2), ["wrong_shape"])
+    state, outcome, rows = _run(catalog, dest, tmp_path, "batch", mode="batch",
+                                batch_poll_s=0.1)
+    assert (outcome["totals"]["succeeded"], outcome["totals"]["quarantined"]) == (3, 1)
+    assert rows["SKU-00002"]["s3_key"].endswith("/quarantine/SKU-00002.png")
+    assert rows["SKU-00002"]["cost_usd"] == 0.067  # at the batch price
+    state, outcome, rows = _run(catalog, dest, tmp_path, "again", mode="batch",
+                                batch_poll_s=0.1)
+    assert state.is_completed() and rows["SKU-00002"]["reason"] == QUARANTINED_EARLIER
+    assert emulator.ledger()["images"] == 4 and not emulator.duplicates()
