@@ -62,8 +62,7 @@ def plan_catalog(  # noqa: PLR0913 - the inputs of the plan, each read once
     """Validate every row and compare it with the destination's index.
 
     Raises CatalogError when the catalog as a whole is unusable. ``force`` (or a sku in
-    ``force_skus``) regenerates rows whose image is current. ``sku_key_room``: the UTF-8
-    bytes a sku may take at this destination (DestinationLayout.sku_key_room).
+    ``force_skus``) regenerates rows whose image is current. ``sku_key_room``: see sku_problem.
     """
     catalog = open_catalog(catalog_uri, s3, work_dir)
     check_columns(read_columns(catalog), prompt_template)

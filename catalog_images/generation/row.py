@@ -17,7 +17,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.catalog.fingerprint import fingerprint, sha256_hex
 from catalog_images.destination.layout import QUARANTINE, DestinationLayout
-from catalog_images.destination.storage import S3Location
 from catalog_images.generation.deliver import PaidImage, keep
 from catalog_images.generation.limits import SlotDeclined
 from catalog_images.generation.resources import RunContext
@@ -32,11 +31,6 @@ SKIPPED_REASONS = {ErrorClass.DAILY_QUOTA: "daily quota", ErrorClass.BUDGET: "bu
                    ErrorClass.STOPPED: "stopped"}  # rows not tried, left for the next run
 MAX_RATE_LIMITED_RETRIES = 50  # 429s are the provider pacing us, not the row failing
 Kept = TypeVar("Kept")
-
-
-def image_key(location: S3Location, sku: str, mime_type: str) -> str:
-    """Deterministic object key of a row's image."""
-    return DestinationLayout(location).image_key(sku, mime_type)
 
 
 def _note_failover(route: list[ProviderRuntime], previous: ProviderRuntime | None,

@@ -69,3 +69,14 @@ def test_wrong_shape_defaults_to_another_ratio_at_the_asked_size_and_can_be_set(
                 {"image_bytes": {"3K": 5}}, {"image_bytes": {"1K": 0}}):
         with pytest.raises(ValueError):
             EmulatorConfig(**bad)
+
+
+def test_the_file_store_of_result_urls_is_bounded_in_bytes_too():
+    from catalog_images.devtools.emulator.files import FileStore, StoredFile
+
+    store = FileStore(capacity=100, max_bytes=25)
+    for name in "abcd":
+        store.put(name, StoredFile(b"x" * 10, "image/png", 0.0))
+    assert len(store) == 2 and store.get("a") is None and store.get("d") is not None
+    store.put("big", StoredFile(b"x" * 40, "image/png", 0.0))  # the newest is always kept
+    assert len(store) == 1 and store.get("big") is not None
