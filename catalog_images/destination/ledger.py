@@ -18,6 +18,7 @@ def history_row(header: dict, totals: dict) -> dict:
         "finished_at": header["finished_at"], "catalog": header["catalog"],
         "rows": totals["rows"], "succeeded": totals["succeeded"], "failed": totals["failed"],
         "rejected": totals["rejected"], "skipped": totals["skipped"],
+        "quarantined": totals.get("quarantined", 0),
         "success_rate": totals["success_rate"], "cost_usd": totals["cost_usd"],
         "wall_s": totals["wall_s"], "provider_mix": totals["images_by_provider"],
     }

@@ -54,6 +54,9 @@ def test_quarantined_images_round_trip_and_are_not_paid_for_twice(
         images = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/images/{sku}.")
         assert images.get("KeyCount", 0) == 0  # never among the images
     assert rows["SKU-00000"]["s3_key"] == f"{prefix}/images/SKU-00000.png"
+    ledger_row = json.loads(client.get_object(
+        Bucket=bucket, Key=f"{prefix}/runs/{outcome['run_id']}/summary.json")["Body"].read())
+    assert ledger_row["quarantined"] == 2
 
     requests = emulator.stats()["requests"]
     state, outcome, rows = _run(catalog, dest, tmp_path, "second")
