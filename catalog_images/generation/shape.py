@@ -16,6 +16,7 @@ from catalog_images.destination.layout import DestinationLayout
 from catalog_images.generation.deliver import PaidImage, deliver
 from catalog_images.generation.resources import RunContext
 from catalog_images.images import shape_problem
+from catalog_images.providers.errors import ErrorClass
 from catalog_images.report.results import RowResult, Tries
 
 
@@ -44,7 +45,8 @@ async def deliver_checked(ctx: RunContext, paid: PaidImage, tries: Tries | None 
     paid_for = (f"paid ${paid.cost_usd:.4f}" if paid.cost_usd
                 else "paid for by an earlier run")
     return RowResult.failed(
-        paid.job, "wrong_shape", f"{problem}; {paid_for}, image discarded (wrong_shape=fail)",
+        paid.job, ErrorClass.WRONG_SHAPE.value,
+        f"{problem}; {paid_for}, image discarded (wrong_shape=fail)",
         provider=paid.provider, model=paid.model, cost_usd=paid.cost_usd,
         fingerprint=paid.fingerprint, width=paid.image.width, height=paid.image.height,
         tries=tries)
