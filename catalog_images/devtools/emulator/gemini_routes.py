@@ -148,7 +148,7 @@ async def _generate(
         core.bill_tokens(model, body.get("usageMetadata"))  # prompt and thinking are billed
         return await answer(request, core, 200, body, outcome)
 
-    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio, fault)
     body = wire.success_body(
         model=model,
         prompt=req.prompt,
