@@ -178,7 +178,9 @@ async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
         trip.failures += 1
         ours = error.error_class is ErrorClass.UNAVAILABLE and runtime.gate.on_unavailable(
             error.retry_after_s)
-        if not ours:  # a crowd we caused says nothing of the provider's health
+        # A crowd we caused says nothing of the provider's health; a probe's answer always
+        # counts (the breaker waits for it).
+        if trip.probe or not ours:
             runtime.breaker.record(error.error_class not in PROVIDER_FAULTS)
     if not error.retryable or trip.failures >= ctx.policy.max_attempts or (
         trip.rate_limited >= MAX_RATE_LIMITED_RETRIES

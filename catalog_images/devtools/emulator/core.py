@@ -323,6 +323,11 @@ class EmulatorCore:
             rates = self._config.token_rates.get(model, {})
             return self._tokens.bill(rates, model, usage, mode, count)
 
+    def count_model_lookup(self, status: int) -> None:
+        """A models.get call, by the status it was answered."""
+        with self._lock:
+            self._stats.model_lookups[str(status)] += 1
+
     def count_request(self) -> None:
         with self._lock:
             self._stats.requests += 1
