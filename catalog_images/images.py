@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import dataclass
 
@@ -11,10 +12,11 @@ from PIL import Image
 MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSION_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 ASPECT_TOLERANCE = 0.02
-# Nominal side of each resolution; an answer may have at most PIXEL_ALLOWANCE x side^2
-# pixels (the widest ratios stay near side^2), so a decompression bomb is refused from its
-# header, before any pixel is decoded.
-BASE_SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
+# The side of a square image of each resolution; an image's resolution is the side of the
+# square of its pixel count (Gemini's 1K 16:9 is 1376x768: about 1024 squared pixels).
+RESOLUTION_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
+# An answer may have at most PIXEL_ALLOWANCE x side^2 pixels (the widest ratios stay near
+# side^2), so a decompression bomb is refused from its header, before any pixel is decoded.
 PIXEL_ALLOWANCE = 2.0
 
 
@@ -28,7 +30,7 @@ class ImageTooLarge(ImageCheckError):
 
 def max_pixels(resolution: str) -> int:
     """Most pixels an image asked at ``resolution`` may have (unknown ones: as 4K)."""
-    side = BASE_SIDE.get(resolution, BASE_SIDE["4K"])
+    side = RESOLUTION_SIDES.get(resolution, RESOLUTION_SIDES["4K"])
     return int(side * side * PIXEL_ALLOWANCE)
 
 
@@ -103,3 +105,24 @@ def matches_aspect_ratio(width: int, height: int, aspect_ratio: str) -> bool:
     """True when width/height is within 2% of the asked ratio."""
     expected = ratio_value(aspect_ratio)
     return abs(width / height - expected) / expected <= ASPECT_TOLERANCE
+
+
+def matches_resolution(width: int, height: int, resolution: str) -> bool:
+    """True when the image's pixel count is within half a resolution step (a factor of
+    sqrt 2 in side) of the asked one: 1K is about 724 to 1448 px square, 2K twice that."""
+    side = RESOLUTION_SIDES.get(resolution)
+    if side is None:
+        return True  # an unknown name (a relay's own) cannot be judged
+    return side / math.sqrt(2) <= math.sqrt(width * height) <= side * math.sqrt(2)
+
+
+def shape_problem(width: int, height: int, aspect_ratio: str, resolution: str) -> str | None:
+    """Why an intact image is not the asked shape (aspect ratio) or resolution, or None."""
+    wrong = []
+    if not matches_aspect_ratio(width, height, aspect_ratio):
+        wrong.append(f"aspect ratio {aspect_ratio}")
+    if not matches_resolution(width, height, resolution):
+        wrong.append(f"resolution {resolution}")
+    if not wrong:
+        return None
+    return f"wrong shape: image is {width}x{height}, not {' or '.join(wrong)}"

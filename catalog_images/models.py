@@ -21,9 +21,15 @@ class RowStatus(StrEnum):
     """Final state of a catalog row in a run report."""
 
     SUCCEEDED = "succeeded"
+    QUARANTINED = "quarantined"  # paid, intact, not the asked shape: kept under quarantine/
     FAILED = "failed"
     REJECTED = "rejected"
     SKIPPED = "skipped"
+
+
+# The reason of a row skipped because an earlier run quarantined its image of this fingerprint.
+QUARANTINED_EARLIER = ("quarantined by an earlier run (wrong shape), not paid for again; "
+                       "force the sku to regenerate it")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pydantic import (
 
 SHARD_DEPLOYMENT = "catalog-refresh-shard/shard"
 RunMode = Literal["standard", "batch"]
+WrongShape = Literal["quarantine", "accept", "fail"]
 
 
 class SettingsError(ValueError):
@@ -66,6 +67,10 @@ class RunSettings(BaseModel):
     force: bool = Field(False, description="regenerate every row, even unchanged ones")
     force_skus: list[str] = Field(
         default_factory=list, description="regenerate these skus even if unchanged")
+    wrong_shape: WrongShape = Field(
+        "quarantine", description="a paid, intact image not of the asked aspect ratio or "
+        "resolution: quarantine (kept under quarantine/, never paid for again unless forced), "
+        "accept (kept as the row's image, with a note) or fail (discarded; the row fails)")
     mode: RunMode = Field(
         "standard", description="standard, or batch (Gemini Batch Mode: half price, results "
         "within 24 h)")
@@ -92,6 +97,13 @@ class RunSettings(BaseModel):
     @classmethod
     def _none_is_no_names(cls, value: list[str] | None) -> list[str]:
         return [] if value is None else value
+
+    @field_validator("force_skus")
+    @classmethod
+    def _skus_as_the_catalog_reads_them(cls, value: list[str]) -> list[str]:
+        import unicodedata
+
+        return [unicodedata.normalize("NFC", sku.strip()) for sku in value]  # as normal_sku
 
     @model_validator(mode="after")
     def _shards_run_standard_mode(self) -> RunSettings:

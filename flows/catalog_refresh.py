@@ -30,7 +30,7 @@ from catalog_images.run_setup import (
 from catalog_images.scale.shards import run_shards
 from catalog_images.secrets import install_log_redaction
 from catalog_images.settings import RUN_DEFAULTS as RUN
-from catalog_images.settings import RunMode, documented_by_run_settings
+from catalog_images.settings import RunMode, WrongShape, documented_by_run_settings
 from flows.catalog_shard import run_shards_on_dask
 from tasks.generate import generate_chunk_task
 from tasks.plan import plan_task
@@ -55,7 +55,8 @@ async def catalog_refresh(
     max_retry_hint_s: float = RUN["max_retry_hint_s"],
     row_deadline_s: float = RUN["row_deadline_s"],
     max_cost_usd: float | None = RUN["max_cost_usd"], force: bool = RUN["force"],
-    force_skus: list[str] | None = RUN["force_skus"], mode: RunMode = RUN["mode"],
+    force_skus: list[str] | None = RUN["force_skus"],
+    wrong_shape: WrongShape = RUN["wrong_shape"], mode: RunMode = RUN["mode"],
     batch_rows: int = RUN["batch_rows"], batch_deadline_s: float = RUN["batch_deadline_s"],
     batch_poll_s: float = RUN["batch_poll_s"], global_limits: bool = RUN["global_limits"],
     shards: int = RUN["shards"], shard_deployment: str = RUN["shard_deployment"],

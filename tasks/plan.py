@@ -8,7 +8,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from catalog_images.catalog.plan import PlanSummary, RowChoices, plan_catalog
+from catalog_images.catalog.validate import DEFAULT_SKU_KEY_ROOM
 from catalog_images.destination.index import load_index
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.storage import S3Location, S3Settings
 from catalog_images.providers.config import ProviderConfig
 
@@ -24,5 +26,6 @@ def plan_task(
     to inspect a million-entry parameter.
     """
     index = load_index(s3, dest) if dest is not None else None
+    room = DestinationLayout(dest).sku_key_room() if dest is not None else DEFAULT_SKU_KEY_ROOM
     return plan_catalog(catalog, prompt_template, provider, s3, Path(work_dir), index,
-                        choices or RowChoices())
+                        choices or RowChoices(), sku_key_room=room)

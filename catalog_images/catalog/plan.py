@@ -14,15 +14,16 @@ import pyarrow.parquet as pq
 from catalog_images.catalog.read import iter_rows, open_catalog, read_columns
 from catalog_images.catalog.references import ReferencePolicy
 from catalog_images.catalog.validate import (
+    DEFAULT_SKU_KEY_ROOM,
     JOB_FIELDS,
     Rejection,
     RowValidator,
     check_columns,
     used_columns,
 )
-from catalog_images.destination.index import OutputIndex
+from catalog_images.destination.index import OutputIndex, quarantined_fingerprint
 from catalog_images.destination.storage import S3Settings
-from catalog_images.models import Job
+from catalog_images.models import QUARANTINED_EARLIER, Job
 from catalog_images.providers.config import ProviderConfig
 
 JOB_SCHEMA = pa.schema(
@@ -88,22 +89,24 @@ class PlanSummary:
             for model, by_res in by_model.items() for res, n in by_res.items()), 6)
 
 
-def plan_catalog(
+def plan_catalog(  # noqa: PLR0913 - the inputs of the plan, each read once
     catalog_uri: str, prompt_template: str | None, provider: ProviderConfig,
     s3: S3Settings, work_dir: Path, index: OutputIndex | None = None,
-    choices: RowChoices = RowChoices(),
+    choices: RowChoices = RowChoices(), sku_key_room: int = DEFAULT_SKU_KEY_ROOM,
 ) -> PlanSummary:
     """Validate every row and compare it with the destination's index.
 
     Raises CatalogError when the catalog as a whole is unusable. ``choices.force`` (or a sku
-    in ``choices.force_skus``) regenerates rows whose image is current.
+    in ``choices.force_skus``) regenerates rows whose image is current. ``sku_key_room``:
+    see sku_problem.
     """
     catalog = open_catalog(catalog_uri, s3, work_dir)
     check_columns(read_columns(catalog), prompt_template)
     dest_bucket = index.location.bucket if index is not None and index.location else None
     validator = RowValidator(prompt_template, catalog.base, s3, provider=provider,
                              model=choices.model,
-                             references=ReferencePolicy.for_catalog(catalog.base, dest_bucket))
+                             references=ReferencePolicy.for_catalog(catalog.base, dest_bucket),
+                             sku_key_room=sku_key_room)
     summary = PlanSummary(
         catalog_uri, str(work_dir / "plan.parquet"), str(work_dir / "settled.parquet")
     )
@@ -119,9 +122,9 @@ def plan_catalog(
                                     "reason": outcome.reason, "fingerprint": None})
                 elif (index is not None and not choices.force
                       and outcome["sku"] not in choices.force_skus
-                      and index.fingerprint(outcome["sku"]) == outcome["fingerprint"]):
+                      and (reason := _current(index, outcome))):
                     settled.append({"row": outcome["row"], "sku": outcome["sku"],
-                                    "status": "skipped", "reason": "unchanged",
+                                    "status": "skipped", "reason": reason,
                                     "fingerprint": outcome["fingerprint"]})
                     summary.unchanged += 1
                 else:
@@ -142,6 +145,17 @@ def plan_catalog(
     summary.by_priority = dict(sorted(summary.by_priority.items()))
     summary.projected_cost_usd = summary.list_cost(provider)
     return summary
+
+
+def _current(index: OutputIndex, job: dict) -> str | None:
+    """Why the job needs no request: its image is current, or was quarantined (a paid image
+    of the wrong shape) by an earlier run; None when it needs one."""
+    current = index.fingerprint(job["sku"])
+    if current == job["fingerprint"]:
+        return "unchanged"
+    if current == quarantined_fingerprint(job["fingerprint"]):
+        return QUARANTINED_EARLIER
+    return None
 
 
 def iter_jobs(plan_path: str, chunk_rows: int) -> Iterator[list[Job]]:

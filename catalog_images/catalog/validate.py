@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import string
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,14 @@ from catalog_images.models import (
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.model_catalog import family_of, known_models
 
-SAFE_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# Room for a sku in a key of a destination without a prefix (DestinationLayout.sku_key_room).
+DEFAULT_SKU_KEY_ROOM = 1024 - len("quarantine/.webp")
+# Invisible or layout characters a SKU must not hold: controls (Cc), format characters (Cf,
+# such as bidi overrides) but the zero-width (non-)joiners that some scripts need, surrogates,
+# private use, unassigned code points, line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+_JOINERS = frozenset("\u200c\u200d")
+_PLAIN_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ -]*(?:\.[A-Za-z0-9_ -]+)*")  # the fast path
 MAX_PROMPT_CHARS = 20_000
 MAX_REFERENCE_BYTES = 7 * 1024 * 1024  # Gemini's limit per inline image
 PRIORITIES = ("high", "normal", "low")
@@ -141,17 +149,40 @@ def _clean(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
-def sku_problem(sku: str) -> str | None:
-    """Why ``sku`` cannot be an object name under the key prefix, or None when it can."""
+def normal_sku(value: object) -> str:
+    """A catalog cell as a sku: stripped, in Unicode NFC, so two spellings of ``café`` (a
+    composed é, or e + a combining accent) are one sku with one key."""
+    text = _clean(value)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+def sku_problem(sku: str, key_room: int = DEFAULT_SKU_KEY_ROOM) -> str | None:
+    """Why ``sku`` cannot be an object name under the key prefix, or None when it can.
+
+    Any script is welcome (``café-mug``, ``Kaffeetasse-groß``, ``茶杯-01``); what is refused
+    would escape the prefix, hide characters, or make a key longer than S3 allows
+    (``key_room``: UTF-8 bytes left for the sku in the longest key built from it).
+    """
     if not sku:
         return "missing sku"
+    if _PLAIN_SKU.fullmatch(sku) and len(sku) <= key_room:
+        return None  # ASCII letters, digits, '_', '-', spaces and single dots: safe
+    shown = repr(sku[:80])  # escapes control and invisible characters
     if "/" in sku or "\\" in sku or ".." in sku:
-        return f"sku {sku[:80]!r} would escape the key prefix (no '/', backslash or '..')"
-    if not SAFE_SKU.match(sku):
-        return (
-            f"sku {sku[:80]!r} is not a safe object name (use letters, digits, '.', '_', '-'; "
-            "start with a letter or digit; at most 200 characters)"
-        )
+        return f"sku {shown} would escape the key prefix (no '/', backslash or '..')"
+    unsafe = next((ch for ch in sku if ch not in _JOINERS and (
+        unicodedata.category(ch) in _UNSAFE_CATEGORIES or (ch.isspace() and ch != " "))), None)
+    if unsafe is not None:
+        return (f"sku {shown} is not a safe object name: it holds the invisible or control "
+                f"character U+{ord(unsafe):04X}; remove it from the catalog cell")
+    if not sku[0].isalnum():
+        return (f"sku {shown} is not a safe object name: start it with a letter or digit "
+                "(of any script)")
+    size = len(sku.encode("utf-8"))
+    if size > key_room:
+        return (f"sku {repr(sku[:40])}... is not a safe object name: {size} bytes in UTF-8, "
+                f"over the {key_room} its object key has room for under this destination (S3 "
+                "keys are at most 1024 bytes); shorten it")
     return None
 
 
@@ -161,9 +192,10 @@ class RowValidator:
     def __init__(
         self, prompt_template: str | None, catalog_base: str, s3: S3Settings | None,
         provider: ProviderConfig | None = None, model: str | None = None,
-        references: ReferencePolicy | None = None,
+        references: ReferencePolicy | None = None, sku_key_room: int = DEFAULT_SKU_KEY_ROOM,
     ) -> None:
         self.prompt_template = prompt_template
+        self.sku_key_room = sku_key_room
         self.catalog_base = catalog_base
         self.s3 = s3
         self.references = references or ReferencePolicy.for_catalog(catalog_base)
@@ -187,9 +219,9 @@ class RowValidator:
                 "re-write the file with UTF-8 strings"))
         long = {name: n for name, n in row.get(LONG_CELLS, {}).items() if name in self._used}
         if long:
-            return Rejection(number, _clean(row.get("sku"))[:200] or None, _too_long(long))
-        sku = _clean(row.get("sku"))
-        problem = sku_problem(sku)
+            return Rejection(number, normal_sku(row.get("sku"))[:200] or None, _too_long(long))
+        sku = normal_sku(row.get("sku"))
+        problem = sku_problem(sku, self.sku_key_room)
         if problem:
             return Rejection(number, sku or None, problem)
         if sku in self.seen:

@@ -71,6 +71,7 @@ def run(
     force: Annotated[bool, _help("force")] = RUN["force"],
     force_sku: Annotated[list[str] | None, _help(
         "force_sku", "; repeatable")] = RUN["force_sku"],
+    wrong_shape: Annotated[str, _help("wrong_shape")] = RUN["wrong_shape"],
     mode: Annotated[str, _help("mode")] = RUN["mode"],
     batch_rows: Annotated[int, _help("batch_rows")] = RUN["batch_rows"],
     batch_deadline: Annotated[float, _help("batch_deadline")] = RUN["batch_deadline"],
@@ -114,6 +115,7 @@ def estimate(
     from catalog_images.catalog.plan import RowChoices, plan_catalog
     from catalog_images.catalog.read import CatalogError
     from catalog_images.destination.index import load_index
+    from catalog_images.destination.layout import DestinationLayout
     from catalog_images.destination.storage import (
         S3Location,
         S3Settings,
@@ -137,7 +139,8 @@ def estimate(
         with tempfile.TemporaryDirectory() as work:
             plan = plan_catalog(catalog, settings.prompt_template, routes["bulk"][0], s3,
                                 Path(work), load_index(s3, location),
-                                RowChoices(model, force))
+                                RowChoices(model, force),
+                                sku_key_room=DestinationLayout(location).sku_key_room())
     except (SettingsError, ConfigError, CatalogError, StorageError, ValueError) as exc:
         fail(explain(exc))
     except (BotoCoreError, ClientError) as exc:

@@ -5,7 +5,10 @@ Append-only, so overlapping runs never overwrite each other's knowledge:
 - ``state/snapshots/{run_id}.parquet`` + ``.json``: a merged view and the runs it includes,
   written at the end of a run that uploaded something.
 A reader takes the newest snapshot and every part of a run that snapshot does not include;
-for a sku, the newest run wins. The index is an optimisation: before paying for a row the
+for a sku, the newest run wins. A quarantined image (a paid image of the wrong shape, under
+``quarantine/``) is entered with its fingerprint marked (``quarantined_fingerprint``): the
+plan settles its row without paying again, and never mistakes it for the row's image.
+The index is an optimisation: before paying for a row the
 pipeline still checks the object's own ``fingerprint`` metadata (tasks/generate.py), so a
 stale index can cost a HEAD request, never an image.
 """
@@ -41,6 +44,13 @@ MAX_PART_BYTES = 64 * 1024 * 1024
 MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
 MAX_RUNS_BYTES = 16 * 1024 * 1024
 INDEX_COLUMNS = ("sku", "fingerprint", "run_id")
+
+QUARANTINED_MARK = "quarantined:"
+
+
+def quarantined_fingerprint(fingerprint: str) -> str:
+    """The index's fingerprint of a quarantined image of ``fingerprint``."""
+    return QUARANTINED_MARK + fingerprint
 
 
 @dataclass

@@ -2,6 +2,7 @@
 builds its object keys and URIs.
 
 - ``images/{sku}.{ext}``: a row's image, ``ext`` by MIME type (png, jpg, webp);
+- ``quarantine/{sku}.{ext}``: a paid image not of the asked shape (``wrong_shape=quarantine``);
 - ``runs/{run_id}/...``: a run's report, manifest, ledger row (``summary.json``), pictures,
   and ``runs/{run_id}/shards/{nnn}/...``, the files a scaled-out run exchanges with a shard;
 - ``state/lease.json``: the one-run-at-a-time lease;
@@ -21,7 +22,8 @@ from urllib.parse import quote
 from catalog_images.destination.storage import S3Location
 from catalog_images.images import EXTENSION_BY_MIME
 
-IMAGES, RUNS, STATE = "images", "runs", "state"
+IMAGES, RUNS, STATE, QUARANTINE = "images", "runs", "state", "quarantine"
+MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
 UNKNOWN_EXTENSION = "bin"
 IMAGE_EXTENSIONS: tuple[str, ...] = tuple(dict.fromkeys(EXTENSION_BY_MIME.values()))
 SUMMARY_NAME = "summary.json"
@@ -58,18 +60,40 @@ class DestinationLayout:
         it after a dot, such as ``abc.v2`` for ``abc``: filter with ``image_candidate_keys``)."""
         return self._key(IMAGES, f"{sku}.")
 
-    async def existing_images(self, client, sku: str) -> list[str]:
+    async def existing_images(self, client, sku: str, folder: str = IMAGES) -> list[str]:
         """The image keys of ``sku`` in the bucket, any type, found with one List request
-        (aiobotocore ``client``; more pages only when 1000+ SKUs extend ``sku`` after a dot)."""
-        candidates, found, token = self.image_candidate_keys(sku), [], None
+        (aiobotocore ``client``; more pages only when 1000+ SKUs extend ``sku`` after a dot);
+        ``folder=QUARANTINE``: its quarantined images."""
+        candidates = frozenset(self._key(folder, f"{sku}.{ext}") for ext in IMAGE_EXTENSIONS)
+        found, token = [], None
         while True:
             page = await client.list_objects_v2(
-                Bucket=self.location.bucket, Prefix=self.image_listing_prefix(sku),
+                Bucket=self.location.bucket, Prefix=self._key(folder, f"{sku}."),
                 **({"ContinuationToken": token} if token else {}))
             found += [o["Key"] for o in page.get("Contents", []) if o["Key"] in candidates]
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return found
+
+    def quarantine_key(self, sku: str, mime_type: str) -> str:
+        """``quarantine/{sku}.{ext}``: where a paid image of the wrong shape is kept."""
+        ext = EXTENSION_BY_MIME.get(mime_type, UNKNOWN_EXTENSION)
+        return self._key(QUARANTINE, f"{sku}.{ext}")
+
+    def is_quarantine_key(self, key: str) -> bool:
+        """Whether ``key`` is a quarantined image."""
+        return key.startswith(self._key(QUARANTINE) + "/")
+
+    def quarantine_uri(self) -> str:
+        """The quarantine folder as an ``s3://`` URI ending in a slash."""
+        return self._uri(self._key(QUARANTINE)) + "/"
+
+    def sku_key_room(self) -> int:
+        """UTF-8 bytes a sku may take so every key built from it fits S3's 1024."""
+        longest_folder = max((IMAGES, QUARANTINE), key=len)
+        longest_ext = max((*IMAGE_EXTENSIONS, UNKNOWN_EXTENSION), key=len)
+        overhead = len(self._key(longest_folder, f".{longest_ext}").encode("utf-8"))
+        return MAX_KEY_BYTES - overhead
 
     def images_uri(self) -> str:
         """The images folder as an ``s3://`` URI ending in a slash."""

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_ROW_BYTES = 64 * 1024  # a real row is a few hundred bytes
 MAX_ROWS = 10_000  # the newest rows are kept for the chart and the history command
 TEXT_FIELDS = ("run_id", "started_at", "finished_at", "catalog")
-COUNT_FIELDS = ("rows", "succeeded", "failed", "rejected", "skipped")
+COUNT_FIELDS = ("rows", "succeeded", "failed", "rejected", "skipped", "quarantined")
 NUMBER_FIELDS = ("success_rate", "cost_usd", "wall_s")
 
 
@@ -37,6 +37,7 @@ def history_row(header: dict, totals: dict) -> dict:
         "finished_at": header["finished_at"], "catalog": header["catalog"],
         "rows": totals["rows"], "succeeded": totals["succeeded"], "failed": totals["failed"],
         "rejected": totals["rejected"], "skipped": totals["skipped"],
+        "quarantined": totals.get("quarantined", 0),
         "success_rate": totals["success_rate"], "cost_usd": totals["cost_usd"],
         "wall_s": totals["wall_s"], "provider_mix": totals["images_by_provider"],
     }

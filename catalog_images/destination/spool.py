@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from catalog_images.images import ImageCheckError, inspect_image
 SPOOL_ENV = "CATALOG_IMAGES_SPOOL_DIR"
 log = logging.getLogger(__name__)
 META_FIELDS = {"mime_type": str, "width": int, "height": int, "provider": str, "model": str}
+_PLAIN_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def default_spool_root() -> Path:
@@ -47,7 +49,7 @@ class Spool:
             self.dir.chmod(0o700)  # a folder made before spools were private
 
     def _paths(self, sku: str, fingerprint: str) -> tuple[Path, Path]:
-        stem = f"{sku}.{fingerprint[:32]}"
+        stem = f"{_file_safe(sku)}.{fingerprint[:32]}"
         return self.dir / f"{stem}.img", self.dir / f"{stem}.json"
 
     def find(self, sku: str, fingerprint: str) -> SpooledImage | None:
@@ -101,6 +103,13 @@ def _entry_problem(data: bytes, meta: object) -> str | None:
     if meta["sha256"] != hashlib.sha256(data).hexdigest():
         return "the image is not the one spooled (its sha256 differs)"
     return None
+def _file_safe(sku: str) -> str:
+    """The sku itself when it is a short ASCII name (every sku older versions accepted, so
+    their spool entries are found), else a hash: file names are at most 255 bytes and some
+    file systems normalise or refuse non-ASCII names."""
+    if _PLAIN_SKU.fullmatch(sku):
+        return sku
+    return "u-" + hashlib.sha256(sku.encode("utf-8")).hexdigest()[:40]
 
 
 def _tmp_path(path: Path) -> Path:

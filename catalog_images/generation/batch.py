@@ -21,9 +21,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from catalog_images.destination import batch_records
 from catalog_images.destination.batch_records import BatchRecord
 from catalog_images.destination.storage import describe_s3_error
-from catalog_images.generation.deliver import deliver, keep
+from catalog_images.generation.deliver import keep
 from catalog_images.generation.resources import RunContext
-from catalog_images.generation.row import build_request, find_current, image_key, process_row
+from catalog_images.generation.row import (
+    build_request,
+    current_result,
+    find_current,
+    process_row,
+)
+from catalog_images.generation.shape import deliver_checked
 from catalog_images.models import ImageRequest, Job
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ProviderError
@@ -76,8 +82,8 @@ async def _answer(ctx: RunContext, config: ProviderConfig, job: Job, item: dict 
                                 cost_usd=cost, **who)
     charge = config.charge(job.resolution, job.model, image.usage, image=True, batch=True)
     paid = await keep(ctx, job, job.fingerprint, image, config, charge, note=note or None)
-    return await deliver(ctx, paid, image_key(ctx.location, job.sku, image.mime_type), one,
-                         lost_note=f"the next run collects batch {name} again")
+    return await deliver_checked(ctx, paid, one,
+                                 lost_note=f"the next run collects batch {name} again")
 
 
 def batch_error_charge(config: ProviderConfig, request: ImageRequest,
@@ -306,7 +312,7 @@ async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> boo
         return False
     existing = await find_current(ctx, job, job.fingerprint)
     if existing:
-        ctx.finish(RowResult.unchanged(job, existing))
+        ctx.finish(current_result(ctx, job, existing, job.fingerprint))
         return False
     if not ctx.budget.reserve(config.batch_price(job.resolution, job.model)):
         _skip(ctx, config, [job], "budget")

@@ -15,6 +15,8 @@ from functools import partial
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.destination.layout import DestinationLayout
+from catalog_images.destination.object_meta import encode_value
 from catalog_images.destination.spool import SpooledImage
 from catalog_images.destination.storage import describe_s3_error
 from catalog_images.generation.resources import RunContext
@@ -94,11 +96,16 @@ async def upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta: 
             await asyncio.sleep(ctx.policy.delay(attempt, None, ctx.rng))
 
 
-def object_metadata(ctx: RunContext, paid: PaidImage) -> dict[str, str]:
-    """The metadata written with an image; ``fingerprint`` is what later runs compare."""
-    return {"sku": paid.job.sku, "prompt-sha256": sha256_hex(paid.job.prompt),
+def object_metadata(ctx: RunContext, paid: PaidImage,
+                    wrong_shape: str | None = None) -> dict[str, str]:
+    """The metadata written with an image; ``fingerprint`` is what later runs compare. The
+    sku is ASCII-encoded when it is not ASCII (destination/object_meta.py)."""
+    meta = {"sku": encode_value(paid.job.sku), "prompt-sha256": sha256_hex(paid.job.prompt),
             "fingerprint": paid.fingerprint, "provider": paid.provider, "model": paid.model,
             "run-id": ctx.run_id}
+    if wrong_shape:
+        meta["wrong-shape"] = wrong_shape
+    return meta
 
 
 def upload_failure_reason(exc: BaseException, spool_error: str | None) -> str:
@@ -120,16 +127,19 @@ async def keep_thumbnail(ctx: RunContext, sku: str, data: bytes, key: str) -> No
 
 
 async def deliver(ctx: RunContext, paid: PaidImage, key: str, tries: Tries | None = None,
-                  lost_note: str | None = None) -> RowResult:
+                  lost_note: str | None = None, wrong_shape: str | None = None) -> RowResult:
     """Upload a paid image to ``key``, drop its spool copy, keep a thumbnail; its result.
 
     ``lost_note`` says where the image can still be had when it is neither spooled nor
     uploaded (a batch job's results stay at the provider): the row then fails as
     ``upload_unspooled`` with that note, so the caller keeps what leads back to it.
+    ``wrong_shape``: why the image is not the asked shape; with a quarantine ``key`` the
+    row ends quarantined, else it succeeds with that note (generation/shape.py decides).
     """
     image = paid.image
     try:
-        await upload(ctx, key, image.data, image.mime_type, object_metadata(ctx, paid))
+        await upload(ctx, key, image.data, image.mime_type,
+                     object_metadata(ctx, paid, wrong_shape))
     except (ClientError, BotoCoreError, OSError) as exc:
         reason, error_class = upload_failure_reason(exc, paid.spool_error), "upload"
         if paid.spool_error and lost_note:
@@ -141,9 +151,12 @@ async def deliver(ctx: RunContext, paid: PaidImage, key: str, tries: Tries | Non
     ctx.spool.remove(paid.job.sku, paid.fingerprint)
     reason = paid.note or (
         f"uploaded without a spool copy ({paid.spool_error})" if paid.spool_error else None)
+    kept = {"s3_key": key, "size": len(image.data), "width": image.width,
+            "height": image.height, "provider": paid.provider, "model": paid.model,
+            "cost_usd": paid.cost_usd, "fingerprint": paid.fingerprint, "tries": tries,
+            "list_cost_usd": paid.list_cost_usd}
+    if wrong_shape and DestinationLayout(ctx.location).is_quarantine_key(key):
+        return RowResult.quarantined(
+            paid.job, reason="; ".join(filter(None, (wrong_shape, reason))), **kept)
     await keep_thumbnail(ctx, paid.job.sku, image.data, key)
-    return RowResult.succeeded(
-        paid.job, s3_key=key, size=len(image.data), width=image.width, height=image.height,
-        provider=paid.provider, model=paid.model, cost_usd=paid.cost_usd,
-        list_cost_usd=paid.list_cost_usd, fingerprint=paid.fingerprint, reason=reason,
-        tries=tries)
+    return RowResult.succeeded(paid.job, reason=reason, **kept)

@@ -49,7 +49,8 @@ def log_done(progress: RunProgress, totals: dict, report_uri: str, logger) -> No
     progress.phase = "done"
     progress.publish()
     logger.info(
-        "done: %d succeeded, %d failed, %d rejected, %d skipped; cost $%.4f; %s images/s; "
-        "report %s", totals["succeeded"], totals["failed"], totals["rejected"],
-        totals["skipped"], totals["cost_usd"], totals["images_per_s"], report_uri,
+        "done: %d succeeded, %d failed, %d rejected, %d skipped, %d quarantined; cost $%.4f; "
+        "%s images/s; report %s", totals["succeeded"], totals["failed"], totals["rejected"],
+        totals["skipped"], totals.get("quarantined", 0), totals["cost_usd"],
+        totals["images_per_s"], report_uri,
     )

@@ -95,6 +95,8 @@ class OverloadJudge:
             return None
         if self.recent.unavailable < self.CROWDED and self.recent.streak < self.STREAK:
             return None
+        if limit < 2:
+            return None  # one request at a time cannot crowd a model: the provider is failing
         self.recent.clear()
         shrunk = float(max(1, int(limit * decrease)))
         self.ceiling, self._ceiling_since, self._shrunk_at = shrunk, now, now

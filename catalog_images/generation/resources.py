@@ -57,6 +57,7 @@ class RunContext:
     budget: Budget = field(default_factory=lambda: Budget(None))
     force: bool = False  # regenerate even when the bucket holds an image of this fingerprint
     force_skus: frozenset[str] = frozenset()
+    wrong_shape: str = "quarantine"  # RunSettings.wrong_shape: quarantine, accept or fail
     thumbnails: list[SheetItem] = field(default_factory=list)  # for the contact sheet
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
@@ -126,6 +127,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
         self.global_limits = settings.global_limits
         self.max_cost_usd = settings.max_cost_usd
         self.force, self.force_skus = settings.force, frozenset(settings.force_skus)
+        self.wrong_shape = settings.wrong_shape
         self.s3_settings, self.spool = s3_settings, spool
         self.reference_policy = ReferencePolicy.for_catalog(catalog_base(settings.catalog),
                                                             location.bucket)
@@ -159,7 +161,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             s3_client=s3_client, spool=self.spool, s3_settings=self.s3_settings,
             policy=self.policy, budget=Budget(self.max_cost_usd, on_reached=self._budget_reached),
             force=self.force, force_skus=self.force_skus, events=self.events,
-            reference_policy=self.reference_policy,
+            reference_policy=self.reference_policy, wrong_shape=self.wrong_shape,
         )
         ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")
         self._stack.callback(ctx.spool_pool.shutdown)

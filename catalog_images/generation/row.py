@@ -16,14 +16,14 @@ from typing import TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.catalog.fingerprint import fingerprint, sha256_hex
-from catalog_images.destination.layout import DestinationLayout
-from catalog_images.destination.storage import S3Location
-from catalog_images.generation.deliver import PaidImage, deliver, keep
+from catalog_images.destination.layout import QUARANTINE, DestinationLayout
+from catalog_images.generation.deliver import PaidImage, keep
 from catalog_images.generation.limits import SlotDeclined
 from catalog_images.generation.outage import out_for
 from catalog_images.generation.resources import RunContext
 from catalog_images.generation.routing import ProviderRuntime, Router
-from catalog_images.models import GeneratedImage, ImageRequest, Job
+from catalog_images.generation.shape import deliver_checked
+from catalog_images.models import QUARANTINED_EARLIER, GeneratedImage, ImageRequest, Job
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import PROVIDER_FAULTS, ErrorClass, ProviderError
 from catalog_images.providers.model_catalog import Charge
@@ -45,11 +45,6 @@ def error_charge(config: ProviderConfig, request: ImageRequest, error: ProviderE
     if error.billed:
         return config.charge(request.resolution, request.model, None, image=True)
     return Charge()
-
-
-def image_key(location: S3Location, sku: str, mime_type: str) -> str:
-    """Deterministic object key of a row's image."""
-    return DestinationLayout(location).image_key(sku, mime_type)
 
 
 def _note_failover(route: list[ProviderRuntime], previous: ProviderRuntime | None,
@@ -183,7 +178,9 @@ async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
         trip.failures += 1
         ours = error.error_class is ErrorClass.UNAVAILABLE and runtime.gate.on_unavailable(
             error.retry_after_s)
-        if not ours:  # a crowd we caused says nothing of the provider's health
+        # A crowd we caused says nothing of the provider's health; a probe's answer always
+        # counts (the breaker waits for it).
+        if trip.probe or not ours:
             runtime.breaker.record(error.error_class not in PROVIDER_FAULTS)
     if not error.retryable or trip.failures >= ctx.policy.max_attempts or (
         trip.rate_limited >= MAX_RATE_LIMITED_RETRIES
@@ -234,8 +231,8 @@ async def build_request(ctx: RunContext, job: Job) -> ImageRequest:
 
 
 async def find_current(ctx: RunContext, job: Job, fp: str) -> str | None:
-    """The key of the job's image of fingerprint ``fp`` at the destination, unless the run
-    regenerates this sku anyway (force)."""
+    """The key of the job's image of fingerprint ``fp`` at the destination (under images/ or
+    quarantine/), unless the run regenerates this sku anyway (force)."""
     if ctx.forced(job.sku):
         return None
     return await _already_uploaded(ctx, job.sku, fp)
@@ -247,17 +244,28 @@ async def _already_uploaded(ctx: RunContext, sku: str, fp: str) -> str | None:
     This is the pipeline's own idempotency check (rather than a Prefect cache policy): it
     holds across flow retries, re-runs, crashes and overlapping runs, because the truth is
     the object's ``fingerprint`` metadata, written with the image. The image may be of any
-    type (``.png``, ``.jpg``, ``.webp``): one List finds the keys of this sku (a new row costs
-    that one request), then a HEAD reads the metadata of each.
+    type (``.png``, ``.jpg``, ``.webp``), and quarantined (a paid image of the wrong shape):
+    two List requests at once find the keys of this sku (a new row costs those), then a HEAD
+    reads the metadata of each.
     """
+    layout = DestinationLayout(ctx.location)
     try:
-        for key in await DestinationLayout(ctx.location).existing_images(ctx.s3_client, sku):
+        listed = await asyncio.gather(layout.existing_images(ctx.s3_client, sku),
+                                      layout.existing_images(ctx.s3_client, sku, QUARANTINE))
+        for key in (key for keys in listed for key in keys):
             head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
             if head.get("Metadata", {}).get("fingerprint") == fp:
                 return key
     except (ClientError, BotoCoreError, OSError):
         return None
     return None
+
+
+def current_result(ctx: RunContext, job: Job, key: str, fp: str | None) -> RowResult:
+    """The result of a row whose image of its fingerprint is at ``key`` already: unchanged,
+    or quarantined by an earlier run (not paid for again)."""
+    quarantined = DestinationLayout(ctx.location).is_quarantine_key(key)
+    return RowResult.unchanged(job, key, fp, QUARANTINED_EARLIER if quarantined else "unchanged")
 
 
 async def process_row(job: Job, ctx: RunContext) -> RowResult:
@@ -288,7 +296,7 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
             return _unanswered(request, job, fp, refused[0], first, refused[1], tries)
         existing = await find_current(ctx, job, fp)
         if existing:
-            return RowResult.unchanged(job, existing, fp)
+            return current_result(ctx, job, existing, fp)
 
         def spool_it(runtime: ProviderRuntime, image: GeneratedImage) -> Awaitable[PaidImage]:
             config = runtime.config
@@ -300,7 +308,7 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
             return _unanswered(request, job, fp, runtime, first, outcome, tries)
         runtime.stats.cost_usd += outcome.cost_usd
         paid = outcome
-    return await deliver(ctx, paid, image_key(ctx.location, job.sku, paid.image.mime_type), tries)
+    return await deliver_checked(ctx, paid, tries)
 
 
 def _refused_now(ctx: RunContext, route: list[ProviderRuntime]

@@ -15,7 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 
 from catalog_images.catalog.plan import iter_jobs
-from catalog_images.destination.index import part_bytes, part_key
+from catalog_images.destination.index import part_bytes, part_key, quarantined_fingerprint
+from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.spool import Spool, default_spool_root
 from catalog_images.generation.batch import collect_recorded, run_batch_mode
 from catalog_images.generation.resources import RunContext, open_run_context
@@ -43,11 +44,15 @@ class IndexWriter:
         self.written = 0
 
     def add(self, result: RowResult) -> None:
-        """Remember a row whose image is at the destination under its fingerprint."""
+        """Remember a row whose image is at the destination under its fingerprint (marked
+        as quarantined when it is under quarantine/: destination/index.py)."""
         if result.s3_key and result.fingerprint and result.status in (
-            RowStatus.SUCCEEDED, RowStatus.SKIPPED
+            RowStatus.SUCCEEDED, RowStatus.SKIPPED, RowStatus.QUARANTINED
         ):
-            self.pending.append({"sku": result.sku, "fingerprint": result.fingerprint,
+            fp = result.fingerprint
+            if DestinationLayout(self.ctx.location).is_quarantine_key(result.s3_key):
+                fp = quarantined_fingerprint(fp)
+            self.pending.append({"sku": result.sku, "fingerprint": fp,
                                  "s3_key": result.s3_key, "run_id": self.ctx.run_id})
 
     async def flush(self) -> None:

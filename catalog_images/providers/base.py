@@ -6,13 +6,7 @@ import binascii
 from base64 import b64decode
 from typing import Protocol
 
-from catalog_images.images import (
-    ImageCheckError,
-    ImageTooLarge,
-    inspect_image,
-    matches_aspect_ratio,
-    max_pixels,
-)
+from catalog_images.images import ImageCheckError, ImageTooLarge, inspect_image, max_pixels
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.errors import ErrorClass, ProviderError
 
@@ -58,11 +52,12 @@ def verified_image(
     data: bytes, request: ImageRequest, *, usage: dict | None = None,
     model_version: str | None = None, response_id: str | None = None,
 ) -> GeneratedImage:
-    """Check the bytes are a whole image of the asked shape and wrap them.
+    """Check the bytes are a whole image and wrap them.
 
-    A truncated or corrupt image is retryable (it was never a usable delivery); an intact
-    image of the wrong shape is final, because sending the prompt again would pay again, and
-    so is an image over the pixel cap of its resolution (refused unread: a likely bomb).
+    A truncated or corrupt image is retryable (it was never a usable delivery); an image
+    over the pixel cap of its resolution is final (refused unread: a likely bomb). Its shape
+    is not judged here: an intact image of another shape was paid for, and what to do with
+    it is the run's policy (``wrong_shape``, generation/shape.py).
     """
     try:
         info = inspect_image(data, max_pixels(request.resolution))
@@ -70,12 +65,6 @@ def verified_image(
         raise ProviderError(ErrorClass.REFUSED, str(exc), billed=True) from None
     except ImageCheckError as exc:
         raise ProviderError(ErrorClass.BAD_RESPONSE, str(exc)) from None
-    if not matches_aspect_ratio(info.width, info.height, request.aspect_ratio):
-        raise ProviderError(
-            ErrorClass.WRONG_SHAPE,
-            f"image is {info.width}x{info.height}, not aspect ratio {request.aspect_ratio}",
-            billed=True,
-        )
     return GeneratedImage(
         data=data, mime_type=info.mime_type, width=info.width, height=info.height,
         usage=usage or {}, model_version=model_version, response_id=response_id,

@@ -21,7 +21,7 @@ class ErrorClass(StrEnum):
     SAFETY = "safety"  # finishReason IMAGE_SAFETY and friends
     BLOCKED = "blocked"  # promptFeedback.blockReason
     NO_IMAGE = "no_image"  # STOP with text only, NO_IMAGE, OTHER...
-    WRONG_SHAPE = "wrong_shape"  # an image, but not the asked aspect ratio
+    WRONG_SHAPE = "wrong_shape"  # an image, but not the asked shape (run policy: fail)
     BAD_REQUEST = "bad_request"  # 400
     AUTH = "auth"  # 401/403 or an invalid key
     NOT_FOUND = "not_found"  # 404: wrong model or base URL

@@ -13,7 +13,8 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger,
     """The outcome, or Failed carrying it when rows lack images, the run was stopped early,
     a provider went out (quota, spend cap, configuration) with rows left, or the report was
     not uploaded; the message says why and where the report is.
-    ``events``: the run's events (report not uploaded, run finished) are emitted there."""
+    ``events``: the run's events (report not uploaded, run finished) are emitted there.
+    Quarantined rows (an image of the wrong shape) fail the run too, for someone to review."""
     problems = []
     if stopped_by:
         problems.append(f"stopped by {stopped_by}: rows not started are skipped "
@@ -25,6 +26,10 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger,
         if provider.get("out") and provider.get("rows_left"):
             problems.append(f"{provider['rows_left']} rows left because provider "
                             f"{provider['out']}")
+    if totals.get("quarantined"):
+        problems.append(f"{totals['quarantined']} rows got an image of the wrong shape, kept "
+                        "under quarantine/ and not paid for again: review them, or force those "
+                        "skus to regenerate")
     if outcome["report_upload_error"]:
         logger.error("report not uploaded: %s", outcome["report_upload_error"])
         problems.append(f"the report was not uploaded ({outcome['report_upload_error']})")

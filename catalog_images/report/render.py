@@ -27,7 +27,7 @@ def problem_rows(manifest_path: Path, limit: int = PROBLEM_TABLE_LIMIT) -> list[
     """Failed and rejected rows (at most ``limit``) for a table artifact."""
     rows: list[dict] = []
     for row in iter_result_rows(manifest_path):
-        if row["status"] in (RowStatus.FAILED, RowStatus.REJECTED):
+        if row["status"] in (RowStatus.FAILED, RowStatus.REJECTED, RowStatus.QUARANTINED):
             rows.append(
                 {"row": row["row"], "sku": row["sku"], "status": row["status"],
                  "error_class": row["error_class"], "reason": row["reason"]}
@@ -60,6 +60,10 @@ def summary_markdown(header: dict, totals: dict, examples: dict[str, list]) -> s
         f"wall time {totals['wall_s']} s.",
         "",
     ]
+    if totals.get("quarantined"):
+        lines += [f"**Quarantined:** {totals['quarantined']} paid images of the wrong shape, "
+                  f"kept under `{header['dest'].rstrip('/')}/quarantine/` and not paid for "
+                  "again (force a sku to regenerate it).", ""]
     if totals["cost_by_provider"]:
         lines += ["**Cost by provider:** " + ", ".join(
             f"{k} {_money(v)}" for k, v in totals["cost_by_provider"].items()), ""]
@@ -119,7 +123,8 @@ def problem_examples(manifest_path: Path, limit: int = 20) -> dict[str, list]:
     """Reasons of failed and rejected rows: ``{reason: [count, up to 3 example SKUs]}``."""
     examples: dict[str, list] = {}
     for row in iter_result_rows(manifest_path):
-        if row["status"] in (RowStatus.FAILED, RowStatus.REJECTED) and row["reason"]:
+        if row["status"] in (RowStatus.FAILED, RowStatus.REJECTED,
+                             RowStatus.QUARANTINED) and row["reason"]:
             reason = row["reason"]
             if reason not in examples and len(examples) >= limit:
                 reason = "other reasons"

@@ -74,6 +74,20 @@ class RowResult:
                        list_cost_usd=cost_usd if list_cost_usd is None else list_cost_usd)
 
     @classmethod
+    def quarantined(  # noqa: PLR0913 - keyword-only fields of one record
+        cls, job: Job, *, s3_key: str, size: int, width: int, height: int,
+        provider: str | None, model: str | None, cost_usd: float, reason: str,
+        fingerprint: str | None = None, tries: Tries | None = None,
+        list_cost_usd: float | None = None) -> RowResult:
+        """The row's paid image is not the asked shape (``reason``) and was kept under the
+        quarantine prefix, at ``s3_key``; the next run does not pay for it again."""
+        return cls._of(job, RowStatus.QUARANTINED, fingerprint, tries, s3_key=s3_key,
+                       bytes=size, width=width, height=height, provider=provider,
+                       model=model, cost_usd=cost_usd, reason=reason,
+                       error_class="wrong_shape",
+                       list_cost_usd=cost_usd if list_cost_usd is None else list_cost_usd)
+
+    @classmethod
     def failed(  # noqa: PLR0913 - keyword-only fields of one record
         cls, job: Job, error_class: str, reason: str, *, provider: str | None = None,
                model: str | None = None, cost_usd: float = 0.0, fingerprint: str | None = None,
@@ -94,9 +108,11 @@ class RowResult:
                        cost_usd=cost_usd)
 
     @classmethod
-    def unchanged(cls, job: Job, s3_key: str, fingerprint: str | None = None) -> RowResult:
-        """An image of the row's fingerprint is already at the destination under ``s3_key``."""
-        return cls._of(job, RowStatus.SKIPPED, fingerprint, None, reason="unchanged",
+    def unchanged(cls, job: Job, s3_key: str, fingerprint: str | None = None,
+                  reason: str = "unchanged") -> RowResult:
+        """An image of the row's fingerprint is already at the destination under ``s3_key``
+        (``reason``: QUARANTINED_EARLIER when that is a quarantined image)."""
+        return cls._of(job, RowStatus.SKIPPED, fingerprint, None, reason=reason,
                        s3_key=s3_key)
 
     @classmethod
@@ -187,7 +203,8 @@ class Totals:
         rows = sum(self.counts.values())
         accepted = rows - self.counts[RowStatus.REJECTED]
         succeeded = self.counts[RowStatus.SUCCEEDED]
-        attempted = succeeded + self.counts[RowStatus.FAILED]
+        attempted = succeeded + self.counts[RowStatus.FAILED] + self.counts[
+            RowStatus.QUARANTINED]
         lat = np.array(self.latencies) if self.latencies else None
         busy = generation_s if generation_s else wall_s
         return {
@@ -197,6 +214,7 @@ class Totals:
             "failed": self.counts[RowStatus.FAILED],
             "rejected": self.counts[RowStatus.REJECTED],
             "skipped": self.counts[RowStatus.SKIPPED],
+            "quarantined": self.counts[RowStatus.QUARANTINED],
             # of the rows that needed an image this run: unchanged and budget-skipped rows
             # are neither successes nor failures
             "success_rate": round(succeeded / attempted, 4) if attempted else None,

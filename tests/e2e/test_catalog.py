@@ -96,7 +96,10 @@ def test_required_columns_and_template_placeholders_are_checked_before_any_row()
     ("sku", "expected"),
     [("", "missing sku"), ("../etc/passwd", "escape"), ("a/b", "escape"),
      ("bad\x07sku", "not a safe object name"), (".hidden", "not a safe"),
-     ("-dash", "not a safe"), ("x" * 201, "not a safe"), ("OK-sku_1.v2", None)],
+     ("-dash", "not a safe"), ("x" * 1009, "1009 bytes in UTF-8"), ("x" * 1008, None),
+     ("茶" * 337, "1011 bytes"), ("a\u00a0b", "U+00A0"), ("a\u2028b", "U+2028"),
+     ("OK-sku_1.v2", None), ("x" * 201, None), ("café-mug", None), ("Kaffeetasse-groß", None),
+     ("茶杯-01", None), ("блюдо 7", None), ("مج-٣", None), ("क्‍ष-1", None)],
 )
 def test_sku_must_be_a_safe_object_name(sku, expected):
     problem = sku_problem(sku)
@@ -130,6 +133,24 @@ def test_validator_rejects_each_kind_of_bad_row_and_normalises_good_ones(tmp_pat
     first = v.check({"sku": "J", "prompt": "p", "_row": 99})
     assert first["resolution"] == "2K" and first["aspect_ratio"] == "1:1"
     assert first["priority"] == "normal" and first["reference_image"] is None
+
+
+def test_two_spellings_of_a_unicode_sku_are_one_sku_in_nfc(tmp_path):
+    v = RowValidator(None, str(tmp_path), S3)
+    composed, decomposed = "caf\u00e9-mug", "cafe\u0301-mug"
+    first = v.check({"sku": decomposed, "prompt": "p", "_row": 1})
+    assert first["sku"] == composed  # the key, the report and the index use the NFC form
+    again = v.check({"sku": composed, "prompt": "q", "_row": 2})
+    assert isinstance(again, Rejection) and "duplicate sku" in again.reason
+    for sku in ("Kaffeetasse-groß", "茶杯-01"):
+        assert v.check({"sku": sku, "prompt": "p", "_row": 3})["sku"] == sku
+
+
+def test_a_sku_too_long_for_the_destinations_keys_is_rejected(tmp_path):
+    v = RowValidator(None, str(tmp_path), S3, sku_key_room=20)
+    assert v.check({"sku": "茶" * 6, "prompt": "p", "_row": 1})["sku"] == "茶" * 6  # 18 bytes
+    long = v.check({"sku": "茶" * 7, "prompt": "p", "_row": 2})
+    assert isinstance(long, Rejection) and "21 bytes in UTF-8, over the 20" in long.reason
 
 
 def test_prompt_template_fills_placeholders_from_the_row(tmp_path):

@@ -17,7 +17,7 @@ from catalog_images.providers.errors import ErrorClass, ProviderError
 from catalog_images.providers.gemini import GeminiProvider
 from catalog_images.providers.openai_images import OpenAIImagesProvider
 
-MODEL = "gemini-3-pro-image-preview"
+MODEL = "gemini-3-pro-image"
 PATH = f"/v1beta/models/{MODEL}:generateContent"
 
 

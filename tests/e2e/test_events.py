@@ -53,7 +53,7 @@ def test_each_event_of_a_run_reaches_the_server(
         raise StorageError(f"cannot write s3://{location.bucket}/{key}: connection refused")
 
     since = datetime.now(UTC) - timedelta(seconds=5)
-    price = get_provider("emulator").prices.for_resolution("1K")
+    price = get_provider("emulator").image_price("1K")
     # The next five requests fail: five in a row open the breaker; its probe closes it again.
     emulator.script("Studio photo", ["503"] * 5)
     dest = f"s3://{local_s3.bucket}/ev-{uuid4().hex[:8]}"

@@ -92,25 +92,34 @@ async def _checks(settings: S3Settings, location: S3Location, queries) -> list:
 
 
 @pytest.mark.usefixtures("s3_env")
-def test_the_check_before_paying_finds_any_type_with_one_request_for_a_new_row(local_s3, dest):
+def test_the_check_before_paying_finds_any_type_with_two_lists_at_once_for_a_new_row(
+    local_s3, dest
+):
     location = S3Location.parse(dest)
     layout = DestinationLayout(location)
     client = local_s3.client()
-    for sku, mime, fp in (("abc", "image/jpeg", "fp-abc"), ("abc.v2", "image/png", "fp-v2"),
-                          ("w", "image/webp", "fp-w"), ("w", "image/png", "fp-old")):
-        client.put_object(Bucket=location.bucket, Key=layout.image_key(sku, mime), Body=b"x",
-                          ContentType=mime, Metadata={"fingerprint": fp})
+    for key, mime, fp in (
+        (layout.image_key("abc", "image/jpeg"), "image/jpeg", "fp-abc"),
+        (layout.image_key("abc.v2", "image/png"), "image/png", "fp-v2"),
+        (layout.image_key("w", "image/webp"), "image/webp", "fp-w"),
+        (layout.image_key("w", "image/png"), "image/png", "fp-old"),
+        (layout.quarantine_key("q", "image/png"), "image/png", "fp-q"),
+    ):
+        client.put_object(Bucket=location.bucket, Key=key, Body=b"x", ContentType=mime,
+                          Metadata={"fingerprint": fp})
     answers = asyncio.run(_checks(S3Settings.from_environment(), location, [
         ("abc", "fp-abc"), ("abc", "fp-v2"), ("abc.v2", "fp-v2"), ("w", "fp-w"),
-        ("new-sku", "fp-new"), ("ab", "fp-abc"),
+        ("new-sku", "fp-new"), ("ab", "fp-abc"), ("q", "fp-q"),
     ]))
+    # images/ and quarantine/ are listed together: two List requests, sent at once
     assert answers == [
-        (layout.image_key("abc", "image/jpeg"), {"ListObjectsV2": 1, "HeadObject": 1}),
-        (None, {"ListObjectsV2": 1, "HeadObject": 1}),  # abc.v2.png is not an image of abc
-        (layout.image_key("abc.v2", "image/png"), {"ListObjectsV2": 1, "HeadObject": 1}),
-        (layout.image_key("w", "image/webp"), {"ListObjectsV2": 1, "HeadObject": 2}),
-        (None, {"ListObjectsV2": 1}),  # a new row: one request, whatever types exist
-        (None, {"ListObjectsV2": 1}),
+        (layout.image_key("abc", "image/jpeg"), {"ListObjectsV2": 2, "HeadObject": 1}),
+        (None, {"ListObjectsV2": 2, "HeadObject": 1}),  # abc.v2.png is not an image of abc
+        (layout.image_key("abc.v2", "image/png"), {"ListObjectsV2": 2, "HeadObject": 1}),
+        (layout.image_key("w", "image/webp"), {"ListObjectsV2": 2, "HeadObject": 2}),
+        (None, {"ListObjectsV2": 2}),  # a new row: whatever types exist
+        (None, {"ListObjectsV2": 2}),
+        (layout.quarantine_key("q", "image/png"), {"ListObjectsV2": 2, "HeadObject": 1}),
     ]
 
 

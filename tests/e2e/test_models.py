@@ -46,7 +46,7 @@ def test_a_run_against_a_retired_model_stops_before_any_paid_request(
     assert "its replacement is 'gemini-3-pro-image'" in flat
     assert KEY not in done.stderr + done.stdout
     stats = emulator.stats()
-    assert stats["requests"] == 1 and stats["by_outcome"] == {"not_found": 1}  # models.get
+    assert stats["requests"] == 0 and stats["model_lookups"] == {"404": 1}  # models.get only
     assert emulator.ledger()["images"] == 0 and emulator.ledger()["tokens"]["answers"] == 0
 
 
@@ -62,7 +62,7 @@ def test_a_retired_model_in_a_catalog_row_stops_the_run_too(
                                  providers_file=config)
     assert state.is_failed() and outcome is None
     assert "its replacement is 'gemini-3.1-flash-image'" in state.message
-    assert emulator.stats()["by_outcome"] == {"model": 2, "not_found": 1}  # GETs only
+    assert emulator.stats()["model_lookups"] == {"200": 2, "404": 1}  # GETs only
     assert emulator.ledger()["images"] == 0
 
 
@@ -121,7 +121,7 @@ def test_a_relay_still_selling_a_retired_name_without_models_get_is_not_blocked(
     assert state.is_completed(), state.message
     totals = outcome["totals"]
     assert totals["succeeded"] == 3 and totals["cost_usd"] == pytest.approx(0.15)
-    assert emulator.stats()["by_status"]["405"] == 1  # the models.get it could not answer
+    assert emulator.stats()["model_lookups"] == {"405": 1}  # the models.get it could not answer
 
 
 def test_batch_mode_bills_usage_at_half_rates_one_job_per_model(

@@ -17,6 +17,7 @@ from bench.harness import emulator_get, emulator_process
 from catalog_images.cli.app import app
 from catalog_images.devtools.emulator import EmulatorConfig
 from catalog_images.devtools.emulator.command import (
+    MAPPED_OPTIONS,
     OPTION_FIELDS,
     config_of,
     module_app,
@@ -47,7 +48,7 @@ def test_option_defaults_are_the_config_defaults():
     assert config_of(**defaults) == EmulatorConfig()
     fields = {f.name: f.default for f in dataclasses.fields(EmulatorConfig)}
     for option, field in OPTION_FIELDS.items():
-        if field != "faults":
+        if option not in MAPPED_OPTIONS:
             assert cli[option] == fields[field], option
 
 
@@ -85,3 +86,16 @@ def test_the_emulator_listens_where_the_emulator_preset_calls():
     from catalog_images.providers.config import DEFAULT_EMULATOR_URL
 
     assert urlsplit(DEFAULT_EMULATOR_URL).port == DEFAULT_PORT
+
+
+def test_image_bytes_and_wrong_shape_options_set_the_config():
+    config = config_of(image_bytes=["realistic", "4K=1e6"], wrong_aspect_ratio="4:5",
+                       wrong_image_size="1K", fault=["wrong_shape=0.5"])
+    assert config.image_bytes == {"1K": 1_500_000, "2K": 6_000_000, "4K": 1_000_000}
+    assert (config.wrong_aspect_ratio, config.wrong_image_size) == ("4:5", "1K")
+    assert config.faults == {"wrong_shape": 0.5}
+    for bad in ("8K=5", "1K", "1K=lots"):
+        with pytest.raises(typer.BadParameter, match="realistic or SIZE=BYTES"):
+            config_of(image_bytes=[bad])
+    with pytest.raises(typer.BadParameter, match="wrong_aspect_ratio"):
+        config_of(wrong_aspect_ratio="7:3")

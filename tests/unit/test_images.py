@@ -7,7 +7,12 @@ import io
 import pytest
 from PIL import Image
 
-from catalog_images.images import ImageCheckError, inspect_image, matches_aspect_ratio
+from catalog_images.images import (
+    ImageCheckError,
+    inspect_image,
+    matches_aspect_ratio,
+    shape_problem,
+)
 
 
 def _encode(fmt: str, size=(160, 90)) -> bytes:
@@ -39,3 +44,20 @@ def test_aspect_ratio_tolerance():
     assert matches_aspect_ratio(1376, 768, "16:9")
     assert matches_aspect_ratio(2048, 2048, "1:1")
     assert not matches_aspect_ratio(2048, 1536, "1:1")
+
+
+@pytest.mark.parametrize(("size", "ratio", "resolution", "problem"), [
+    ((1024, 1024), "1:1", "1K", None),
+    ((1376, 768), "16:9", "1K", None),  # Gemini's 1K 16:9
+    ((1584, 672), "21:9", "1K", None),
+    ((2048, 2048), "1:1", "2K", None),
+    ((5504, 3072), "16:9", "4K", None),
+    ((1376, 768), "1:1", "1K", "wrong shape: image is 1376x768, not aspect ratio 1:1"),
+    ((1024, 1024), "1:1", "2K", "wrong shape: image is 1024x1024, not resolution 2K"),
+    ((512, 512), "1:1", "1K", "wrong shape: image is 512x512, not resolution 1K"),
+    ((4096, 2304), "1:1", "1K",
+     "wrong shape: image is 4096x2304, not aspect ratio 1:1 or resolution 1K"),
+])
+def test_shape_problem_names_the_ratio_or_resolution_that_is_wrong(size, ratio, resolution,
+                                                                   problem):
+    assert shape_problem(*size, ratio, resolution) == problem

@@ -119,3 +119,15 @@ def test_the_run_model_is_a_known_model_or_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="model: unknown model 'nano-banana-9'; use one of "
                        "gemini-3-pro-image, gemini-3.1-flash-image"):
         RunSettings(**REQUIRED, model="nano-banana-9")
+
+
+def test_forced_skus_are_read_as_the_catalog_reads_skus_in_nfc():
+    settings = RunSettings(**REQUIRED, force_skus=[" cafe\u0301-mug ", "茶杯-01"])
+    assert settings.force_skus == ["caf\u00e9-mug", "茶杯-01"]
+
+
+def test_wrong_shape_is_one_of_three_policies_quarantine_by_default():
+    assert RunSettings(**REQUIRED).wrong_shape == "quarantine"
+    assert RunSettings(**REQUIRED, wrong_shape="accept").wrong_shape == "accept"
+    with pytest.raises(ValueError, match="wrong_shape"):
+        RunSettings(**REQUIRED, wrong_shape="ignore")

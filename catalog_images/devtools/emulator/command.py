@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .config import FAULT_KINDS, IMAGE_FORMATS, EmulatorConfig
+from .config import (
+    ASPECT_RATIOS,
+    FAULT_KINDS,
+    IMAGE_FORMATS,
+    IMAGE_SIZES,
+    REALISTIC_IMAGE_BYTES,
+    EmulatorConfig,
+)
 from .server import run_server
 
 # Option -> EmulatorConfig field, for the options that set one.
@@ -21,7 +28,10 @@ OPTION_FIELDS: dict[str, str] = {
     "latency": "latency_s", "jitter": "latency_jitter_s", "rpm": "rpm", "window": "quota_window_s",
     "fault": "faults", "seed": "seed", "api_key": "api_key", "image_format": "image_format",
     "max_concurrency": "max_concurrency",
+    "wrong_aspect_ratio": "wrong_aspect_ratio", "wrong_image_size": "wrong_image_size",
+    "image_bytes": "image_bytes",
 }
+MAPPED_OPTIONS = ("fault", "image_bytes")  # repeatable KEY=VALUE options (default None)
 DEFAULT_PORT = 8790  # the port of the emulator provider preset's URL
 DEFAULT_HOST = "127.0.0.1"
 _CONFIG = {f.name: f.default for f in dataclasses.fields(EmulatorConfig)}
@@ -47,6 +57,25 @@ def parse_faults(items: list[str] | None) -> dict[str, float]:
                 f"{item!r}: expected KIND=RATE, e.g. 503=0.1, with KIND one of "
                 f"{' '.join(FAULT_KINDS)}", param_hint="--fault") from None
     return faults
+
+
+def parse_image_bytes(items: list[str] | None) -> dict[str, int]:
+    """``["realistic"]`` or ``["4K=20000000"]`` -> bytes per image size; BadParameter if wrong."""
+    sizes: dict[str, int] = {}
+    for item in items or []:
+        if item == "realistic":
+            sizes.update(REALISTIC_IMAGE_BYTES)
+            continue
+        size, _, count = item.partition("=")
+        try:
+            if size not in IMAGE_SIZES:
+                raise ValueError(size)
+            sizes[size] = int(float(count))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r}: expected realistic or SIZE=BYTES, e.g. 4K=20000000, with SIZE one "
+                f"of {' '.join(IMAGE_SIZES)}", param_hint="--image-bytes") from None
+    return sizes
 
 
 def serve(
@@ -77,6 +106,15 @@ def serve(
     max_concurrency: Annotated[int | None, typer.Option(
         help="the model's capacity: requests beyond this many in service get a 503")
     ] = _default("max_concurrency"),
+    wrong_aspect_ratio: Annotated[str | None, typer.Option(
+        help="aspect ratio of wrong_shape fault images (default 16:9, or 1:1 if 16:9 was "
+        f"asked): {' '.join(ASPECT_RATIOS)}")] = _default("wrong_aspect_ratio"),
+    wrong_image_size: Annotated[str | None, typer.Option(
+        help="image size of wrong_shape fault images (default: the asked one)")
+    ] = _default("wrong_image_size"),
+    image_bytes: Annotated[list[str] | None, typer.Option(
+        help="PNG answers of realistic size and entropy: 'realistic' (1.5, 6, 20 MB for 1K, "
+        "2K, 4K) or SIZE=BYTES; repeatable (default: small images)")] = None,
 ) -> None:
     """Serve the built-in provider emulator (Gemini, OpenAI-images, async-task) until Ctrl-C."""
     if api_key_env:
@@ -86,12 +124,17 @@ def serve(
                                      param_hint="--api-key-env")
     run_server(config_of(latency=latency, jitter=jitter, rpm=rpm, window=window, fault=fault,
                          seed=seed, api_key=api_key, image_format=image_format,
-                         max_concurrency=max_concurrency), host, port, second_host)
+                         max_concurrency=max_concurrency,
+                         wrong_aspect_ratio=wrong_aspect_ratio,
+                         wrong_image_size=wrong_image_size, image_bytes=image_bytes),
+               host, port, second_host)
 
 
 def config_of(**options: Any) -> EmulatorConfig:
     """The EmulatorConfig the given option values describe (options from OPTION_FIELDS)."""
     values = {**options, "fault": parse_faults(options.get("fault"))}
+    if "image_bytes" in options:
+        values["image_bytes"] = parse_image_bytes(options["image_bytes"])
     try:
         return EmulatorConfig(**{OPTION_FIELDS[name]: value for name, value in values.items()})
     except ValueError as exc:

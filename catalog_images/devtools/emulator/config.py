@@ -24,6 +24,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "safety",
     "no_image",
     "blocked",
+    "wrong_shape",
     *HOSTILE_FAULT_KINDS,
 )
 SCRIPT_ENTRIES: frozenset[str] = frozenset((*FAULT_KINDS, "ok"))
@@ -42,6 +43,9 @@ ASPECT_RATIOS: tuple[str, ...] = (
 IMAGE_SIZES: tuple[str, ...] = ("1K", "2K", "4K")
 IMAGE_FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
 BATCH_OUTCOMES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "EXPIRED", "CANCELLED")
+# Bytes of a PNG answer by image size with ``realistic_images`` (what Google answers at each
+# size: issue 15, reference section 7); PNGs of noise, valid and of the asked dimensions.
+REALISTIC_IMAGE_BYTES: dict[str, int] = {"1K": 1_500_000, "2K": 6_000_000, "4K": 20_000_000}
 
 
 def _default_prices() -> dict[str, float]:
@@ -86,6 +90,11 @@ class EmulatorConfig:
     for the token ledger, which bills every Gemini answer's ``usageMetadata`` as Google does.
     ``max_concurrency`` is the model's capacity: a generation request arriving while that
     many are already being served is answered 503 at once, as an overloaded model does.
+    The ``wrong_shape`` fault answers an intact, billed image of another shape:
+    ``wrong_aspect_ratio`` (default: 16:9, or 1:1 when 16:9 was asked) at ``wrong_image_size``
+    (default: the asked size). ``image_bytes`` maps an image size to the bytes of its PNG
+    answers (incompressible noise, e.g. ``REALISTIC_IMAGE_BYTES``); sizes not listed, and JPEG
+    or WebP answers, stay small.
     """
 
     latency_s: float = 0.05
@@ -119,6 +128,9 @@ class EmulatorConfig:
     rpd_retry_delay_s: float = 39043.0
     spend_cap_after: int | None = None
     max_concurrency: int | None = None
+    wrong_aspect_ratio: str | None = None
+    wrong_image_size: str | None = None
+    image_bytes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -127,6 +139,7 @@ class EmulatorConfig:
             token_rates = {str(m): {str(k): float(v) for k, v in dict(r).items()}
                            for m, r in dict(self.token_rates).items()}
             batch_prices = {str(k): float(v) for k, v in dict(self.batch_prices_usd).items()}
+            image_bytes = {str(k): int(v) for k, v in dict(self.image_bytes).items()}
             models = _names(self.models)
             task_models = _names(self.task_models)
         except (TypeError, ValueError) as exc:
@@ -135,6 +148,7 @@ class EmulatorConfig:
         object.__setattr__(self, "prices_usd", prices)
         object.__setattr__(self, "token_rates", token_rates)
         object.__setattr__(self, "batch_prices_usd", batch_prices)
+        object.__setattr__(self, "image_bytes", image_bytes)
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "task_models", task_models)
         try:
@@ -206,5 +220,22 @@ def _validate(cfg: EmulatorConfig) -> None:
         raise ValueError("models and task_models must not be empty")
     if cfg.image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}")
+    _validate_shapes(cfg)
     if batch_outcome_state(cfg.batch_outcome).removeprefix("JOB_STATE_") not in BATCH_OUTCOMES:
         raise ValueError(f"batch_outcome must be one of {', '.join(BATCH_OUTCOMES)}")
+
+
+def _validate_shapes(cfg: EmulatorConfig) -> None:
+    if cfg.wrong_aspect_ratio is not None and cfg.wrong_aspect_ratio not in ASPECT_RATIOS:
+        raise ValueError(f"wrong_aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}")
+    if cfg.wrong_image_size is not None and cfg.wrong_image_size not in IMAGE_SIZES:
+        raise ValueError(f"wrong_image_size must be one of {', '.join(IMAGE_SIZES)}")
+    for size, count in cfg.image_bytes.items():
+        if size not in IMAGE_SIZES or not 0 < count <= 200_000_000:
+            raise ValueError("image_bytes maps 1K, 2K or 4K to a byte count up to 200000000")
+
+
+def wrong_shape_of(cfg: EmulatorConfig, image_size: str, aspect_ratio: str) -> tuple[str, str]:
+    """The (image size, aspect ratio) a ``wrong_shape`` fault answers instead of the asked."""
+    ratio = cfg.wrong_aspect_ratio or ("1:1" if aspect_ratio == "16:9" else "16:9")
+    return cfg.wrong_image_size or image_size, ratio

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .config import EmulatorConfig
+from .config import EmulatorConfig, wrong_shape_of
 from .faults import OK, FaultPlan
 from .files import FileStore, StoredFile, new_id
 from .ledger import Ledger, Stats, price_for
+from .noise_png import NoiseCache, NoiseImage
 from .png import (
     EXTENSION_BY_FORMAT,
     MIME_BY_FORMAT,
@@ -107,6 +108,7 @@ class EmulatorCore:
         self._tokens = TokenLedger()
         self._stats = Stats()
         self._templates = TemplateCache()
+        self._noise = NoiseCache()
         self._files = FileStore()
         self.cdn_origin: str | None = None  # the second host's origin, once it listens
         self._foreign: deque[dict[str, Any]] = deque(maxlen=FOREIGN_REQUESTS_KEPT)
@@ -238,13 +240,25 @@ class EmulatorCore:
         with self._lock:
             return cfg.latency_s + self._jitter.uniform(0.0, cfg.latency_jitter_s)
 
-    async def render(self, prompt: str, image_size: str, aspect_ratio: str) -> GeneratedImage:
-        """The prompt's image at the requested size; a new size is built off the event loop."""
+    async def render(self, prompt: str, image_size: str, aspect_ratio: str,
+                     fault: str = OK) -> GeneratedImage | NoiseImage:
+        """The prompt's image at the requested size (another shape for the ``wrong_shape``
+        fault; noise of ``image_bytes`` when set for the size); new sizes are built off the
+        event loop."""
+        cfg = self._config
+        if fault == "wrong_shape":
+            image_size, aspect_ratio = wrong_shape_of(cfg, image_size, aspect_ratio)
         width, height = image_dimensions(image_size, aspect_ratio)
+        target = cfg.image_bytes.get(image_size) if cfg.image_format == "png" else None
+        if target:
+            noise = self._noise.peek(width, height, target)
+            if noise is None:
+                noise = await asyncio.to_thread(self._noise.get, width, height, target)
+            return await asyncio.to_thread(NoiseImage, noise)
         template = self._templates.peek(width, height)
         if template is None:
             template = await asyncio.to_thread(self._templates.get, width, height)
-        palette, image_format = palette_for(prompt), self._config.image_format
+        palette, image_format = palette_for(prompt), cfg.image_format
         if image_format == "png":
             return GeneratedImage(template=template, palette=palette)
         encoded = await asyncio.to_thread(encode_as, template.png(palette), image_format)
@@ -308,6 +322,11 @@ class EmulatorCore:
         with self._lock:
             rates = self._config.token_rates.get(model, {})
             return self._tokens.bill(rates, model, usage, mode, count)
+
+    def count_model_lookup(self, status: int) -> None:
+        """A models.get call, by the status it was answered."""
+        with self._lock:
+            self._stats.model_lookups[str(status)] += 1
 
     def count_request(self) -> None:
         with self._lock:

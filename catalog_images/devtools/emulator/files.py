@@ -8,6 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 IMAGE_FILES_MAX = 2000
+IMAGE_FILES_MAX_BYTES = 1 << 30  # realistic 4K answers are 20 MB: 50 of them, not 2000
 
 
 def new_id(nbytes: int = 12) -> str:
@@ -27,20 +28,25 @@ class StoredFile:
 
 
 class FileStore:
-    """Thread-safe LRU of files by name; the least recently used goes beyond ``capacity``."""
+    """Thread-safe LRU of files by name; the least recently used goes beyond ``capacity``
+    files or ``max_bytes`` in all (the newest file is always kept)."""
 
-    def __init__(self, capacity: int = IMAGE_FILES_MAX) -> None:
-        self._capacity = capacity
+    def __init__(self, capacity: int = IMAGE_FILES_MAX,
+                 max_bytes: int = IMAGE_FILES_MAX_BYTES) -> None:
+        self._capacity, self._max_bytes, self._bytes = capacity, max_bytes, 0
         self._files: OrderedDict[str, StoredFile] = OrderedDict()
         self._lock = threading.Lock()
 
     def put(self, name: str, file: StoredFile) -> None:
         """Store (or replace) ``name``, evicting the oldest files beyond capacity."""
         with self._lock:
+            replaced = self._files.pop(name, None)
+            self._bytes += len(file.data) - (len(replaced.data) if replaced else 0)
             self._files[name] = file
-            self._files.move_to_end(name)
-            while len(self._files) > self._capacity:
-                self._files.popitem(last=False)
+            while len(self._files) > 1 and (
+                len(self._files) > self._capacity or self._bytes > self._max_bytes
+            ):
+                self._bytes -= len(self._files.popitem(last=False)[1].data)
 
     def get(self, name: str) -> StoredFile | None:
         """The file, or None when unknown or evicted."""

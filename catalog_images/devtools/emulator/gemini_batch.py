@@ -23,7 +23,7 @@ from .rfc3339 import rfc3339
 
 MAX_JOBS = 10_000
 BATCH_FAULTS = frozenset(("safety", "no_image", "blocked", "bad_batch_item", "png_bomb",
-                          "bad_base64"))
+                          "bad_base64", "wrong_shape"))
 TERMINAL = frozenset(
     ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_EXPIRED", "JOB_STATE_CANCELLED")
 )
@@ -143,7 +143,7 @@ async def _result(
         return "response", wire.blocked_body(model, req.prompt, refs), False
     if fault == "no_image" or not req.wants_image:
         return "response", wire.text_only_body(model, req.prompt, refs), False
-    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio, fault)
     cfg = core.config
     body = wire.success_body(
         model=model,

@@ -52,21 +52,26 @@ def _not_found(model: str, action: str) -> dict:
 
 async def get_model(request: web.Request) -> web.StreamResponse:
     """models.get: a description of a served model, 404 NOT_FOUND for any other (a retired
-    ID included); 405 when the emulator plays a relay without the endpoint."""
+    ID included); 405 when the emulator plays a relay without the endpoint.
+
+    Counted apart (``model_lookups`` by status), not as requests: a lookup is neither
+    generation nor quota, and request counts stay those of generation."""
     core = request.app[CORE_KEY]
-    core.count_request()
     if not core.config.models_endpoint:
-        core.count_status(405)
+        core.count_model_lookup(405)
         return web.Response(status=405, text="405: Method Not Allowed")
     model = request.match_info["model_action"]
     auth = core.authenticate(_presented_keys(request))
     if auth is Auth.MISSING:
-        return await answer(request, core, 403, wire.missing_key_body(), "unauthenticated")
-    if auth is Auth.INVALID:
-        return await answer(request, core, 400, wire.api_key_invalid_body(), "api_key_invalid")
-    if model not in core.config.models:
-        return await answer(request, core, 404, _not_found(model, "get"), "not_found")
-    return await answer(request, core, 200, wire.model_body(model), "model")
+        status, body = 403, wire.missing_key_body()
+    elif auth is Auth.INVALID:
+        status, body = 400, wire.api_key_invalid_body()
+    elif model not in core.config.models:
+        status, body = 404, _not_found(model, "get")
+    else:
+        status, body = 200, wire.model_body(model)
+    core.count_model_lookup(status)
+    return (await send_json(request, status, body))[0]
 
 
 def _presented_keys(request: web.Request) -> list[str]:
@@ -148,7 +153,7 @@ async def _generate(
         core.bill_tokens(model, body.get("usageMetadata"))  # prompt and thinking are billed
         return await answer(request, core, 200, body, outcome)
 
-    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio, fault)
     body = wire.success_body(
         model=model,
         prompt=req.prompt,

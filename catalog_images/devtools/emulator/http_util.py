@@ -11,6 +11,7 @@ from aiohttp import web
 from .core import EmulatorCore
 
 CORE_KEY = web.AppKey("emulator_core", EmulatorCore)
+BILLED_FAULTS = frozenset(("ok", "wrong_shape"))  # an intact image is delivered and billed
 
 
 def dump_json(body: Any) -> bytes:
@@ -104,9 +105,9 @@ async def answer_image(
     if fault == "malformed":
         text = dump_json(body)
         return await answer(request, core, 200, text[: len(text) // 2], fault)
-    if fault != "ok":
+    if fault not in BILLED_FAULTS:
         return await answer(request, core, 200, body, fault)
-    core.count_outcome("ok")
+    core.count_outcome(fault)
     core.count_status(200)
     transport = request.transport
     if transport is None or transport.is_closing():

@@ -101,7 +101,7 @@ async def run_task(core: EmulatorCore, task: Task) -> None:
         core.count_outcome(task.fault)
         task.set_state("fail")
         return
-    image = await core.render(req.prompt, req.resolution, req.aspect_ratio)
+    image = await core.render(req.prompt, req.resolution, req.aspect_ratio, task.fault)
     data = png_bomb() if task.fault == "png_bomb" else image.data()
     if task.fault == "truncated":
         data = data[: len(data) // 2]

@@ -96,6 +96,7 @@ class Stats:
         self.spend_429 = 0
         self.first_refusal_at: float | None = None  # wall time of the first day/spend 429
         self.capacity_503 = 0
+        self.model_lookups: Counter[str] = Counter()  # models.get calls by status
 
     def refused(self, kind: str) -> None:
         """Count a per-day ("day") or spend-cap ("spend") 429."""
@@ -117,6 +118,7 @@ class Stats:
             "spend_429": self.spend_429,
             "first_refusal_at": self.first_refusal_at,
             "capacity_503": self.capacity_503,
+            "model_lookups": dict(self.model_lookups),
             "injected": dict(self.injected),
             "scripted": self.scripted,
         }

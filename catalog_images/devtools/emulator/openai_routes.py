@@ -120,7 +120,7 @@ async def _generate(
         body = wire.error_body(wire.SAFETY, "invalid_request_error", "content_policy_violation")
         return await answer(request, core, 400, body, fault)
 
-    image = await core.render(req.prompt, req.image_size, req.aspect_ratio)
+    image = await core.render(req.prompt, req.image_size, req.aspect_ratio, fault)
     pixels = f"{image.width}x{image.height}"
     items = [] if fault == "no_image" else [_item(request, core, req, image, fault)]
     body = wire.images_body(

@@ -157,3 +157,23 @@ def test_the_scan_catches_each_kind_of_composition(snippet: str) -> None:
 ])
 def test_the_scan_ignores_docstrings_and_prose(snippet: str) -> None:
     assert violations(snippet, "x.py") == []
+
+
+def test_quarantine_keys_are_apart_from_the_images() -> None:
+    key = LAYOUT.quarantine_key("MUG-1", "image/jpeg")
+    assert key == "some/prefix/quarantine/MUG-1.jpg"
+    assert BARE.quarantine_key("茶杯-01", "image/png") == "quarantine/茶杯-01.png"
+    assert LAYOUT.is_quarantine_key(key) and BARE.is_quarantine_key("quarantine/x.png")
+    assert not LAYOUT.is_quarantine_key(LAYOUT.image_key("MUG-1", "image/jpeg"))
+    assert not LAYOUT.is_quarantine_key("some/prefix/images/quarantine/x.png")
+    assert LAYOUT.quarantine_uri() == "s3://bkt/some/prefix/quarantine/"
+
+
+def test_the_room_for_a_sku_keeps_every_key_within_1024_utf8_bytes() -> None:
+    for layout in (LAYOUT, BARE):
+        room = layout.sku_key_room()
+        sku = "é" * (room // 2)  # two bytes each
+        keys = [layout.quarantine_key(sku, "image/webp"), layout.image_key(sku, "image/gif")]
+        assert max(len(k.encode()) for k in keys) <= 1024
+        assert len(layout.quarantine_key(sku + "xx", "image/webp").encode()) > 1024
+    assert LAYOUT.sku_key_room() == 1024 - len("some/prefix/quarantine/.webp")

@@ -138,3 +138,10 @@ def test_slow_start_ends_at_the_first_crowd_of_503s(clock):
     assert gate.limit == 14
     gate.on_success()
     assert gate.limit == pytest.approx(14 + 1 / (OverloadJudge.SLOW_PROBE * 14))
+
+
+def test_at_one_request_at_a_time_503s_are_the_providers_not_ours(clock):
+    gate = ProviderGate(max_concurrency=1)
+    for _ in range(10):
+        assert gate.on_unavailable(None) is False  # the breaker hears every one
+    assert gate.limit == 1

@@ -215,10 +215,11 @@ def test_a_result_that_never_downloads_is_billed_and_final(fast_sleep, download)
     assert len(relay.requests["create"]) == 1
 
 
-def test_a_downloaded_image_of_the_wrong_shape_is_final_and_billed():
+def test_a_downloaded_image_of_the_wrong_shape_is_returned_for_the_run_to_judge():
     relay = Relay(downloads=[httpx.Response(200, content=image_bytes(32, 18))])
-    error = failure(relay)
-    assert error.error_class is ErrorClass.WRONG_SHAPE and error.billed
+    image = generate(relay)
+    assert (image.width, image.height) == (32, 18)
+    assert len(relay.requests["create"]) == 1
 
 
 def test_reference_images_are_refused_before_a_task_is_created():

@@ -229,11 +229,10 @@ def test_undecodable_or_truncated_image_data_is_retryable(data):
     assert error.error_class is ErrorClass.BAD_RESPONSE and error.retryable
 
 
-def test_an_image_of_the_wrong_aspect_ratio_is_final_and_billed():
+def test_an_intact_image_of_the_wrong_aspect_ratio_is_returned_for_the_run_to_judge():
     wire = Wire(json_response(200, answer([image_part(image_bytes(16, 16))])))
-    error = failure(wire, ImageRequest("wide", "1K", "16:9"))
-    assert error.error_class is ErrorClass.WRONG_SHAPE and error.billed
-    assert not error.retryable and "16x16" in error.message
+    image = generate(wire, ImageRequest("wide", "1K", "16:9"))
+    assert (image.width, image.height) == (16, 16)  # paid for: the run's wrong_shape policy
 
 
 @pytest.mark.parametrize(

@@ -106,10 +106,10 @@ def test_undecodable_b64_json_is_retryable():
     assert error.error_class is ErrorClass.BAD_RESPONSE and error.retryable
 
 
-def test_an_image_of_the_wrong_aspect_ratio_is_final_and_billed():
+def test_an_intact_image_of_the_wrong_aspect_ratio_is_returned_for_the_run_to_judge():
     wire = Wire(json_response(200, {"data": [{"b64_json": b64(image_bytes(16, 16))}]}))
-    error = failure(wire)
-    assert error.error_class is ErrorClass.WRONG_SHAPE and error.billed and not error.retryable
+    image = generate(wire)
+    assert (image.width, image.height) == (16, 16)
 
 
 @pytest.mark.parametrize(
