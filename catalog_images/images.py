@@ -15,8 +15,10 @@ ASPECT_TOLERANCE = 0.02
 # The side of a square image of each resolution; an image's resolution is the side of the
 # square of its pixel count (Gemini's 1K 16:9 is 1376x768: about 1024 squared pixels).
 RESOLUTION_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
-# An answer may have at most PIXEL_ALLOWANCE x side^2 pixels (the widest ratios stay near
-# side^2), so a decompression bomb is refused from its header, before any pixel is decoded.
+# An answer may have at most PIXEL_ALLOWANCE x (2 x side)^2 pixels: an image one resolution
+# above the asked one is still an image (a wrong size, paid for: the wrong_shape policy keeps
+# it), anything larger is a decompression bomb, refused from its header before any pixel is
+# decoded.
 PIXEL_ALLOWANCE = 2.0
 
 
@@ -30,7 +32,7 @@ class ImageTooLarge(ImageCheckError):
 
 def max_pixels(resolution: str) -> int:
     """Most pixels an image asked at ``resolution`` may have (unknown ones: as 4K)."""
-    side = RESOLUTION_SIDES.get(resolution, RESOLUTION_SIDES["4K"])
+    side = 2 * RESOLUTION_SIDES.get(resolution, RESOLUTION_SIDES["4K"])
     return int(side * side * PIXEL_ALLOWANCE)
 
 

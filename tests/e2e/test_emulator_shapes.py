@@ -19,7 +19,9 @@ KEY = "canary-test-key-0123456789abcdef"
 KINDS = {
     "gemini": {"auth": "x-goog-api-key"},
     "openai-images": {"auth": "bearer"},
-    "async-task": {"auth": "bearer", "model": "nano-banana-pro"},
+    # result files come from the emulator on loopback, over http: allowed for this test only
+    "async-task": {"auth": "bearer", "model": "nano-banana-pro", "results_allow_http": True,
+                   "results_private_networks": ["127.0.0.1/32"]},
 }
 
 
