@@ -195,12 +195,12 @@ def test_an_expired_batch_returns_its_rows_to_the_queue(emulator, dest, tmp_path
 def test_a_batch_still_running_at_the_deadline_is_collected_by_the_next_run(
     emulator, dest, tmp_path
 ):
-    emulator.configure(batch_delay_s=4.0)
+    emulator.configure(batch_delay_s=15.0)
     catalog = write_catalog(tmp_path / "c.csv", 5, resolution="1K")
     state, first = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
                                batch_poll_s=0.1, batch_deadline_s=0.5)
     assert first["totals"]["skipped"] == 5 and emulator.ledger()["images"] == 0
-    time.sleep(4.0)
+    time.sleep(15.0)
     state, second = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
                                 batch_poll_s=0.1)
     assert state.is_completed(), state.message
