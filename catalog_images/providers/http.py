@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 
@@ -139,30 +139,32 @@ async def _trace(event: str, info: dict) -> None:
         confirm_send(time.monotonic())
 
 
-@contextlib.asynccontextmanager
-async def send_streamed(client: ShardedClient, method: str, url: str,
-                        **kwargs) -> AsyncIterator[httpx.Response]:
-    """Like ``send`` but the body is left to the caller (``aiter_raw``), with no cap."""
+@contextlib.contextmanager
+def _transport_errors() -> Iterator[None]:
+    """Timeouts and transport errors as retryable ProviderErrors; an invalid URL refused."""
     try:
-        async with client.stream(method, url, extensions={"trace": _trace}, **kwargs) as answer:
-            yield answer
+        yield
     except httpx.TimeoutException as exc:
         raise ProviderError(ErrorClass.TIMEOUT, type(exc).__name__) from None
     except httpx.TransportError as exc:
         raise ProviderError(ErrorClass.CONNECTION, type(exc).__name__) from None
     except httpx.InvalidURL:
         raise refused("the provider named an invalid URL") from None
+
+
+@contextlib.asynccontextmanager
+async def send_streamed(client: ShardedClient, method: str, url: str,
+                        **kwargs) -> AsyncIterator[httpx.Response]:
+    """Like ``send`` but the body is left to the caller (``aiter_raw``), with no cap."""
+    with _transport_errors():
+        async with client.stream(method, url, extensions={"trace": _trace}, **kwargs) as answer:
+            yield answer
 
 
 async def send(client: ShardedClient, method: str, url: str, **kwargs) -> httpx.Response:
     """Send a request; timeouts and transport errors become retryable ProviderErrors."""
     try:
-        return await client.request(method, url, extensions={"trace": _trace}, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise ProviderError(ErrorClass.TIMEOUT, type(exc).__name__) from None
-    except httpx.TransportError as exc:
-        raise ProviderError(ErrorClass.CONNECTION, type(exc).__name__) from None
-    except httpx.InvalidURL:
-        raise refused("the provider named an invalid URL") from None
+        with _transport_errors():
+            return await client.request(method, url, extensions={"trace": _trace}, **kwargs)
     except httpx.HTTPError as exc:  # DecodingError, TooManyRedirects, StreamError...
         raise ProviderError(ErrorClass.BAD_RESPONSE, type(exc).__name__) from None
