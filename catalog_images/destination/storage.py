@@ -9,14 +9,17 @@ docs/architecture.md); catalog reads and report writes use boto3.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import boto3
+import botocore.loaders
+import botocore.session
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -112,7 +115,10 @@ class S3Settings:
             retries={"max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=5, read_timeout=read_timeout,
         )
-        return boto3.session.Session().client("s3", config=config, **self.client_kwargs())
+        botocore_session = botocore.session.Session()
+        botocore_session.register_component("data_loader", _service_data())
+        session = boto3.session.Session(botocore_session=botocore_session)
+        return session.client("s3", config=config, **self.client_kwargs())
 
     def aio_client_context(self, max_pool_connections: int):
         """An aiobotocore S3 client context manager with a pool of the given size."""
@@ -122,7 +128,20 @@ class S3Settings:
             connect_timeout=5, read_timeout=60,
             max_pool_connections=max_pool_connections,
         )
-        return get_session().create_client("s3", config=config, **self.client_kwargs())
+        session = AioSession()
+        session.register_component("data_loader", _service_data())
+        return session.create_client("s3", config=config, **self.client_kwargs())
+
+
+@functools.cache
+def _service_data() -> botocore.loaders.Loader:
+    """One botocore data loader per process, shared by every client's fresh session.
+
+    Each new session otherwise re-reads and parses the S3 service model and endpoint rules
+    (measured: most of a small run's S3 time); sessions stay per client, so credentials
+    are still resolved afresh each time.
+    """
+    return botocore.loaders.create_loader()
 
 
 def _credentials_from_block(name: str) -> tuple[str | None, str | None, str | None, str | None]:

@@ -25,6 +25,7 @@ import httpx
 from catalog_images.providers.caps import ACCEPT_ENCODING, read_capped
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ErrorClass, ProviderError
+from catalog_images.providers.http import tls_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -59,7 +60,7 @@ class ResultDownloader:
         self._client = httpx.AsyncClient(  # no auth headers, no cookies kept, no redirects
             headers={"accept-encoding": ACCEPT_ENCODING}, follow_redirects=False,
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            transport=transport, trust_env=False)
+            transport=transport, trust_env=False, verify=tls_context(trust_env=False))
 
     async def fetch(self, url: str, what: str,
                     check: Callable[[bytes], object] | None = None) -> bytes:

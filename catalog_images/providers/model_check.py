@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from catalog_images.providers.config import ConfigError, ProviderConfig
-from catalog_images.providers.http import auth_headers
+from catalog_images.providers.http import auth_headers, tls_context
 from catalog_images.providers.model_catalog import retired
 
 GEMINI_KINDS = ("gemini", "emulator")
@@ -68,7 +68,8 @@ def check_model(config: ProviderConfig, api_key: str | None, model: str, *,
     timeout = httpx.Timeout(CHECK_TIMEOUT_S, connect=config.connect_timeout_s)
     headers = auth_headers(api_key, config.auth)
     try:
-        with httpx.Client(headers=headers, timeout=timeout, transport=transport) as client:
+        with httpx.Client(headers=headers, timeout=timeout, transport=transport,
+                          verify=tls_context()) as client:
             response = client.get(url)
     except httpx.HTTPError as exc:
         return ModelCheck(config.name, model, None,

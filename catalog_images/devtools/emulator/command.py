@@ -21,7 +21,6 @@ from .config import (
     REALISTIC_IMAGE_BYTES,
     EmulatorConfig,
 )
-from .server import run_server
 
 # Option -> EmulatorConfig field, for the options that set one.
 OPTION_FIELDS: dict[str, str] = {
@@ -122,6 +121,8 @@ def serve(
         if not api_key:
             raise typer.BadParameter(f"{api_key_env}: that variable is not set",
                                      param_hint="--api-key-env")
+    from .server import run_server  # aiohttp and numpy: only when serving
+
     run_server(config_of(latency=latency, jitter=jitter, rpm=rpm, window=window, fault=fault,
                          seed=seed, api_key=api_key, image_format=image_format,
                          max_concurrency=max_concurrency,
