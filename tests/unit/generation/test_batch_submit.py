@@ -1,5 +1,6 @@
 """Batch mode writes a job's requests one at a time: a big batch's reference images are never
-all in memory, and a row whose reference cannot be read fails alone before the job."""
+all in memory, and a row whose reference cannot be read fails alone before the job. A failed
+upload of the input created no job: it is not looked up before being sent again."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import asyncio
 import os
 import tracemalloc
 
+import pytest
+
 from catalog_images.generation import batch as batch_mode
 from catalog_images.models import ImageRequest, Job, ReferenceImage
 from catalog_images.providers.config import get_provider
+from catalog_images.providers.errors import ErrorClass, ProviderError
+from catalog_images.providers.gemini_batch import UploadFailed
 
 MIB = 1024 * 1024
 CONFIG = get_provider("google")
@@ -64,3 +69,43 @@ def test_a_big_batch_is_written_one_request_at_a_time(monkeypatch):
     [failed] = ctx.results
     assert failed.sku == "SKU-3" and failed.error_class == "reference"
     assert ctx.budget.released == [CONFIG.batch_price("1K", None)]
+
+
+class _Client:
+    """A batch client whose create fails with the given errors first; find is counted."""
+
+    def __init__(self, *errors) -> None:
+        self.errors, self.creates, self.finds = list(errors), 0, 0
+
+    async def create(self, batch, display_name: str) -> str:
+        self.creates += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "batches/made"
+
+    async def find(self, display_name: str):
+        self.finds += 1
+        return None
+
+
+def _upload_failed(error_class: ErrorClass, status: int | None) -> UploadFailed:
+    return UploadFailed(ProviderError(error_class, "upload broke", status=status))
+
+
+def test_a_failed_upload_is_sent_again_without_looking_for_a_job(monkeypatch):
+    monkeypatch.setattr(batch_mode.asyncio, "sleep", _no_sleep)
+    client = _Client(_upload_failed(ErrorClass.UNAVAILABLE, 503))
+    assert asyncio.run(batch_mode._create(client, None, "job")) == "batches/made"
+    assert client.creates == 2 and client.finds == 0
+
+
+def test_a_refused_upload_created_no_job_and_is_not_retried(monkeypatch):
+    monkeypatch.setattr(batch_mode.asyncio, "sleep", _no_sleep)
+    client = _Client(_upload_failed(ErrorClass.REFUSED, None))
+    with pytest.raises(batch_mode.NotCreated):
+        asyncio.run(batch_mode._create(client, None, "job"))
+    assert client.creates == 1 and client.finds == 0
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
