@@ -23,7 +23,8 @@ from catalog_images.catalog.bounds import (
     decode_rows,
     text_columns,
 )
-from catalog_images.destination.storage import S3Settings, StorageError, download_to
+from catalog_images.catalog.fetch import CatalogFetchError, fetch_catalog, max_catalog_bytes
+from catalog_images.destination.storage import S3Settings
 
 BATCH_ROWS = 10_000
 ROW_NUMBER = "_row"  # 1-based data row number added to every row dict
@@ -77,15 +78,19 @@ def catalog_format(uri: str) -> str:
     raise CatalogError(f"catalog {uri!r}: unknown format; use a .csv or .parquet file")
 
 
-def open_catalog(uri: str, settings: S3Settings, work_dir: Path) -> CatalogFile:
-    """Locate (and for s3:// download) the catalog; CatalogError when it cannot be read."""
+def open_catalog(uri: str, settings: S3Settings, work_dir: Path,
+                 max_bytes: int | None = None) -> CatalogFile:
+    """Locate (for s3://, download under ``max_bytes``: catalog/fetch.py) the catalog;
+    CatalogError when it cannot be read or is over the cap."""
     fmt = catalog_format(uri)
     if uri.startswith("s3://"):
-        local = work_dir / ("catalog." + ("csv" if fmt == "csv" else "parquet"))
+        gz = ".gz" if uri.lower().endswith(".gz") else ""  # inflated as read, under its cap
+        local = work_dir / ("catalog." + ("csv" if fmt == "csv" else "parquet") + gz)
         try:
-            download_to(settings, uri, local)
-        except StorageError as exc:
-            raise CatalogError(f"catalog {uri}: {exc}") from None
+            limit = max_catalog_bytes() if max_bytes is None else max_bytes
+            fetch_catalog(settings, uri, local, limit)
+        except CatalogFetchError as exc:
+            raise CatalogError(str(exc)) from None
         return CatalogFile(uri, local, fmt, uri.rsplit("/", 1)[0])
     path = Path(uri).expanduser()
     if not path.is_file():

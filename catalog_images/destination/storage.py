@@ -182,16 +182,6 @@ def check_bucket(settings: S3Settings, location: S3Location) -> None:
         ) from None
 
 
-def download_to(settings: S3Settings, uri: str, path: Path) -> Path:
-    """Download ``s3://`` ``uri`` to ``path``."""
-    loc = S3Location.parse(uri)
-    try:
-        settings.boto3_client().download_file(loc.bucket, loc.prefix, str(path))
-    except (ClientError, BotoCoreError) as exc:
-        raise StorageError(f"cannot read {uri}: {describe_s3_error(exc)}") from None
-    return path
-
-
 def read_object(settings: S3Settings, uri: str, max_bytes: int) -> bytes:
     """Read a small object fully; raise StorageError when missing or larger than max_bytes."""
     loc = S3Location.parse(uri)

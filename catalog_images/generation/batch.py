@@ -31,6 +31,7 @@ from catalog_images.generation.row import (
 )
 from catalog_images.generation.shape import deliver_checked
 from catalog_images.models import ImageRequest, Job
+from catalog_images.providers.batch_input import BatchInput
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ProviderError
 from catalog_images.providers.gemini import parse_response
@@ -38,6 +39,7 @@ from catalog_images.providers.gemini_batch import (
     ENDED_WITHOUT_RESULTS,
     SUCCEEDED,
     GeminiBatchClient,
+    UploadFailed,
     batch_state,
 )
 from catalog_images.report.results import RowResult, Tries
@@ -96,11 +98,14 @@ def batch_error_charge(config: ProviderConfig, request: ImageRequest,
 
 
 def _maybe_created(exc: ProviderError) -> bool:
-    """False only for a 4xx answer, which certainly made no job."""
+    """False for a failed upload of the input (no create call was sent) or a 4xx answer,
+    which certainly made no job."""
+    if isinstance(exc, UploadFailed):
+        return False
     return not (exc.status is not None and 400 <= exc.status < 500)
 
 
-async def _create(client: GeminiBatchClient, requests: list, display_name: str) -> str:
+async def _create(client: GeminiBatchClient, requests: BatchInput, display_name: str) -> str:
     """Create the job exactly once; after an answer that may hide a created job (timeout,
     reset, 5xx), look it up by display name before sending again."""
     for attempt in range(1, CREATE_ATTEMPTS + 1):
@@ -255,50 +260,70 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
     return settled
 
 
-async def _requests(ctx: RunContext, config: ProviderConfig,
-                    jobs: list[Job]) -> list[tuple[Job, ImageRequest]]:
-    """The jobs' requests; a row whose reference image cannot be read fails here."""
-    readable = []
-    for job in jobs:
-        try:
-            readable.append((job, await build_request(ctx, job)))
-        except Exception as exc:  # the reference image changed since planning
-            _release(ctx, config, [job])
-            ctx.finish(RowResult.failed(job, "reference", f"unreadable reference image: {exc}"))
-    return readable
+async def _written(ctx: RunContext, config: ProviderConfig,
+                   jobs: list[Job]) -> tuple[list[Job], BatchInput]:
+    """The jobs' requests written one at a time to a BatchInput (one request in memory at a
+    time); a row whose reference image cannot be read fails here. The jobs written, in order.
+    """
+    batch = BatchInput()
+    written = []
+    try:
+        for job in jobs:
+            try:
+                request = await build_request(ctx, job)
+            except Exception as exc:  # the reference image changed since planning
+                _release(ctx, config, [job])
+                ctx.finish(RowResult.failed(job, "reference",
+                                            f"unreadable reference image: {exc}"))
+                continue
+            batch.add(job.sku, request)
+            written.append(job)
+    except BaseException:
+        batch.close()
+        raise
+    return written, batch
 
 
 async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
                   jobs: list[Job], deadline_s: float, poll_s: float) -> asyncio.Future | None:
     """Record and create one batch job of ``jobs``; the task settling it, or None when the
     rows already have their outcome (skipped for a later run, or failed)."""
-    readable = await _requests(ctx, config, jobs)
-    jobs = [job for job, _ in readable]
-    if not jobs:
-        return None
-    record = batch_records.new_record(ctx, jobs, config.name)
-    try:  # the intent, before any money can be spent
-        await batch_records.save(ctx, record)
-    except (ClientError, BotoCoreError, OSError) as exc:
-        _release(ctx, config, jobs)
-        _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
-              f"({describe_s3_error(exc)}): queued for the next run")
-        return None
-    try:
-        record.name = await _create(client, [(job.sku, request) for job, request in readable],
-                                    record.display_name)
-    except NotCreated as exc:
-        await batch_records.forget(ctx, record)
-        _release(ctx, config, jobs)
-        _skip(ctx, config, jobs,
-              f"batch could not be created ({exc.cause}): queued for the next run")
-        return None
-    except ProviderError as exc:  # created or not, unknown: the next run finds out
-        _skip(ctx, config, jobs, f"batch {record.display_name} may have been created"
-              f" ({exc}): the next run collects it or queues its rows again")
-        return None
+    jobs, batch = await _written(ctx, config, jobs)
+    with batch:
+        if not jobs:
+            return None
+        record = batch_records.new_record(ctx, jobs, config.name)
+        try:  # the intent, before any money can be spent
+            await batch_records.save(ctx, record)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            _release(ctx, config, jobs)
+            _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
+                  f"({describe_s3_error(exc)}): queued for the next run")
+            return None
+        if not await _created(ctx, client, config, record, batch):
+            return None
     await batch_records.save_quietly(ctx, record)  # else found by its display name
     return asyncio.ensure_future(_settle(ctx, client, config, record, deadline_s, poll_s))
+
+
+async def _created(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
+                   record: BatchRecord, batch: BatchInput) -> bool:
+    """Create the recorded job (its name set on ``record``); False when its rows were given
+    their outcome instead (not created: queued again; perhaps created: left to the next run).
+    """
+    try:
+        record.name = await _create(client, batch, record.display_name)
+    except NotCreated as exc:
+        await batch_records.forget(ctx, record)
+        _release(ctx, config, record.jobs)
+        _skip(ctx, config, record.jobs,
+              f"batch could not be created ({exc.cause}): queued for the next run")
+        return False
+    except ProviderError as exc:  # created or not, unknown: the next run finds out
+        _skip(ctx, config, record.jobs, f"batch {record.display_name} may have been created"
+              f" ({exc}): the next run collects it or queues its rows again")
+        return False
+    return True
 
 
 async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> bool:

@@ -1,10 +1,11 @@
 """Gemini Batch Mode client: submit many generateContent requests as one job, at half price.
 
-Requests go inline while the body stays under 20 MB and the images it asks for could come
-back inline (``INLINE_RESULTS_LIMIT_BYTES``), otherwise as a JSONL file uploaded to the Files
-API, whose results file is then streamed. Creating a batch is not idempotent, so callers
-record the batch they intend (a unique display name) before creating it, and find a job
-whose answer they never read by listing batches (tasks/batch_run.py).
+Requests are written one at a time to a JSONL file (providers/batch_input.py); they go
+inline while the body stays under 20 MB and the images it asks for could come back inline
+(``INLINE_RESULTS_LIMIT_BYTES``), otherwise the file is uploaded to the Files API in pieces
+(resumable protocol) and its results file is then streamed. Creating a batch is not
+idempotent, so callers record the batch they intend (a unique display name) before creating
+it, and find a job whose answer they never read by listing batches (generation/batch.py).
 """
 
 from __future__ import annotations
@@ -17,28 +18,36 @@ import httpx
 
 from catalog_images.models import ImageRequest
 from catalog_images.providers.base import StopSignal
+from catalog_images.providers.batch_input import BatchInput
 from catalog_images.providers.batch_results import (
     download_to_file,
     parse_line,
     result_item,
     result_lines,
 )
-from catalog_images.providers.caps import parse_json
+from catalog_images.providers.caps import parse_json, refused
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ErrorClass, ProviderError
-from catalog_images.providers.gemini import build_request_body, error_from_response
+from catalog_images.providers.gemini import error_from_response
 from catalog_images.providers.http import new_http_client, send
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
 # Inline results come back inside the job resource, read whole: a job whose images could
 # exceed this goes as a JSONL file, whose results are streamed (a 2K PNG is ~8 MB of base64).
 INLINE_RESULTS_LIMIT_BYTES = 64 * 1024 * 1024
-RESULT_BYTES = {"1K": 2 * 1024 * 1024, "2K": 8 * 1024 * 1024, "4K": 32 * 1024 * 1024}
 SUCCEEDED = frozenset({"JOB_STATE_SUCCEEDED", "BATCH_STATE_SUCCEEDED"})
 ENDED_WITHOUT_RESULTS = frozenset({
     "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
     "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"})
 TERMINAL = SUCCEEDED | ENDED_WITHOUT_RESULTS
+
+
+class UploadFailed(ProviderError):
+    """The job's input file could not be uploaded: no job was created (safe to resend)."""
+
+    def __init__(self, cause: ProviderError) -> None:
+        super().__init__(cause.error_class, f"upload of the batch input: {cause.message}",
+                         status=cause.status, retry_after_s=cause.retry_after_s)
 
 
 def _dict(value: object) -> dict:
@@ -75,37 +84,82 @@ class GeminiBatchClient:
         self._client = new_http_client(config, api_key, concurrency=4, transport=transport)
 
     async def _call(self, method: str, url: str, **kwargs) -> dict:
-        response = await send(self._client, method, url, **kwargs)
-        if response.status_code != 200:
-            raise error_from_response(response)
+        response = await self._answered(method, url, **kwargs)
         payload = parse_json(response.content, "batch API answer")
         if not isinstance(payload, dict):
             raise ProviderError(ErrorClass.BAD_RESPONSE, "batch API answered no JSON object",
                                 status=200)
         return payload
 
-    async def create(self, requests: list[tuple[str, ImageRequest]], display_name: str) -> str:
-        """Submit one job (every request of one model); returns its name (``batches/ID``)."""
-        model = self.config.model_for(requests[0][1].model if requests else None)
-        lines = [{"key": key, "request": build_request_body(req)} for key, req in requests]
-        inline = {"requests": {"requests": [
-            {"request": line["request"], "metadata": {"key": line["key"]}} for line in lines]}}
-        body = {"batch": {"display_name": display_name, "input_config": inline}}
-        encoded = json.dumps(body).encode()
-        results = sum(RESULT_BYTES.get(req.resolution, RESULT_BYTES["4K"]) for _, req in requests)
-        if len(encoded) >= INLINE_LIMIT_BYTES or results > INLINE_RESULTS_LIMIT_BYTES:
-            jsonl = "\n".join(json.dumps(line) for line in lines).encode()
-            uploaded = await self._call(
-                "POST", f"{self._base}/upload/v1beta/files", content=jsonl,
-                headers={"content-type": "application/jsonl"})
-            file_name = _name(_dict(uploaded.get("file")) or uploaded, "upload")
-            body = {"batch": {"display_name": display_name,
-                              "input_config": {"file_name": file_name}}}
-            encoded = json.dumps(body).encode()
+    async def create(self, requests: list[tuple[str, ImageRequest]] | BatchInput,
+                     display_name: str) -> str:
+        """Submit one job (every request of one model); returns its name (``batches/ID``).
+
+        ``requests`` is best a BatchInput (written one request at a time); a list is
+        written to one first. The job goes inline when small, else as an uploaded file.
+        """
+        if not isinstance(requests, BatchInput):
+            with BatchInput.of(requests) as batch:
+                return await self.create(batch, display_name)
+        model = self.config.model_for(requests.model)
+        encoded = None
+        if (requests.size < INLINE_LIMIT_BYTES
+                and requests.result_bytes <= INLINE_RESULTS_LIMIT_BYTES):
+            encoded = requests.inline_body(display_name)
+        if encoded is None or len(encoded) >= INLINE_LIMIT_BYTES:
+            file_name = await self._upload(requests, display_name)
+            encoded = json.dumps({"batch": {"display_name": display_name,
+                                            "input_config": {"file_name": file_name}}}).encode()
         created = await self._call(
             "POST", f"{self._base}/v1beta/models/{model}:batchGenerateContent",
             content=encoded)
         return _name(created, "create")  # status 200: the caller looks the job up
+
+    async def _upload(self, batch: BatchInput, display_name: str) -> str:
+        """Upload the JSONL file with the Files API's resumable protocol, a piece at a time;
+        the file's name. UploadFailed (no job was created) on any error."""
+        try:
+            started = await self._answered("POST", f"{self._base}/upload/v1beta/files", json={
+                "file": {"display_name": display_name}}, headers={
+                "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+                "X-Goog-Upload-Header-Content-Length": str(batch.size),
+                "X-Goog-Upload-Header-Content-Type": "application/jsonl"})
+            url = self._upload_url(started.headers.get("x-goog-upload-url", ""))
+            pieces = batch.chunks()
+            piece, offset = next(pieces, b""), 0
+            while True:
+                following = next(pieces, None)
+                command = "upload" if following is not None else "upload, finalize"
+                sent = await self._answered("POST", url, content=piece, headers={
+                    "X-Goog-Upload-Command": command, "X-Goog-Upload-Offset": str(offset),
+                    "content-type": "application/octet-stream"})
+                if following is None:
+                    break
+                piece, offset = following, offset + len(piece)
+            answer = _dict(parse_json(sent.content, "upload answer"))
+            return _name(_dict(answer.get("file")) or answer, "upload")
+        except ProviderError as exc:
+            raise UploadFailed(exc) from None
+
+    def _upload_url(self, url: str) -> str:
+        """The upload session URL the provider named, only on the provider's own origin (it
+        is sent the key); refused otherwise."""
+        base = httpx.URL(self._base)
+        try:
+            named = httpx.URL(url) if url else None
+        except httpx.InvalidURL:
+            named = None
+        if named is None or (named.scheme, named.host, named.port) != (
+                base.scheme, base.host, base.port) or len(url) > 4096:
+            raise refused("the upload answer named no upload URL on the provider's own host")
+        return url
+
+    async def _answered(self, method: str, url: str, **kwargs) -> httpx.Response:
+        """Send; the answer when it is a 200, else its ProviderError."""
+        response = await send(self._client, method, url, **kwargs)
+        if response.status_code != 200:
+            raise error_from_response(response)
+        return response
 
     async def find(self, display_name: str, page_size: int = 1000) -> str | None:
         """The name (``batches/ID``) of the job created as ``display_name``, or None."""

@@ -36,6 +36,7 @@ from catalog_images.report.contact_sheet import SheetItem
 from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink, RowResult, iter_result_rows
 from catalog_images.run_setup import RunSetup
+from catalog_images.scale.manifest_rows import ShardRows
 from catalog_images.secrets import redact
 from catalog_images.settings import RunSettings, SettingsError
 
@@ -206,6 +207,17 @@ SHARD_FILE_ERRORS = (ClientError, BotoCoreError, StorageError, OSError, ValueErr
                      KeyError, AttributeError, RecursionError, pa.ArrowException)
 
 
+def _run_log() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger (its lines reach the run's logs in the UI), else this module's."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+
 def _shard_file(client, location: S3Location, spec: ShardSpec, name: str) -> bytes:
     key = shard_key(location, spec.parent_run_id, spec.index, name)
     body = client.get_object(Bucket=location.bucket, Key=key)["Body"]
@@ -234,12 +246,13 @@ def _merge_extras(client, location: S3Location, spec: ShardSpec, merged: Generat
 def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path: Path,
                 work_dir: Path, sink: ResultSink, merged: Generated, ended: str = "") -> int:
     """Add one shard's results to the parent's; a row it did not report ends failed,
-    with how the shard ended (``ended``) in its reason.
+    with how the shard ended (``ended``) in its reason. Manifest rows that match no row
+    given to the shard are left out and logged (scale/manifest_rows.py).
 
     Returns the rows taken from the shard's manifest.
     """
     client = s3.boto3_client()
-    seen: set[int] = set()
+    rows = ShardRows.of_jobs(jobs_path)
     manifest = work_dir / f"manifest-{spec.index:03d}.parquet"
     try:
         client.download_file(location.bucket,
@@ -250,19 +263,21 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
     if manifest is not None:
         try:
             for row in iter_result_rows(manifest):
-                sink.add(RowResult.from_dict(row))
-                seen.add(row["row"])
+                if (result := rows.take(row)) is not None:
+                    sink.add(result)
         except SHARD_FILE_ERRORS as exc:  # the rows it did not give fail below, as lost
-            log.warning("shard %d: manifest unreadable after %d rows (%s)", spec.index,
-                        len(seen), type(exc).__name__)
+            _run_log().warning("shard %d: manifest unreadable after %d rows (%s)", spec.index,
+                               len(rows.seen), type(exc).__name__)
+        if (warning := rows.warning(spec.index)) is not None:
+            _run_log().warning("%s", warning)
         _merge_extras(client, location, spec, merged)
     for batch in pq.ParquetFile(jobs_path).iter_batches(batch_size=10_000):
         for job in map(Job.from_dict, batch.to_pylist()):
-            if job.row in seen:
+            if job.row in rows.seen:
                 continue
             sink.add(RowResult.lost(job, f"shard {spec.index} ended{ended} before this row "
                                     "did; the next run retries it"))
-    return len(seen)
+    return len(rows.seen)
 
 
 async def run_shards(

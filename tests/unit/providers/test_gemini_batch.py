@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from catalog_images.models import ImageRequest
-from catalog_images.providers import gemini_batch
+from catalog_images.providers import batch_input, gemini_batch
 from catalog_images.providers.errors import ErrorClass, ProviderError
 from catalog_images.providers.gemini import build_request_body
 from catalog_images.providers.gemini_batch import GeminiBatchClient, batch_state
@@ -44,19 +44,70 @@ def test_a_small_job_is_created_inline_with_keys_in_metadata():
         {"request": build_request_body(req), "metadata": {"key": key}} for key, req in REQUESTS]
 
 
+UPLOAD_URL = "https://api.test/upload/v1beta/files?upload_id=u1"
+STARTED = json_response(200, {}, {"x-goog-upload-url": UPLOAD_URL})
+
+
 @pytest.mark.parametrize("uploaded", [{"file": {"name": "files/up-1"}}, {"name": "files/up-1"}])
 def test_a_large_job_goes_as_an_uploaded_jsonl_file(monkeypatch, uploaded):
     monkeypatch.setattr(gemini_batch, "INLINE_LIMIT_BYTES", 100)
-    wire = Wire(json_response(200, uploaded), json_response(200, {"name": "batches/big"}))
+    wire = Wire(STARTED, json_response(200, uploaded), json_response(200, {"name": "batches/big"}))
     assert call(wire, "create", REQUESTS, "big-job") == "batches/big"
-    upload, create = wire.requests
-    assert upload.url == "https://api.test/upload/v1beta/files"
-    assert upload.headers["content-type"] == "application/jsonl"
+    start, upload, create = wire.requests
+    assert start.url == "https://api.test/upload/v1beta/files"
+    assert start.headers["x-goog-upload-protocol"] == "resumable"
+    assert start.headers["x-goog-upload-command"] == "start"
+    assert start.headers["x-goog-upload-header-content-type"] == "application/jsonl"
+    assert json.loads(start.content) == {"file": {"display_name": "big-job"}}
+    assert upload.url == UPLOAD_URL and upload.headers["x-goog-upload-command"] == (
+        "upload, finalize")
+    assert upload.headers["x-goog-upload-offset"] == "0"
+    assert start.headers["x-goog-upload-header-content-length"] == str(len(upload.content))
     lines = [json.loads(line) for line in upload.content.decode().split("\n")]
     assert lines == [{"key": key, "request": build_request_body(req)} for key, req in REQUESTS]
     assert create.url == CREATE_URL
     assert json.loads(create.content) == {
         "batch": {"display_name": "big-job", "input_config": {"file_name": "files/up-1"}}}
+
+
+def test_the_input_file_is_uploaded_in_pieces_at_their_offsets(monkeypatch):
+    monkeypatch.setattr(gemini_batch, "INLINE_LIMIT_BYTES", 100)
+    monkeypatch.setattr(batch_input, "UPLOAD_CHUNK_BYTES", 64)
+    many = [(f"sku-{i}", ImageRequest(f"a lamp number {i}", "1K", "1:1")) for i in range(5)]
+    wire = Wire(_resumable)
+    assert call(wire, "create", many, "pieces") == "batches/p"
+    uploads = wire.requests[1:-1]
+    assert len(uploads) > 3 and all(len(u.content) == 64 for u in uploads[:-1])
+    assert [u.headers["x-goog-upload-command"] for u in uploads] == (
+        ["upload"] * (len(uploads) - 1) + ["upload, finalize"])
+    assert [int(u.headers["x-goog-upload-offset"]) for u in uploads] == [
+        64 * i for i in range(len(uploads))]
+    sent = b"".join(u.content for u in uploads)
+    assert [json.loads(line)["key"] for line in sent.split(b"\n")] == [k for k, _ in many]
+
+
+def _resumable(request: httpx.Request) -> httpx.Response:
+    """A Files API that answers each step of a resumable upload, then the create call."""
+    command = request.headers.get("x-goog-upload-command", "")
+    if command == "start":
+        return json_response(200, {}, {"x-goog-upload-url": UPLOAD_URL})
+    if command == "upload":
+        return httpx.Response(200)  # no body, as Google answers a piece that is not the last
+    if command == "upload, finalize":
+        return json_response(200, {"file": {"name": "files/p"}})
+    return json_response(200, {"name": "batches/p"})
+
+
+@pytest.mark.parametrize("named", ["https://elsewhere.test/upload?upload_id=u1",
+                                   "http://api.test/upload?upload_id=u1", "", "http://[::1"])
+def test_an_upload_url_off_the_providers_host_is_refused_without_sending_it_data(
+        monkeypatch, named):
+    monkeypatch.setattr(gemini_batch, "INLINE_LIMIT_BYTES", 100)
+    wire = Wire(json_response(200, {}, {"x-goog-upload-url": named}))
+    with pytest.raises(gemini_batch.UploadFailed) as caught:
+        call(wire, "create", REQUESTS, "x")
+    assert caught.value.error_class is ErrorClass.REFUSED
+    assert len(wire.requests) == 1  # the start only: neither the key nor the file went there
 
 
 @pytest.mark.parametrize(
@@ -243,8 +294,8 @@ def test_a_create_answered_without_a_name_is_a_provider_error_that_may_hide_a_jo
 @pytest.mark.parametrize("uploaded", [{"file": "files/x"}, {"file": {"name": None}}, []])
 def test_an_upload_answered_without_a_file_name_is_a_provider_error(monkeypatch, uploaded):
     monkeypatch.setattr(gemini_batch, "INLINE_LIMIT_BYTES", 100)
-    with pytest.raises(ProviderError) as caught:
-        call(Wire(json_response(200, uploaded)), "create", REQUESTS, "x")
+    with pytest.raises(gemini_batch.UploadFailed) as caught:
+        call(Wire(STARTED, json_response(200, uploaded)), "create", REQUESTS, "x")
     assert caught.value.error_class is ErrorClass.BAD_RESPONSE
 
 
@@ -257,8 +308,8 @@ def test_a_malformed_listing_finds_nothing(listed):
 
 def test_a_job_whose_images_would_not_fit_inline_goes_as_a_file():
     many = [(f"sku-{i}", ImageRequest("a lamp", "2K", "1:1")) for i in range(9)]
-    wire = Wire(json_response(200, {"file": {"name": "files/up-9"}}),
+    wire = Wire(STARTED, json_response(200, {"file": {"name": "files/up-9"}}),
                 json_response(200, {"name": "batches/nine"}))
     assert call(wire, "create", many, "nine") == "batches/nine"
-    assert wire.paths() == ["POST /upload/v1beta/files",
+    assert wire.paths() == ["POST /upload/v1beta/files", "POST /upload/v1beta/files",
                             "POST /v1beta/models/gemini-3-pro-image:batchGenerateContent"]
