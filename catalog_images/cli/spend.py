@@ -82,10 +82,10 @@ def confirm_spend(settings: RunSettings, yes: bool) -> None:
     person at the terminal said yes. Exits 2 (nothing sent) when they said no, or when no one
     can be asked (not a terminal) and ``yes`` was not given.
     """
-    from catalog_images.generation.approval import needs_approval
-
     if yes or settings.approve_above_usd is None:
         return
+    from catalog_images.generation.approval import needs_approval
+
     projected = project(settings)
     if not needs_approval(projected["cost_usd"], settings.approve_above_usd):
         return

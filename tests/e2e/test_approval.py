@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import subprocess
 import threading
 import time
 
 import pytest
-from conftest import run_refresh, write_catalog
+from conftest import cli_command, cli_env, run_refresh, write_catalog
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
@@ -151,6 +152,32 @@ def test_a_declined_or_cancelled_gate_ends_the_run_cancelled_with_its_report(
 
 def test_a_run_at_or_below_the_threshold_does_not_wait(emulator, dest, tmp_path):
     catalog = write_catalog(tmp_path / "c.csv", 2)
-    state, outcome = run_refresh(catalog=str(catalog), dest=dest, approve_above_usd=1.0)
+    report_path = tmp_path / "report.json"
+    state, outcome = run_refresh(catalog=str(catalog), dest=dest, approve_above_usd=0.268,
+                                 report_path=str(report_path))
     assert state.is_completed(), state.message
-    assert outcome["totals"]["succeeded"] == 2 and outcome["totals"]["skipped"] == 2
+    assert outcome["totals"]["succeeded"] == 2
+    assert json.loads(report_path.read_text())["approval"] is None
+
+
+def test_the_cli_asks_before_the_flow_and_yes_approves(
+    emulator, local_s3, dest, tmp_path, prefect_api
+):
+    catalog = write_catalog(tmp_path / "c.csv", 3)
+    env = {**cli_env(local_s3, emulator, prefect_api),
+           "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "spool")}
+    refused = subprocess.run(
+        cli_command("run", catalog, dest, "--approve-above", "0.10", "--no-progress"),
+        env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    err = " ".join(refused.stderr.split())
+    assert "Projected cost $0.40 is above --approve-above $0.10" in err
+    assert "Pass --yes to approve the spend" in err and "Traceback" not in err
+    assert emulator.stats()["requests"] == 0
+    approved = subprocess.run(
+        cli_command("run", catalog, dest, "--approve-above", "0.10", "--approval-timeout", "5",
+                    "--yes", "--no-progress"),
+        env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert approved.returncode == 0, approved.stderr[-2000:]
+    assert "Pausing flow" not in approved.stderr  # the CLI asked already: no pause
+    assert emulator.ledger()["images"] == 3
