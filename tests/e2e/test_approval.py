@@ -181,3 +181,36 @@ def test_the_cli_asks_before_the_flow_and_yes_approves(
     assert approved.returncode == 0, approved.stderr[-2000:]
     assert "Pausing flow" not in approved.stderr  # the CLI asked already: no pause
     assert emulator.ledger()["images"] == 3
+
+
+def test_a_stop_signal_while_waiting_ends_the_run_in_seconds_with_its_report(
+    emulator, local_s3, dest, tmp_path, prefect_api
+):
+    import signal
+    import sys
+
+    from conftest import REPO
+
+    catalog = write_catalog(tmp_path / "c.csv", 3)
+    report_path = tmp_path / "report.json"
+    code = ("import asyncio, sys; from flows.catalog_refresh import catalog_refresh; "
+            "asyncio.run(catalog_refresh(catalog=sys.argv[1], dest=sys.argv[2], "
+            "approve_above_usd=0.1, approval_timeout_s=600, report_path=sys.argv[3]))")
+    env = {**cli_env(local_s3, emulator, prefect_api),
+           "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "spool")}
+    process = subprocess.Popen([sys.executable, "-c", code, str(catalog), dest,
+                                str(report_path)], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _paused_run_of(dest, timeout_s=180)
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        assert time.monotonic() - sent < 30, err[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert emulator.stats()["requests"] == 0 and emulator.ledger()["usd"] == 0
+    report = json.loads(report_path.read_text())
+    assert report["approval"]["decision"] == "stopped", err[-2000:]
+    assert report["totals"]["cost_usd"] == 0 and report["totals"]["skipped"] == 3
