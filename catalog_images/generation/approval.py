@@ -161,14 +161,18 @@ async def wait_for_answer(description: str, timeout_s: float,
     return "timed out", f"no answer within {timeout_s:.0f} s"
 
 
-async def _running_again(flow_run_id) -> None:
-    """Put a still-paused flow run back to Running, so it can write its report."""
-    async with get_client() as client:
-        state = (await client.read_flow_run(flow_run_id)).state
-        if state is not None and state.is_paused():
-            await client.set_flow_run_state(
-                flow_run_id, Running(message="spend not approved: writing the report"),
-                force=True)
+async def _running_again(flow_run_id, logger) -> None:
+    """Put a still-paused flow run back to Running, so it can write its report (a pause past
+    its timeout could only end Failed, without the run's own outcome)."""
+    try:
+        async with get_client() as client:
+            state = (await client.read_flow_run(flow_run_id)).state
+            if state is not None and state.is_paused():
+                await client.set_flow_run_state(
+                    flow_run_id, Running(message="spend not approved: writing the report"),
+                    force=True)
+    except Exception as exc:  # the API unreachable: the report is still written
+        logger.warning("could not end the flow run's pause: %s", redact(str(exc))[:300])
 
 
 async def approve_spend(run: RunSetup, plan: PlanSummary, stop: StopRequest,
@@ -194,7 +198,7 @@ async def approve_spend(run: RunSetup, plan: PlanSummary, stop: StopRequest,
         logger.info("spend approved; budget (max_cost_usd) %s", cap)
     else:
         if approval.decision != "cancelled":
-            await _running_again(FlowRunContext.get().flow_run.id)
+            await _running_again(FlowRunContext.get().flow_run.id, logger)
         logger.warning("spend not approved (%s): no paid request is sent", approval.reason)
         stop.set(f"no spend approval ({approval.reason})")
     return replace(run, settings=settings.model_copy(update={"max_cost_usd": approval.budget_usd}),

@@ -127,7 +127,7 @@ def paused(monkeypatch):
         while not state.cancelled:
             await asyncio.sleep(0.01)
 
-    async def running_again(flow_run_id):
+    async def running_again(flow_run_id, logger):
         state.resumed.append(flow_run_id)
 
     flow_run = SimpleNamespace(flow_run=SimpleNamespace(id=uuid4()))
