@@ -45,6 +45,7 @@ class RunSetup:
     provider_configs: list[ProviderConfig]
     started_at: str  # ISO UTC time
     started_wall: float  # time.monotonic() at the start
+    approval: dict | None = None  # the spend approval gate's decision (generation/approval.py)
 
     @property
     def provider_config(self) -> ProviderConfig:

@@ -64,6 +64,13 @@ class RunSettings(BaseModel):
         "then it ends failed with reason row_deadline")
     max_cost_usd: float | None = Field(
         None, ge=0, description="USD cap: no request starts that could take spend over it")
+    approve_above_usd: float | None = Field(
+        None, ge=0, description="a run whose projected cost is above this many USD waits for "
+        "approval before its first paid request (Prefect: paused for input; CLI: a question, "
+        "or --yes); unset: no approval")
+    approval_timeout_s: float = Field(
+        3600.0, gt=0, le=86_400, description="seconds a run waits for spend approval; then it "
+        "ends, having spent nothing")
     force: bool = Field(False, description="regenerate every row, even unchanged ones")
     force_skus: list[str] = Field(
         default_factory=list, description="regenerate these skus even if unchanged")

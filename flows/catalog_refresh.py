@@ -12,6 +12,7 @@ from prefect.states import State
 from catalog_images.catalog.plan import PlanSummary, RowChoices
 from catalog_images.destination.lease import hold_destination
 from catalog_images.errors import EXPECTED_ERRORS, install_clean_errors
+from catalog_images.generation.approval import approval_end, approve_spend
 from catalog_images.generation.finish import close_results, log_done, snapshot_index
 from catalog_images.generation.run import Generated, generate_here
 from catalog_images.generation.stop import StopRequest
@@ -54,7 +55,9 @@ async def catalog_refresh(
     max_provider_wait_s: float = RUN["max_provider_wait_s"],
     max_retry_hint_s: float = RUN["max_retry_hint_s"],
     row_deadline_s: float = RUN["row_deadline_s"],
-    max_cost_usd: float | None = RUN["max_cost_usd"], force: bool = RUN["force"],
+    max_cost_usd: float | None = RUN["max_cost_usd"],
+    approve_above_usd: float | None = RUN["approve_above_usd"],
+    approval_timeout_s: float = RUN["approval_timeout_s"], force: bool = RUN["force"],
     force_skus: list[str] | None = RUN["force_skus"],
     wrong_shape: WrongShape = RUN["wrong_shape"], mode: RunMode = RUN["mode"],
     batch_rows: int = RUN["batch_rows"], batch_deadline_s: float = RUN["batch_deadline_s"],
@@ -92,6 +95,7 @@ async def _refresh(parameters: dict, logger) -> dict | State:
                 RowChoices(settings.model, settings.force, frozenset(settings.force_skus)),
             ), run, logger)
             await check_plan_models(run, plan, logger)
+            run = await approve_spend(run, plan, stop, logger)  # approve_above_usd
             sink = settled_results(plan, work_dir)
             progress = RunProgress(run.run_id, total=plan.to_generate, phase="generating")
             progress.publish()
@@ -104,7 +108,7 @@ async def _refresh(parameters: dict, logger) -> dict | State:
                 header, totals, str(work_dir), run.location, run.s3, settings.report_path,
                 generated.thumbnails)
             log_done(progress, totals, header["report_uri"], logger)
-    return run_outcome(outcome, generated.stopped_by, logger, events)
+    return approval_end(run_outcome(outcome, generated.stopped_by, logger, events), run)
 
 
 async def _generate(run: RunSetup, plan: PlanSummary, work_dir: Path, sink: ResultSink,

@@ -28,6 +28,7 @@ RUN_OPTION_FIELDS: dict[str, str] = {
     "breaker_cooldown": "breaker_cooldown_s", "max_provider_wait": "max_provider_wait_s",
     "max_retry_hint": "max_retry_hint_s", "row_deadline": "row_deadline_s",
     "batch_deadline": "batch_deadline_s", "batch_poll": "batch_poll_s",
+    "approve_above": "approve_above_usd", "approval_timeout": "approval_timeout_s",
 }
 _OPTION_OF = {field: option for option, field in RUN_OPTION_FIELDS.items()}
 RUN = {_OPTION_OF.get(field, field): default for field, default in RUN_DEFAULTS.items()}
@@ -68,6 +69,10 @@ def run(
     max_retry_hint: Annotated[float, _help("max_retry_hint")] = RUN["max_retry_hint"],
     row_deadline: Annotated[float, _help("row_deadline")] = RUN["row_deadline"],
     max_cost: Annotated[float | None, _help("max_cost")] = RUN["max_cost"],
+    approve_above: Annotated[float | None, _help("approve_above")] = RUN["approve_above"],
+    approval_timeout: Annotated[float, _help(
+        "approval_timeout", "; Prefect runs only: the CLI asks before it starts"
+    )] = RUN["approval_timeout"],
     force: Annotated[bool, _help("force")] = RUN["force"],
     force_sku: Annotated[list[str] | None, _help(
         "force_sku", "; repeatable")] = RUN["force_sku"],
@@ -81,15 +86,19 @@ def run(
     shard_deployment: Annotated[str, _help("shard_deployment")] = RUN["shard_deployment"],
     dask_address: Annotated[str | None, _help("dask_address")] = RUN["dask_address"],
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="approve the spend without asking (see --approve-above)")] = False,
 ) -> None:
     """Run one catalog refresh and print its summary.
 
     Exit status 0 when every accepted row ended with an image, 1 when some did not,
-    2 when the settings or the catalog are unusable (nothing was sent).
+    2 when the settings or the catalog are unusable, or the spend was not approved (nothing
+    was sent).
     """
-    options = {name: value for name, value in locals().items() if name != "progress"}
+    options = {name: value for name, value in locals().items()
+               if name not in ("progress", "yes")}
     apply_defaults(quiet_console=progress)
-    raise typer.Exit(execute_run(**run_settings_of(options), show_progress=progress))
+    raise typer.Exit(execute_run(**run_settings_of(options), show_progress=progress, yes=yes))
 
 
 @app.command()
@@ -109,21 +118,8 @@ def estimate(
         help="standard, or batch (priced at Batch Mode prices)")] = RUN["mode"],
 ) -> None:
     """Print what a run would generate, skip and reject, its cost and duration: no request."""
-    import tempfile
-
-    from catalog_images.catalog.estimate import estimate as project
-    from catalog_images.catalog.plan import RowChoices, plan_catalog
-    from catalog_images.catalog.read import CatalogError
-    from catalog_images.destination.index import load_index
-    from catalog_images.destination.layout import DestinationLayout
-    from catalog_images.destination.storage import (
-        S3Location,
-        S3Settings,
-        StorageError,
-        describe_s3_error,
-    )
+    from catalog_images.cli.spend import project
     from catalog_images.errors import explain
-    from catalog_images.providers.config import ConfigError, get_provider
     from catalog_images.settings import SettingsError
 
     try:
@@ -132,20 +128,9 @@ def estimate(
                                concurrency=concurrency, prompt_template=prompt_template,
                                force=force, mode=mode,
                                providers_file=str(providers_file) if providers_file else None)
-        routes = {name: [get_provider(p, settings.providers_file) for p in names]
-                  for name, names in settings.routes.items()}
-        s3 = S3Settings.from_environment()
-        location = S3Location.parse(dest)
-        with tempfile.TemporaryDirectory() as work:
-            plan = plan_catalog(catalog, settings.prompt_template, routes["bulk"][0], s3,
-                                Path(work), load_index(s3, location),
-                                RowChoices(model, force),
-                                sku_key_room=DestinationLayout(location).sku_key_room())
-    except (SettingsError, ConfigError, CatalogError, StorageError, ValueError) as exc:
+    except SettingsError as exc:
         fail(explain(exc))
-    except (BotoCoreError, ClientError) as exc:
-        fail(f"{dest}: {describe_s3_error(exc)}")
-    json.dump(project(plan, routes, concurrency, settings.mode), sys.stdout, indent=2)
+    json.dump(project(settings), sys.stdout, indent=2)
     print()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import contextmanager
 
+import typer
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import (
@@ -19,6 +20,14 @@ from rich.progress import (
 from catalog_images.report.progress import RunProgress, subscribe, unsubscribe
 
 console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error (secrets redacted) and exit with ``code`` (2: bad input)."""
+    from catalog_images.secrets import redact
+
+    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    raise typer.Exit(code)
 
 
 @contextmanager

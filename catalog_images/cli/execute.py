@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import typer
-
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print a one-line error (secrets redacted) and exit with ``code``."""
-    from catalog_images.cli.console import console
-    from catalog_images.secrets import redact
+    from catalog_images.cli.console import fail as print_and_exit
 
-    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
-    raise typer.Exit(code)
+    print_and_exit(message, code)
 
 
-def execute_run(show_progress: bool = True, **params) -> int:
-    """Validate, run the flow in this process, print the summary; return the exit code."""
+def execute_run(show_progress: bool = True, yes: bool = False, **params) -> int:
+    """Validate, ask whether to spend (``approve_above_usd``; ``yes`` approves), run the flow
+    in this process, print the summary; return the exit code."""
     from catalog_images.cli.console import console, print_summary, progress_bar, run_coroutine
     from catalog_images.errors import explain
     from catalog_images.providers.config import ConfigError, get_provider
@@ -29,6 +26,10 @@ def execute_run(show_progress: bool = True, **params) -> int:
             get_provider(name, settings.providers_file).resolve_api_key()
     except (SettingsError, ConfigError) as exc:
         fail(explain(exc))
+    from catalog_images.cli.spend import confirm_spend
+
+    confirm_spend(settings, yes)  # asked here, so the flow runs without its pause
+    settings = settings.model_copy(update={"approve_above_usd": None})
     from catalog_images.report.outcome import expected_error_of
     from flows.catalog_refresh import catalog_refresh, outcome_of
 

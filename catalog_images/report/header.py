@@ -29,4 +29,5 @@ def report_header(run: RunSetup, plan: PlanSummary, stopped_by: str | None,
         "removed": {"count": plan.removed, "skus": plan.removed_sample,
                     "note": "images of removed skus are kept"},
         "stopped_by": stopped_by,
+        "approval": run.approval,  # None: no approval was needed
     }

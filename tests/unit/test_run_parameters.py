@@ -67,7 +67,7 @@ def test_every_setting_has_a_run_option_with_the_same_default():
     assert not missing, f"run has no option for {sorted(missing)}"
     for option, field in field_of.items():
         if field not in RunSettings.model_fields:
-            assert option == "progress"  # the only CLI-only option
+            assert option in ("progress", "yes")  # the only CLI-only options
         elif field not in REQUIRED:
             assert _as_settings(field, options[option]) == _settings_default(field), option
 
@@ -75,7 +75,7 @@ def test_every_setting_has_a_run_option_with_the_same_default():
 def test_run_passes_the_settings_defaults_to_the_run(monkeypatch):
     seen = {}
 
-    def fake_execute_run(show_progress=True, **params):
+    def fake_execute_run(show_progress=True, yes=False, **params):
         seen.update(params)
         return 0
 
@@ -90,7 +90,8 @@ def test_run_passes_the_settings_defaults_to_the_run(monkeypatch):
 
 def test_run_options_reach_their_fields(monkeypatch):
     seen = {}
-    monkeypatch.setattr(cli, "execute_run", lambda show_progress=True, **p: seen.update(p) or 0)
+    monkeypatch.setattr(cli, "execute_run",
+                        lambda show_progress=True, yes=False, **p: seen.update(p) or 0)
     monkeypatch.setattr(cli, "apply_defaults", lambda **_: None)
     args = ["run", "--catalog", "c.csv", "--dest", "s3://b/p", "--fallback-provider", "a",
             "--fallback-provider", "b", "--report", "r.json", "--max-cost", "2.5",
@@ -110,7 +111,8 @@ def test_estimate_shares_the_run_defaults():
 
 def test_the_run_model_is_a_known_model_or_a_clear_error(monkeypatch):
     seen = {}
-    monkeypatch.setattr(cli, "execute_run", lambda show_progress=True, **p: seen.update(p) or 0)
+    monkeypatch.setattr(cli, "execute_run",
+                        lambda show_progress=True, yes=False, **p: seen.update(p) or 0)
     monkeypatch.setattr(cli, "apply_defaults", lambda **_: None)
     args = ["run", "--catalog", "c.csv", "--dest", "s3://b/p", "--model",
             "gemini-3.1-flash-image"]
