@@ -19,6 +19,7 @@ from pydantic import (
 SHARD_DEPLOYMENT = "catalog-refresh-shard/shard"
 RunMode = Literal["standard", "batch"]
 WrongShape = Literal["quarantine", "accept", "fail"]
+MAX_LINK_EXPIRY_S = 7 * 24 * 3600  # S3 refuses presigned URLs valid for longer
 
 
 class SettingsError(ValueError):
@@ -46,6 +47,10 @@ class RunSettings(BaseModel):
     prompt_template: str | None = Field(
         None, description="e.g. 'Studio photo of a {color} {title}'; catalog columns in braces")
     report_path: str | None = Field(None, description="also write the JSON report to this path")
+    link_expiry_s: int = Field(
+        MAX_LINK_EXPIRY_S, ge=60, le=MAX_LINK_EXPIRY_S,
+        description="seconds the summary's presigned links (report, contact sheet, images "
+        "listing) stay valid; at most 604800 (7 days, S3's limit)")
     chunk_size: int = Field(100, ge=1, le=5000, description="rows per Prefect task run")
     max_attempts: int = Field(6, ge=1, le=20, description="provider attempts per row")
     providers_file: str | None = Field(

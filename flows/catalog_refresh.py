@@ -48,7 +48,8 @@ async def catalog_refresh(
     priority_providers: list[str] | None = RUN["priority_providers"],
     model: str | None = RUN["model"],
     concurrency: int = RUN["concurrency"], prompt_template: str | None = RUN["prompt_template"],
-    report_path: str | None = RUN["report_path"], chunk_size: int = RUN["chunk_size"],
+    report_path: str | None = RUN["report_path"], link_expiry_s: int = RUN["link_expiry_s"],
+    chunk_size: int = RUN["chunk_size"],
     max_attempts: int = RUN["max_attempts"], providers_file: str | None = RUN["providers_file"],
     aws_credentials_block: str | None = RUN["aws_credentials_block"],
     breaker_cooldown_s: float = RUN["breaker_cooldown_s"],
@@ -106,7 +107,7 @@ async def _refresh(parameters: dict, logger) -> dict | State:
             header = report_header(run, plan, generated.stopped_by, flow_run.id)
             outcome = await publish_report_task(
                 header, totals, str(work_dir), run.location, run.s3, settings.report_path,
-                generated.thumbnails)
+                generated.thumbnails, settings.link_expiry_s)
             log_done(progress, totals, header["report_uri"], logger)
     return approval_end(run_outcome(outcome, generated.stopped_by, logger, events), run)
 

@@ -15,7 +15,7 @@ from catalog_images.report.publish import publish_report
 @task(name="publish-report", cache_policy=NO_CACHE, persist_result=False)
 async def publish_report_task(
     header: dict, totals: dict, work_dir: str, location: S3Location, s3: S3Settings,
-    report_path: str | None, thumbnails: list[SheetItem],
+    report_path: str | None, thumbnails: list[SheetItem], link_expiry_s: int,
 ) -> dict:
     """Write the report locally and to S3, the pictures beside it, and the run's artifacts.
 
@@ -23,4 +23,4 @@ async def publish_report_task(
     comes out; the returned dict is the run's outcome.
     """
     return await publish_report(header, totals, Path(work_dir), location, s3, report_path,
-                                thumbnails)
+                                thumbnails, link_expiry_s)

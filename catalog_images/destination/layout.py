@@ -99,6 +99,10 @@ class DestinationLayout:
         """The images folder as an ``s3://`` URI ending in a slash."""
         return self._uri(self._key(IMAGES)) + "/"
 
+    def images_prefix(self) -> str:
+        """The List prefix of the images folder (ends in a slash)."""
+        return self._key(IMAGES) + "/"
+
     def image_link_from_run_folder(self, image_key: str) -> str:
         """The relative URL (percent-encoded) of an image key from a file in ``runs/{run_id}/``."""
         base = self._key()
@@ -117,6 +121,10 @@ class DestinationLayout:
     def run_key(self, run_id: str, name: str = "") -> str:
         """A file of a run's folder (the folder itself without ``name``, no trailing slash)."""
         return self._key(RUNS, run_id, name)
+
+    def run_prefix(self, run_id: str) -> str:
+        """The List prefix of a run's folder (ends in a slash)."""
+        return self.run_key(run_id) + "/"
 
     def run_uri(self, run_id: str, name: str = "") -> str:
         """``run_key`` as an ``s3://`` URI; the folder's ends in a slash."""

@@ -30,6 +30,7 @@ from catalog_images.destination.storage import (
 )
 from catalog_images.report.contact_sheet import SheetItem, contact_sheet_html, contact_sheet_png
 from catalog_images.report.history_chart import history_chart_png
+from catalog_images.report.links import Presigner, links_markdown, presigner, summary_links
 from catalog_images.report.render import (
     problem_examples,
     problem_rows,
@@ -40,9 +41,10 @@ from catalog_images.report.render import (
 
 async def publish_report(header: dict, totals: dict, work_dir: Path, location: S3Location,
                          s3: S3Settings, report_path: str | None,
-                         thumbnails: list[SheetItem]) -> dict:
+                         thumbnails: list[SheetItem], link_expiry_s: int) -> dict:
     """Write the report locally and to S3, pictures beside it, and Prefect artifacts.
 
+    The summary links its files by URLs presigned for ``link_expiry_s`` (report/links.py).
     Returns the run's outcome: run and flow run ids, totals, the report's URI (None when
     it was not uploaded), the summary markdown, the local report path and the upload error.
     """
@@ -57,7 +59,8 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
     layout, run_id = DestinationLayout(location), header["run_id"]
     ledger_row = work_dir / "summary.json"
     ledger_row.write_text(json.dumps(history_row(header, totals)))
-    upload_error = None
+    upload_error, links = None, {}
+    presign = await asyncio.to_thread(presigner, s3, location, link_expiry_s)
     try:  # S3 down now must not lose what the run did and paid: the summary still comes out
         for name, path, content_type in (
             ("report.json", report, "application/json"),
@@ -66,16 +69,18 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
         ):
             await asyncio.to_thread(put_file, s3, location, layout.run_key(run_id, name),
                                     path, content_type)
-        pictures = await publish_pictures(header, totals, work_dir, location, s3, thumbnails)
+        pictures = await publish_pictures(header, totals, work_dir, presign, s3, thumbnails)
         header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
                   "history_chart_uri": pictures["history.png"]}
+        links = summary_links(presign, run_id)
     except (StorageError, ClientError, BotoCoreError, OSError) as exc:
         upload_error = s3_problem(exc)
-    markdown = summary_markdown(header, totals, problem_examples(manifest))
+    markdown = "\n".join([summary_markdown(header, totals, problem_examples(manifest)), "",
+                          *links_markdown(links)])
     if upload_error:
         markdown += (f"\n\n**The report was not uploaded to S3** ({upload_error}); "
                      f"local copy: `{local_report or 'none (use --report PATH)'}`.\n")
-    await _publish_artifacts(header, markdown, manifest, location, s3)
+    await _publish_artifacts(header, markdown, manifest, location, links)
     return {
         "run_id": header["run_id"], "flow_run_id": header["flow_run_id"], "totals": totals,
         "report_uri": None if upload_error else header["report_uri"], "summary": markdown,
@@ -85,14 +90,14 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
 
 
 async def _publish_artifacts(header: dict, markdown: str, manifest: Path, location: S3Location,
-                             s3: S3Settings) -> None:
+                             links: dict[str, str]) -> None:
     """The summary, a link to the run folder and, if any, the table of problem rows."""
     await acreate_markdown_artifact(markdown, key="catalog-refresh-summary",
                                     description=f"Run {header['run_id']}")
     layout, run_id = DestinationLayout(location), header["run_id"]
     run_folder = layout.run_uri(run_id)
     await acreate_link_artifact(
-        link=browsable_url(s3, location, layout.run_key(run_id)) or run_folder,
+        link=links.get("run_folder") or run_folder,
         link_text=f"Run folder {run_folder}", key="catalog-refresh-run-folder",
         description="Report, manifest and ledger row of this run")
     problems = problem_rows(manifest)
@@ -101,10 +106,15 @@ async def _publish_artifacts(header: dict, markdown: str, manifest: Path, locati
                                      description="Failed and rejected rows")
 
 
-async def publish_pictures(header: dict, totals: dict, work_dir: Path, location: S3Location,
+async def publish_pictures(header: dict, totals: dict, work_dir: Path, presign: Presigner,
                            s3: S3Settings, thumbnails: list[SheetItem]) -> dict[str, str]:
-    """Contact sheet (PNG + HTML) and history chart next to the report; their URIs."""
-    layout, run_id = DestinationLayout(location), header["run_id"]
+    """Contact sheet (PNG + HTML) and history chart next to the report; their URIs.
+
+    The page links its images by presigned URLs (relative ones when the store cannot sign),
+    so it shows them from a private bucket too.
+    """
+    location, run_id = presign.location, header["run_id"]
+    layout = DestinationLayout(location)
     title = (f"Run {header['run_id']}: {totals['succeeded']} images, {totals['failed']} "
              f"failed, ${totals['cost_usd']:.2f}")
     extra = [SheetItem("", b"")] * max(0, totals["succeeded"] - len(thumbnails))
@@ -113,8 +123,10 @@ async def publish_pictures(header: dict, totals: dict, work_dir: Path, location:
             contact_sheet_png, [*thumbnails, *extra], title=title,
             max_items=len(thumbnails)), "image/png"),
         "contact-sheet.html": (contact_sheet_html(
-            [(t.sku, layout.image_link_from_run_folder(t.key)) for t in thumbnails],
-            title=title).encode(),
+            [(t.sku, presign.url(t.key) or layout.image_link_from_run_folder(t.key))
+             for t in thumbnails], title=title,
+            sheet_png_name=presign.url(layout.run_key(run_id, "contact-sheet.png"))
+            or "contact-sheet.png").encode(),
             "text/html; charset=utf-8"),
         "history.png": (await asyncio.to_thread(
             history_chart_png, await asyncio.to_thread(read_history, s3, location)),
@@ -134,9 +146,3 @@ def s3_problem(exc: BaseException) -> str:
     """A StorageError's own message, or a boto error described without secrets."""
     return str(exc) if isinstance(exc, StorageError) else describe_s3_error(exc)
 
-
-def browsable_url(s3: S3Settings, location: S3Location, key: str) -> str | None:
-    """An http(s) URL of an S3 folder when the store has an explicit endpoint."""
-    if not s3.endpoint_url:
-        return None
-    return f"{s3.endpoint_url.rstrip('/')}/{location.bucket}/{key}/"
