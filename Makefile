@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with python3 (3.11+) and make:
 #   make demo   - run the sample catalog through the emulator into a local S3 server
-#   make test   - the whole test suite
+#   make test   - the unit and end-to-end tests (make scenarios: the process-level ones)
 #   make ui-test - the Prefect UI in Chromium (apt-get install -y chromium; skipped without it)
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test ui-test lint bench reliability clean
+.PHONY: install demo test scenarios ui-test lint bench reliability clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -26,18 +26,16 @@ demo: install
 	$(UV) run catalog-images demo
 
 # Two pytest workers (pytest-xdist): most tests wait on the emulator, S3 or a child process,
-# so two at a time take about two thirds of the time of one after the other.
+# so two at a time take about two thirds of the time of one after the other; worksteal keeps
+# both busy to the end. Process-level scenarios (kill -9, SIGTERM, deployments on workers,
+# shards) take minutes each: `make scenarios` runs them (CI runs both targets).
 test: install
 	$(UV) run ruff check .
 	$(UV) run lint-imports
-	$(UV) run pytest -n 2
+	$(UV) run pytest -n 2 --dist worksteal -m "not scenario"
 
-# The Prefect UI in a real browser: Playwright (the `ui` dependency group) drives the system
-# Chromium (Debian package `chromium`); the test says it was skipped when there is none.
-# It refreshes the README's screenshots, docs/images/ui-run-form.png and ui-run-summary.png.
-ui-test: install
-	$(UV) sync --frozen --group ui
-	$(UV) run --frozen --group ui pytest tests/ui
+scenarios: install
+	$(UV) run pytest -n 2 --dist worksteal -m scenario
 
 bench: install
 	$(UV) run python -m bench.throughput

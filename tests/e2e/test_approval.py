@@ -183,6 +183,7 @@ def test_the_cli_asks_before_the_flow_and_yes_approves(
     assert emulator.ledger()["images"] == 3
 
 
+@pytest.mark.scenario
 def test_a_stop_signal_while_waiting_ends_the_run_in_seconds_with_its_report(
     emulator, local_s3, dest, tmp_path, prefect_api
 ):

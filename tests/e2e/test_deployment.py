@@ -29,6 +29,7 @@ def worker_env(prefect_api, local_s3, emulator, tmp_path) -> dict:
             "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "spool"), "PWD": str(REPO)}
 
 
+@pytest.mark.scenario
 def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId

@@ -109,6 +109,7 @@ def test_a_lease_from_another_host_is_watched_kept_while_renewed_and_taken_once_
     assert s3.client().list_objects_v2(Bucket=local.bucket, Prefix=local.key)["KeyCount"] == 0
 
 
+@pytest.mark.scenario
 def test_two_runs_on_one_destination_never_buy_the_same_image(
     emulator, local_s3, dest, tmp_path, prefect_api, s3_env
 ):

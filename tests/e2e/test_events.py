@@ -125,6 +125,7 @@ def webhook():
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.scenario
 def test_an_installed_automation_notifies_when_a_refresh_fails(
     webhook, emulator, local_s3, dest, tmp_path, prefect_api
 ):

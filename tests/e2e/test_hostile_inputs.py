@@ -69,6 +69,7 @@ def test_each_route_into_the_worker_is_refused_before_any_request(
 
 
 @pytest.mark.timeout(900)  # prefect deploy and a worker process, on a busy 2-core machine
+@pytest.mark.scenario
 def test_a_deployment_run_with_hostile_parameters_is_refused(
         emulator, local_s3, dest, tmp_path, prefect_api):
     from prefect.client.orchestration import get_client

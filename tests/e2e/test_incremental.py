@@ -105,6 +105,7 @@ def test_an_s3_outage_mid_run_loses_nothing_and_pays_nothing_twice(emulator, tmp
         assert len(keys) == 60
 
 
+@pytest.mark.scenario
 def test_sigkill_mid_run_then_rerun_completes_and_bills_no_prompt_twice(
     emulator, local_s3, dest, tmp_path, prefect_api
 ):
@@ -223,6 +224,7 @@ def _wait(condition, timeout_s: float = 120.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.scenario
 def test_sigkill_in_batch_mode_at_any_stage_then_rerun_bills_no_prompt_twice(
     emulator, local_s3, dest, tmp_path, prefect_api
 ):
@@ -305,6 +307,7 @@ def test_batch_mode_uploads_a_spooled_image_instead_of_buying_it_again(
         "Body"].read() == data
 
 
+@pytest.mark.scenario
 def test_sigterm_or_ctrl_c_stops_without_losing_a_paid_image(
     emulator, local_s3, dest, tmp_path, prefect_api
 ):

@@ -145,6 +145,7 @@ def test_a_configuration_error_ends_the_run_at_once_instead_of_waiting_for_a_bre
     assert all("provider configuration" in r["reason"] for r in rows["failed"])
 
 
+@pytest.mark.scenario
 def test_sigterm_while_rows_wait_on_a_one_hour_pause_ends_the_run_within_seconds(
     emulator, local_s3, dest, tmp_path, prefect_api
 ):

@@ -72,6 +72,7 @@ def workers(prefect_api, local_s3, tmp_path):
     _stop(procs)
 
 
+@pytest.mark.scenario
 def test_sharded_run_on_two_workers_equals_the_unsharded_run(
     paced_emulator, workers, dest, tmp_path
 ):
@@ -148,6 +149,7 @@ def dask_cluster(prefect_api, local_s3, tmp_path):
     _stop(procs[::-1])
 
 
+@pytest.mark.scenario
 def test_shards_on_a_dask_cluster_share_the_quota_and_merge_into_one_report(
     paced_emulator, dask_cluster, dest, tmp_path
 ):
