@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -19,6 +20,8 @@ os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
 # Each pytest process (each xdist worker too) gets its own Prefect home, so ephemeral-mode
 # runs never share one SQLite database, nor touch the user's ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="catalog-images-prefect-")
+
+from session_server import shared_api_url, stop_shared  # noqa: E402
 
 from catalog_images.devtools.emulator import Emulator, EmulatorConfig  # noqa: E402
 from catalog_images.devtools.local_s3 import LocalS3  # noqa: E402
@@ -68,21 +71,33 @@ def emulator(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
-    """A real `prefect server start` on loopback (temporary database) for the session."""
-    from catalog_images.devtools.prefect_server import PrefectServer
+def prefect_server_url(tmp_path_factory, worker_id) -> Iterator[str]:
+    """A real `prefect server start` on loopback (temporary database) for the session: one
+    for all xdist workers (tests/session_server.py), stopped by the controller at the end."""
+    if worker_id == "master":  # no xdist: this process owns the server
+        from catalog_images.devtools.prefect_server import PrefectServer
 
-    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
-        yield server
+        with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
+            yield server.api_url
+        return
+    yield shared_api_url(tmp_path_factory.getbasetemp().parent)
+
+
+def pytest_sessionfinish(session) -> None:
+    """The xdist controller stops the server its workers shared, once they are all done."""
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        factory = getattr(session.config, "_tmp_path_factory", None)
+        if factory is not None:
+            stop_shared(factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
-def prefect_api(prefect_server):
+def prefect_api(prefect_server_url):
     """The session server's API URL, also made this process's Prefect API."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
-        yield prefect_server.api_url
+    with temporary_settings({PREFECT_API_URL: prefect_server_url}):
+        yield prefect_server_url
 
 
 @pytest.fixture

@@ -41,6 +41,11 @@ class PrefectServer:
         return f"http://{self.host}:{self.port}/api"
 
     @property
+    def pid(self) -> int | None:
+        """The server process's PID (its process group's id too), once started."""
+        return self._proc.pid if self._proc else None
+
+    @property
     def log_path(self) -> Path:
         """The server's combined output."""
         return self.home / "server.log"
