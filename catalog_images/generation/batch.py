@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from catalog_images.destination import batch_records
 from catalog_images.destination.batch_records import BatchRecord
 from catalog_images.destination.storage import describe_s3_error
+from catalog_images.generation import batch_outs
 from catalog_images.generation.deliver import keep
 from catalog_images.generation.resources import RunContext
 from catalog_images.generation.row import (
@@ -30,6 +31,7 @@ from catalog_images.generation.row import (
     process_row,
 )
 from catalog_images.generation.shape import deliver_checked
+from catalog_images.generation.stop import StopRequest
 from catalog_images.models import ImageRequest, Job
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ProviderError
@@ -100,9 +102,15 @@ def _maybe_created(exc: ProviderError) -> bool:
     return not (exc.status is not None and 400 <= exc.status < 500)
 
 
-async def _create(client: GeminiBatchClient, requests: list, display_name: str) -> str:
+async def _create(client: GeminiBatchClient, requests: list, display_name: str, *,
+                  stop: StopRequest | None = None, max_hint_s: float = float("inf")) -> str:
     """Create the job exactly once; after an answer that may hide a created job (timeout,
-    reset, 5xx), look it up by display name before sending again."""
+    reset, 5xx), look it up by display name before sending again.
+
+    A refusal no retry fixes (per-day quota, spend cap, configuration, a hint over
+    ``max_hint_s``) is not sent again; a stop ends the waits between attempts.
+    """
+    pause = stop.pause if stop is not None else asyncio.sleep
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             return await client.create(requests, display_name)
@@ -110,13 +118,14 @@ async def _create(client: GeminiBatchClient, requests: list, display_name: str) 
             if _maybe_created(exc):
                 found = await client.find(display_name)  # a failure here leaves it unknown
                 if found is None:  # a create can land late: look once more before resending
-                    await asyncio.sleep(CREATE_GRACE_S)
+                    await pause(CREATE_GRACE_S)
                     found = await client.find(display_name)
                 if found is not None:
                     return found
-            if not exc.retryable or attempt == CREATE_ATTEMPTS:
+            if (not exc.retryable or attempt == CREATE_ATTEMPTS or (stop and stop.requested)
+                    or (exc.retry_after_s or 0) > max_hint_s):
                 raise NotCreated(exc) from None
-            await asyncio.sleep(exc.retry_after_s or min(30.0, 2.0 ** attempt))
+            await pause(exc.retry_after_s or min(30.0, 2.0 ** attempt))
     raise AssertionError("unreachable")
 
 
@@ -272,6 +281,11 @@ async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
                   jobs: list[Job], deadline_s: float, poll_s: float) -> asyncio.Future | None:
     """Record and create one batch job of ``jobs``; the task settling it, or None when the
     rows already have their outcome (skipped for a later run, or failed)."""
+    out = batch_outs.out_now(ctx, config, jobs[0].model)
+    if out is not None:  # put out while these rows waited for their job
+        _release(ctx, config, jobs)
+        batch_outs.end_rows(ctx, config, jobs, out)
+        return None
     readable = await _requests(ctx, config, jobs)
     jobs = [job for job, _ in readable]
     if not jobs:
@@ -286,12 +300,17 @@ async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
         return None
     try:
         record.name = await _create(client, [(job.sku, request) for job, request in readable],
-                                    record.display_name)
+                                    record.display_name, stop=ctx.stop,
+                                    max_hint_s=ctx.policy.max_retry_hint_s)
     except NotCreated as exc:
         await batch_records.forget(ctx, record)
         _release(ctx, config, jobs)
-        _skip(ctx, config, jobs,
-              f"batch could not be created ({exc.cause}): queued for the next run")
+        out = batch_outs.take_out(ctx, config, exc.cause, jobs[0].model)
+        if out is not None:
+            batch_outs.end_rows(ctx, config, jobs, out)
+        else:
+            _skip(ctx, config, jobs,
+                  f"batch could not be created ({exc.cause}): queued for the next run")
         return None
     except ProviderError as exc:  # created or not, unknown: the next run finds out
         _skip(ctx, config, jobs, f"batch {record.display_name} may have been created"
@@ -309,6 +328,10 @@ async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> boo
         return False
     if ctx.spool.find(job.sku, job.fingerprint) is not None:
         await process_row(job, ctx)  # paid for already: upload from the spool
+        return False
+    out = batch_outs.out_now(ctx, config, job.model)
+    if out is not None:  # no lookups for a row that cannot be sent anyway
+        batch_outs.end_rows(ctx, config, [job], out)
         return False
     existing = await find_current(ctx, job, job.fingerprint)
     if existing:
