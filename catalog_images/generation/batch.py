@@ -281,10 +281,7 @@ async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
                   jobs: list[Job], deadline_s: float, poll_s: float) -> asyncio.Future | None:
     """Record and create one batch job of ``jobs``; the task settling it, or None when the
     rows already have their outcome (skipped for a later run, or failed)."""
-    out = batch_outs.out_now(ctx, config, jobs[0].model)
-    if out is not None:  # put out while these rows waited for their job
-        _release(ctx, config, jobs)
-        batch_outs.end_rows(ctx, config, jobs, out)
+    if batch_outs.ended(ctx, config, jobs, reserved=True):  # out while they waited
         return None
     readable = await _requests(ctx, config, jobs)
     jobs = [job for job, _ in readable]
@@ -305,10 +302,7 @@ async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
     except NotCreated as exc:
         await batch_records.forget(ctx, record)
         _release(ctx, config, jobs)
-        out = batch_outs.take_out(ctx, config, exc.cause, jobs[0].model)
-        if out is not None:
-            batch_outs.end_rows(ctx, config, jobs, out)
-        else:
+        if not batch_outs.refused(ctx, config, jobs, exc.cause):
             _skip(ctx, config, jobs,
                   f"batch could not be created ({exc.cause}): queued for the next run")
         return None
@@ -329,9 +323,7 @@ async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> boo
     if ctx.spool.find(job.sku, job.fingerprint) is not None:
         await process_row(job, ctx)  # paid for already: upload from the spool
         return False
-    out = batch_outs.out_now(ctx, config, job.model)
-    if out is not None:  # no lookups for a row that cannot be sent anyway
-        batch_outs.end_rows(ctx, config, [job], out)
+    if batch_outs.ended(ctx, config, [job], reserved=False):  # no lookups, no request
         return False
     existing = await find_current(ctx, job, job.fingerprint)
     if existing:

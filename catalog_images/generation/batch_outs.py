@@ -35,6 +35,30 @@ def out_now(ctx: RunContext, config: ProviderConfig, model: str | None) -> Provi
     return runtime.out_now(model) if runtime is not None else None
 
 
+def ended(ctx: RunContext, config: ProviderConfig, jobs: list[Job], *,
+          reserved: bool) -> bool:
+    """True when the provider is out for these rows (one model's): they are ended with the
+    cause, the budget ``reserved`` for them given back."""
+    out = out_now(ctx, config, jobs[0].model) if jobs else None
+    if out is None:
+        return False
+    if reserved:
+        for job in jobs:
+            ctx.budget.settle(config.batch_price(job.resolution, job.model), False)
+    end_rows(ctx, config, jobs, out)
+    return True
+
+
+def refused(ctx: RunContext, config: ProviderConfig, jobs: list[Job],
+            error: ProviderError) -> bool:
+    """True when a create of these rows (budget given back) was refused for a cause no retry
+    fixes: the provider (model) is put out and the rows are ended with the cause."""
+    out = take_out(ctx, config, error, jobs[0].model if jobs else None)
+    if out is not None:
+        end_rows(ctx, config, jobs, out)
+    return out is not None
+
+
 def end_rows(ctx: RunContext, config: ProviderConfig, jobs: list[Job],
              out: ProviderOut) -> None:
     """Record the rows as ended by ``out``: skipped for a quota or a spend cap (the next run

@@ -125,3 +125,21 @@ def test_a_configuration_refusal_fails_the_rows_and_a_retryable_one_puts_nothing
     (result,) = ctx.finished
     assert result.status == "failed" and result.error_class == "auth"
     assert "provider configuration" in result.reason
+
+
+def test_rows_meet_an_out_before_their_job_and_give_back_what_they_reserved() -> None:
+    from catalog_images.generation.budget import Budget
+
+    config = ProviderConfig(name="google", kind="gemini", base_url="https://api.test",
+                            model=PRO)
+    ctx = _context(config)
+    ctx.budget = Budget(10.0)
+    jobs = [_job(1, FLASH), _job(2, FLASH)]
+    for job in jobs:
+        assert ctx.budget.reserve(config.batch_price(job.resolution, job.model))
+    assert not batch_outs.ended(ctx, config, jobs, reserved=True)  # nothing out yet
+    spend = ProviderError(ErrorClass.SPEND_CAP, "prepay balance depleted", status=429)
+    assert batch_outs.refused(ctx, config, [_job(3, PRO)], spend)
+    assert batch_outs.ended(ctx, config, jobs, reserved=True)  # a spend cap: every model
+    assert ctx.budget.reserve(10.0)  # both reservations were given back
+    assert [r.reason for r in ctx.finished] == ["spend cap (provider billing limit)"] * 3
