@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from catalog_images.destination import batch_records
 from catalog_images.destination.batch_records import BatchRecord
 from catalog_images.destination.storage import describe_s3_error
+from catalog_images.generation import batch_outs
 from catalog_images.generation.deliver import keep
 from catalog_images.generation.resources import RunContext
 from catalog_images.generation.row import (
@@ -30,6 +31,7 @@ from catalog_images.generation.row import (
     process_row,
 )
 from catalog_images.generation.shape import deliver_checked
+from catalog_images.generation.stop import StopRequest
 from catalog_images.models import ImageRequest, Job
 from catalog_images.providers.batch_input import BatchInput
 from catalog_images.providers.config import ProviderConfig
@@ -105,9 +107,15 @@ def _maybe_created(exc: ProviderError) -> bool:
     return not (exc.status is not None and 400 <= exc.status < 500)
 
 
-async def _create(client: GeminiBatchClient, requests: BatchInput, display_name: str) -> str:
+async def _create(client: GeminiBatchClient, requests: BatchInput, display_name: str, *,
+                  stop: StopRequest | None = None, max_hint_s: float = float("inf")) -> str:
     """Create the job exactly once; after an answer that may hide a created job (timeout,
-    reset, 5xx), look it up by display name before sending again."""
+    reset, 5xx), look it up by display name before sending again.
+
+    A refusal no retry fixes (per-day quota, spend cap, configuration, a hint over
+    ``max_hint_s``) is not sent again; a stop ends the waits between attempts.
+    """
+    pause = stop.pause if stop is not None else asyncio.sleep
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             return await client.create(requests, display_name)
@@ -115,13 +123,14 @@ async def _create(client: GeminiBatchClient, requests: BatchInput, display_name:
             if _maybe_created(exc):
                 found = await client.find(display_name)  # a failure here leaves it unknown
                 if found is None:  # a create can land late: look once more before resending
-                    await asyncio.sleep(CREATE_GRACE_S)
+                    await pause(CREATE_GRACE_S)
                     found = await client.find(display_name)
                 if found is not None:
                     return found
-            if not exc.retryable or attempt == CREATE_ATTEMPTS:
+            if (not exc.retryable or attempt == CREATE_ATTEMPTS or (stop and stop.requested)
+                    or (exc.retry_after_s or 0) > max_hint_s):
                 raise NotCreated(exc) from None
-            await asyncio.sleep(exc.retry_after_s or min(30.0, 2.0 ** attempt))
+            await pause(exc.retry_after_s or min(30.0, 2.0 ** attempt))
     raise AssertionError("unreachable")
 
 
@@ -288,6 +297,8 @@ async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
                   jobs: list[Job], deadline_s: float, poll_s: float) -> asyncio.Future | None:
     """Record and create one batch job of ``jobs``; the task settling it, or None when the
     rows already have their outcome (skipped for a later run, or failed)."""
+    if batch_outs.ended(ctx, config, jobs, reserved=True):  # out while they waited
+        return None
     jobs, batch = await _written(ctx, config, jobs)
     with batch:
         if not jobs:
@@ -312,12 +323,14 @@ async def _created(ctx: RunContext, client: GeminiBatchClient, config: ProviderC
     their outcome instead (not created: queued again; perhaps created: left to the next run).
     """
     try:
-        record.name = await _create(client, batch, record.display_name)
+        record.name = await _create(client, batch, record.display_name, stop=ctx.stop,
+                                    max_hint_s=ctx.policy.max_retry_hint_s)
     except NotCreated as exc:
         await batch_records.forget(ctx, record)
         _release(ctx, config, record.jobs)
-        _skip(ctx, config, record.jobs,
-              f"batch could not be created ({exc.cause}): queued for the next run")
+        if not batch_outs.refused(ctx, config, record.jobs, exc.cause):
+            _skip(ctx, config, record.jobs,
+                  f"batch could not be created ({exc.cause}): queued for the next run")
         return False
     except ProviderError as exc:  # created or not, unknown: the next run finds out
         _skip(ctx, config, record.jobs, f"batch {record.display_name} may have been created"
@@ -334,6 +347,8 @@ async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> boo
         return False
     if ctx.spool.find(job.sku, job.fingerprint) is not None:
         await process_row(job, ctx)  # paid for already: upload from the spool
+        return False
+    if batch_outs.ended(ctx, config, [job], reserved=False):  # no lookups, no request
         return False
     existing = await find_current(ctx, job, job.fingerprint)
     if existing:

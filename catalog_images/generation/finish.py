@@ -21,9 +21,14 @@ async def snapshot_index(generated: Generated, run: RunSetup, logger) -> None:
     """Fold the index parts into one snapshot when this run added entries; warn if S3 fails.
 
     The index only saves work: the next run reads this run's parts, or HEADs the images,
-    and pays for nothing twice.
+    and pays for nothing twice. So a run stopped by a signal leaves the folding to the next
+    run: its report comes first, within seconds.
     """
     if not generated.index_entries:
+        return
+    if generated.stopped_by:
+        logger.info("index snapshot left to the next run (stopped by %s): it reads this run's "
+                    "index parts", generated.stopped_by)
         return
     try:
         await asyncio.to_thread(write_snapshot, run.s3, run.location, run.run_id)

@@ -41,6 +41,7 @@ class ProviderOut:
     reason: str  # the row reason, e.g. "daily quota (resets 2026-12-01 08:00 UTC)"
     message: str  # the run-level message: what happened and what to do
     until: float | None = None  # time.monotonic() it may be asked again; None: not this run
+    model: str | None = None  # the one model it holds for (per-day quota, 404); None: all
 
     def active(self, now: float | None = None) -> bool:
         """True while the provider is out."""
@@ -64,20 +65,29 @@ def _clock(seconds: float | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def out_for(name: str, error: ProviderError, max_hint_s: float) -> ProviderOut | None:
-    """The out state an answer puts provider ``name`` in, or None when retrying may help.
+def out_for(name: str, error: ProviderError, max_hint_s: float,
+            model: str | None = None) -> ProviderOut | None:
+    """The out state an answer to a request for ``model`` puts provider ``name`` in, or None
+    when retrying may help.
 
+    A per-day quota is per (provider, model) on Google (PerDayPerProjectPerModel), and a 404
+    names one model: those outs hold for ``model`` only; the others for the whole provider.
     ``max_hint_s``: the longest server retry hint waited for; a longer one is "out for now".
     """
     hint, now, cls = error.retry_after_s, time.monotonic(), error.error_class
+    of_model = f" of {model}" if model else ""
     if cls is ErrorClass.DAILY_QUOTA and error.status is not None:
         until = now + hint if hint else None
         reason = f"daily quota (resets {_clock(hint)})"
-        what = f"{name}: per-day quota spent ({error.message}); {WHAT_TO_DO[cls]}"
-        return ProviderOut(cls, reason, what, until)
+        what = f"{name}: per-day quota{of_model} spent ({error.message}); {WHAT_TO_DO[cls]}"
+        return ProviderOut(cls, reason, what, until, model)
     if cls is ErrorClass.SPEND_CAP:
         what = f"{name}: spend cap, prepay balance or billing tier ({error.message}); "
         return ProviderOut(cls, "spend cap (provider billing limit)", what + WHAT_TO_DO[cls])
+    if cls is ErrorClass.NOT_FOUND:
+        what = (f"{name}: {error} on a request{of_model}; every request{of_model} would get "
+                f"it: {WHAT_TO_DO[cls]}")
+        return ProviderOut(cls, f"{error} (provider configuration)", what, None, model)
     if cls in CONFIG_ERRORS:
         what = f"{name}: {error} on a request; every request would get it: {WHAT_TO_DO[cls]}"
         return ProviderOut(cls, f"{error} (provider configuration)", what)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,29 +88,42 @@ class ProviderRuntime:
     gate: ProviderGate
     breaker: CircuitBreaker
     stats: ProviderStats = field(default_factory=ProviderStats)
-    out: ProviderOut | None = None
+    out: ProviderOut | None = None  # out for every model
+    model_outs: dict[str, ProviderOut] = field(default_factory=dict)  # out for one model
 
     @property
     def name(self) -> str:
         """The provider's configured name."""
         return self.config.name
 
-    def available(self) -> bool:
-        """Has daily budget left and is not out; the breaker is asked separately (it may hand
-        out a probe)."""
-        return self.gate.daily_quota_left and (self.out is None or not self.out.active())
+    def out_now(self, model: str | None = None) -> ProviderOut | None:
+        """The out that holds for a row asking for ``model`` (None: the provider's default):
+        the provider's own, else that model's; None when the row may be sent."""
+        now = time.monotonic()
+        for out in (self.out, self.model_outs.get(self.config.model_for(model))):
+            if out is not None and out.active(now):
+                return out
+        return None
+
+    def available(self, model: str | None = None) -> bool:
+        """Has daily budget left and is not out (for ``model``); the breaker is asked
+        separately (it may hand out a probe)."""
+        return self.gate.daily_quota_left and self.out_now(model) is None
 
     def take_out(self, out: ProviderOut) -> bool:
-        """Put the provider out (the longer out wins); True when it was not out before.
-
-        Rows waiting for its slots are woken to go elsewhere or end.
+        """Put the provider, or its model ``out.model``, out (the longer out wins); True when
+        it was not out before. Rows waiting for its slots are woken to go elsewhere or end.
         """
-        was_in = self.out is None or not self.out.active()
-        if was_in or out.until is None or (self.out.until is not None
-                                           and out.until > self.out.until):
-            self.out = out
-        if was_in:
-            self.stats.out = out.message
+        current = self.model_outs.get(out.model) if out.model else self.out
+        was_in = current is None or not current.active()
+        if was_in or out.until is None or (current.until is not None
+                                           and out.until > current.until):
+            if out.model:
+                self.model_outs[out.model] = out
+            else:
+                self.out = out
+        if was_in and out.message not in (self.stats.out or ""):
+            self.stats.out = f"{self.stats.out}; {out.message}" if self.stats.out else out.message
         self.gate.interrupt()
         return was_in
 
@@ -127,27 +141,31 @@ class Router:
             BULK_ROUTE)
         return [self.runtimes[n] for n in self.routes[name]]
 
-    def choose(self, route: list[ProviderRuntime]) -> ProviderRuntime | None:
-        """The first provider of ``route`` that has budget and whose breaker lets a call by."""
+    def choose(self, route: list[ProviderRuntime],
+               model: str | None = None) -> ProviderRuntime | None:
+        """The first provider of ``route`` that has budget (for ``model``) and whose breaker
+        lets a call by."""
         for runtime in route:
-            if runtime.available() and runtime.breaker.allow():
+            if runtime.available(model) and runtime.breaker.allow():
                 return runtime
         return None
 
     @staticmethod
-    def exhausted(route: list[ProviderRuntime]) -> bool:
-        """True when no provider of ``route`` has daily budget left."""
-        return not any(r.available() for r in route)
+    def exhausted(route: list[ProviderRuntime], model: str | None = None) -> bool:
+        """True when no provider of ``route`` has daily budget left (for ``model``)."""
+        return not any(r.available(model) for r in route)
 
     @staticmethod
-    def out_error(route: list[ProviderRuntime]) -> tuple[ProviderRuntime, ProviderError] | None:
-        """When every provider of ``route`` is out or out of daily budget: the first one that
-        is out and the error its rows end with; else None."""
-        if not Router.exhausted(route):
+    def out_error(route: list[ProviderRuntime], model: str | None = None
+                  ) -> tuple[ProviderRuntime, ProviderError] | None:
+        """When every provider of ``route`` is out (for ``model``) or out of daily budget: the
+        first one that is out and the error its rows end with; else None."""
+        if not Router.exhausted(route, model):
             return None
         for runtime in route:
-            if runtime.out is not None and runtime.out.active():
-                return runtime, runtime.out.row_error()
+            out = runtime.out_now(model)
+            if out is not None:
+                return runtime, out.row_error()
         return route[0], ProviderError(
             ErrorClass.DAILY_QUOTA, "daily quota (requests_per_day used on every provider of "
             "the route)")
@@ -158,9 +176,9 @@ class Router:
             runtime.gate.interrupt()
 
     @staticmethod
-    def wait_hint(route: list[ProviderRuntime]) -> float:
+    def wait_hint(route: list[ProviderRuntime], model: str | None = None) -> float:
         """Seconds until some provider of ``route`` may take a probe."""
-        waits = [r.breaker.seconds_until_probe() for r in route if r.available()]
+        waits = [r.breaker.seconds_until_probe() for r in route if r.available(model)]
         return max(0.05, min(waits)) if waits else 0.0
 
     def summary(self) -> dict:

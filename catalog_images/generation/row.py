@@ -56,19 +56,19 @@ def _note_failover(route: list[ProviderRuntime], previous: ProviderRuntime | Non
 
 
 def _still_wanted(ctx: RunContext, route: list[ProviderRuntime], runtime: ProviderRuntime,
-                  probe: bool) -> bool:
+                  probe: bool, model: str | None = None) -> bool:
     """Asked when the row's turn comes at ``runtime``: is it still the right provider?
 
     No when the run is stopping, when the provider turned unhealthy while the row queued,
     or when a provider earlier in the route is healthy again (or due a probe): traffic goes
     back to where it belongs.
     """
-    if ctx.stop.requested or not runtime.available():
+    if ctx.stop.requested or not runtime.available(model):
         return False
     if not probe and not runtime.breaker.closed:
         return False
     better = route[: route.index(runtime)]
-    return not any(b.available() and b.breaker.would_allow() for b in better)
+    return not any(b.available(model) and b.breaker.would_allow() for b in better)
 
 
 @dataclass
@@ -77,6 +77,7 @@ class _Trip:
 
     route: list[ProviderRuntime]
     tries: Tries
+    model: str | None = None  # the row's model (None: each provider's default)
     failures: int = 0  # failed attempts, counted against the policy's max_attempts
     rate_limited: int = 0
     waited: float = 0.0  # seconds spent waiting for any provider of the route
@@ -93,13 +94,13 @@ async def _choose(ctx: RunContext, trip: _Trip) -> ProviderRuntime | ProviderErr
         if time.monotonic() >= trip.deadline:
             return ProviderError(ErrorClass.ROW_DEADLINE, "no image within the row deadline "
                                  f"(row_deadline_s = {ctx.policy.row_deadline_s:.0f})")
-        runtime = ctx.router.choose(trip.route)
+        runtime = ctx.router.choose(trip.route, trip.model)
         if runtime is not None:
             trip.probe = not runtime.breaker.closed  # allow() handed this row the probe
             _note_failover(trip.route, trip.previous, runtime)
             trip.previous = runtime
             return runtime
-        out = Router.out_error(trip.route)
+        out = Router.out_error(trip.route, trip.model)
         if out is not None:
             trip.previous, error = out
             trip.previous.stats.rows_left += 1
@@ -107,7 +108,8 @@ async def _choose(ctx: RunContext, trip: _Trip) -> ProviderRuntime | ProviderErr
         if trip.waited >= ctx.policy.max_provider_wait_s:
             return ProviderError(
                 ErrorClass.CIRCUIT_OPEN, "every provider of the route stayed unavailable")
-        pause = min(Router.wait_hint(trip.route), max(0.0, trip.deadline - time.monotonic()))
+        pause = min(Router.wait_hint(trip.route, trip.model),
+                    max(0.0, trip.deadline - time.monotonic()))
         await ctx.stop.pause(pause)
         trip.waited += pause
 
@@ -121,7 +123,8 @@ async def _attempt(
     billed, cost = False, None
     try:
         async with runtime.gate.slot(
-            partial(_still_wanted, ctx, trip.route, runtime, trip.probe), trip.deadline
+            partial(_still_wanted, ctx, trip.route, runtime, trip.probe, trip.model),
+            trip.deadline,
         ):
             started = time.monotonic()
             runtime.stats.sent(time.time())
@@ -148,10 +151,10 @@ async def _attempt(
     return kept
 
 
-def _tell_daily_quota(ctx: RunContext, runtime: ProviderRuntime) -> None:
+def _tell_daily_quota(ctx: RunContext, runtime: ProviderRuntime, model: str | None) -> None:
     """A provider whose daily quota is spent (ours or the provider's per-day 429) is told
     once as a Prefect event, with its reset when the provider named one."""
-    out = runtime.out if runtime.out is not None and runtime.out.active() else None
+    out = runtime.out_now(model)
     if out is not None and out.error_class is ErrorClass.DAILY_QUOTA:
         ctx.events.quota_exhausted(runtime.name, out.reason)
     elif not runtime.gate.daily_quota_left:
@@ -164,7 +167,8 @@ async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
     True when the row should be sent again (to the router: the provider may be out now)."""
     if error.status == 429:
         runtime.stats.rate_limited += 1
-    out = out_for(runtime.name, error, ctx.policy.max_retry_hint_s)
+    out = out_for(runtime.name, error, ctx.policy.max_retry_hint_s,
+                  runtime.config.model_for(trip.model))
     if out is not None:
         if runtime.take_out(out):
             ctx.logger.warning("provider %s", out.message)
@@ -204,7 +208,8 @@ async def _generate_with_retries(
     held, so images paid for but not yet on disk never outnumber the requests in flight:
     a crash can lose at most that many, however slow the disk or busy the CPU.
     """
-    trip = _Trip(route, tries, deadline=time.monotonic() + ctx.policy.row_deadline_s)
+    trip = _Trip(route, tries, request.model,
+                 deadline=time.monotonic() + ctx.policy.row_deadline_s)
     while True:
         runtime = await _choose(ctx, trip)
         if isinstance(runtime, ProviderError):
@@ -214,7 +219,7 @@ async def _generate_with_retries(
         if not ctx.budget.reserve(price):
             return runtime, ProviderError(ErrorClass.BUDGET, "budget")
         outcome = await _attempt(ctx, trip, runtime, request, price, keep)
-        _tell_daily_quota(ctx, runtime)
+        _tell_daily_quota(ctx, runtime, trip.model)
         if outcome is None:
             continue  # the provider turned unhealthy while this row queued: route again
         if not isinstance(outcome, ProviderError) or not await _try_again(
@@ -291,7 +296,7 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
     if spooled is not None:
         paid = PaidImage.from_spool(job, fp, spooled)
     else:
-        refused = _refused_now(ctx, route)
+        refused = _refused_now(ctx, route, job.model)
         if refused is not None:  # no lookups for a row that cannot be sent anyway
             return _unanswered(request, job, fp, refused[0], first, refused[1], tries)
         existing = await find_current(ctx, job, fp)
@@ -311,13 +316,13 @@ async def _row_result(job: Job, ctx: RunContext) -> RowResult:
     return await deliver_checked(ctx, paid, tries)
 
 
-def _refused_now(ctx: RunContext, route: list[ProviderRuntime]
+def _refused_now(ctx: RunContext, route: list[ProviderRuntime], model: str | None
                  ) -> tuple[ProviderRuntime | None, ProviderError] | None:
-    """Why a row cannot be sent at all: the run is stopping, or every provider of its route
-    is out (the provider it names counts the row as left by it); else None."""
+    """Why a row of ``model`` cannot be sent at all: the run is stopping, or every provider
+    of its route is out for it (the provider it names counts the row as left by it)."""
     if ctx.stop.requested:
         return None, ProviderError(ErrorClass.STOPPED, "stopped")
-    out = Router.out_error(route)
+    out = Router.out_error(route, model)
     if out is not None:
         out[0].stats.rows_left += 1
     return out

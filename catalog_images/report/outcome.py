@@ -17,6 +17,7 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger,
     Quarantined rows (an image of the wrong shape) fail the run too, for someone to review."""
     problems = []
     if stopped_by:
+        outcome = {**outcome, "stopped_by": stopped_by}  # the CLI exits at once (cli/execute)
         problems.append(f"stopped by {stopped_by}: rows not started are skipped "
                         f"(reason 'stopped'); run again to finish them")
     totals = outcome["totals"]

@@ -50,6 +50,7 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
     """
     manifest = work_dir / "manifest.parquet"
     report = work_dir / "report.json"
+    header = _note_pictures_skipped(header)
     write_report_json(report, header, totals, manifest)
     local_report = None
     if report_path:  # first: the local copy must not depend on S3
@@ -62,21 +63,23 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
     upload_error, links = None, {}
     presign = await asyncio.to_thread(presigner, s3, location, link_expiry_s)
     try:  # S3 down now must not lose what the run did and paid: the summary still comes out
-        for name, path, content_type in (
-            ("report.json", report, "application/json"),
-            ("manifest.parquet", manifest, "application/vnd.apache.parquet"),
-            ("summary.json", ledger_row, "application/json"),
-        ):
-            await asyncio.to_thread(put_file, s3, location, layout.run_key(run_id, name),
-                                    path, content_type)
-        pictures = await publish_pictures(header, totals, work_dir, presign, s3, thumbnails)
-        header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
-                  "history_chart_uri": pictures["history.png"]}
-        links = summary_links(presign, run_id)
+        await asyncio.gather(*(  # at once: each is a round trip, slow on a loaded machine
+            asyncio.to_thread(put_file, s3, location, layout.run_key(run_id, name), path,
+                              content_type) for name, path, content_type in (
+                ("report.json", report, "application/json"),
+                ("manifest.parquet", manifest, "application/vnd.apache.parquet"),
+                ("summary.json", ledger_row, "application/json"))))
+        if not header.get("pictures_skipped"):
+            pictures = await publish_pictures(header, totals, work_dir, presign, s3, thumbnails)
+            header = {**header, "contact_sheet_uri": pictures["contact-sheet.html"],
+                      "history_chart_uri": pictures["history.png"]}
+            links = summary_links(presign, run_id)
     except (StorageError, ClientError, BotoCoreError, OSError) as exc:
         upload_error = s3_problem(exc)
     markdown = "\n".join([summary_markdown(header, totals, problem_examples(manifest)), "",
                           *links_markdown(links)])
+    if header.get("pictures_skipped"):
+        markdown += f"\n\n*No contact sheet or history chart: {header['pictures_skipped']}.*\n"
     if upload_error:
         markdown += (f"\n\n**The report was not uploaded to S3** ({upload_error}); "
                      f"local copy: `{local_report or 'none (use --report PATH)'}`.\n")
@@ -87,6 +90,15 @@ async def publish_report(header: dict, totals: dict, work_dir: Path, location: S
         "report_path": str(local_report) if local_report else None,
         "report_upload_error": upload_error,
     }
+
+
+def _note_pictures_skipped(header: dict) -> dict:
+    """The header, saying why the pictures are left out when a signal stopped the run: its
+    report must be out within seconds, whatever the load (the next run's chart has it)."""
+    if not header.get("stopped_by"):
+        return header
+    return {**header, "pictures_skipped": f"the run was stopped by {header['stopped_by']}, "
+            "so its report was written first; the next run's history chart includes it"}
 
 
 async def _publish_artifacts(header: dict, markdown: str, manifest: Path, location: S3Location,
