@@ -21,7 +21,7 @@ os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
 # runs never share one SQLite database, nor touch the user's ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="catalog-images-prefect-")
 
-from session_server import shared_api_url, stop_shared  # noqa: E402
+from session_server import launch_shared, shared_api_url, stop_shared  # noqa: E402
 
 from catalog_images.devtools.emulator import Emulator, EmulatorConfig  # noqa: E402
 from catalog_images.devtools.local_s3 import LocalS3  # noqa: E402
@@ -81,6 +81,20 @@ def prefect_server_url(tmp_path_factory, worker_id) -> Iterator[str]:
             yield server.api_url
         return
     yield shared_api_url(tmp_path_factory.getbasetemp().parent)
+
+
+def pytest_sessionstart(session) -> None:
+    """The xdist controller launches the workers' shared Prefect server at once, unless
+    only unit tests were asked for: it boots while the workers start and collect."""
+    config = session.config
+    targets = [str(arg) for arg in config.args]
+    only_unit = bool(targets) and all("tests/unit" in arg for arg in targets)
+    if _is_xdist_controller(config) and not only_unit:
+        launch_shared(config._tmp_path_factory.getbasetemp())
+
+
+def _is_xdist_controller(config) -> bool:
+    return not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", None))
 
 
 def pytest_sessionfinish(session) -> None:

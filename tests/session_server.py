@@ -1,10 +1,11 @@
 """One `prefect server` for a whole pytest session, shared by every xdist worker.
 
 Each worker starting its own server paid the start (migrations, services) twice on a 2-core
-machine and ran two sets of background services for the whole session. The first worker
-that needs the server starts it under a file lock and writes its URL and PID beside the
-session's base temp directory; the others read them. The pytest controller stops it, by
-that PID (its process group), when every worker is done.
+machine and ran two sets of background services for the whole session. The pytest
+controller launches it as the session starts (it boots while the workers collect and run
+their first tests) and writes its URL and PID beside the session's base temp directory;
+a worker that needs it waits for its health check (and starts it, under a file lock, when
+no controller did). The controller stops it, by that PID (its process group), at the end.
 """
 
 from __future__ import annotations
@@ -31,16 +32,26 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def shared_api_url(session_root: Path) -> str:
-    """The API URL of the session's server, started here if no worker has started it."""
+def launch_shared(session_root: Path) -> None:
+    """Start the session's server without waiting for it (the controller, at session start)."""
     from catalog_images.devtools.prefect_server import PrefectServer
 
-    info = session_root / INFO_NAME
     with _locked(session_root / "prefect-server.lock"):
+        info = session_root / INFO_NAME
         if not info.exists():
-            server = PrefectServer(session_root / "prefect-home").start()
-            info.write_text(json.dumps({"api_url": server.api_url, "pid": server.pid}))
-        return json.loads(info.read_text())["api_url"]
+            server = PrefectServer(session_root / "prefect-home").launch()
+            info.write_text(json.dumps({"api_url": server.api_url, "pid": server.pid,
+                                        "log": str(server.log_path)}))
+
+
+def shared_api_url(session_root: Path) -> str:
+    """The API URL of the session's server once it answers; started here if nobody has."""
+    from catalog_images.devtools.prefect_server import wait_until_healthy
+
+    launch_shared(session_root)
+    server = json.loads((session_root / INFO_NAME).read_text())
+    wait_until_healthy(server["api_url"], server["pid"], Path(server["log"]))
+    return server["api_url"]
 
 
 def stop_shared(session_root: Path, timeout_s: float = 30) -> None:

@@ -57,6 +57,16 @@ class PrefectServer:
 
     def start(self, timeout_s: float = 180) -> PrefectServer:
         """Start the server and wait until its health endpoint answers."""
+        self.launch()
+        try:
+            wait_until_healthy(self.api_url, self.pid, self.log_path, timeout_s)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> PrefectServer:
+        """Start the server process without waiting for it (see wait_until_healthy)."""
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env(), "PREFECT_HOME": str(self.home),
                "PREFECT_UI_API_URL": self.api_url,
@@ -68,18 +78,7 @@ class PrefectServer:
                 [sys.executable, "-m", "prefect", "server", "start", "--host", self.host,
                  "--port", str(self.port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {self._proc.returncode}; "
-                                   f"see {self.log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"prefect server not ready after {timeout_s:.0f} s; see "
-                           f"{self.log_path}")
+        return self
 
     def stop(self, timeout_s: float = 30) -> None:
         """SIGTERM our PID; SIGKILL its process group if it does not go."""
@@ -92,3 +91,31 @@ class PrefectServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def wait_until_healthy(api_url: str, pid: int | None, log_path: Path,
+                       timeout_s: float = 180) -> None:
+    """Wait until the server at ``api_url`` answers its health check; RuntimeError when its
+    process (``pid``) has exited, TimeoutError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            raise RuntimeError(f"prefect server (PID {pid}) exited; see {log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"prefect server not ready after {timeout_s:.0f} s; see {log_path}")
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie child of ours, exited but not reaped, is not)."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child: ask the kernel whether it exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return waited == 0
