@@ -155,3 +155,21 @@ def cli_command(verb: str, catalog: Path, dest: str, *extra: str) -> list[str]:
     """``catalog-images VERB --catalog CATALOG --dest DEST EXTRA...`` as a child process."""
     return [sys.executable, "-m", "catalog_images.cli", verb, "--catalog", str(catalog),
             "--dest", dest, *extra]
+
+
+def stop_while_paused(emulator, command: list[str], env: dict) -> tuple[int, str, float]:
+    """Run ``command``; once the emulator has answered a 429 and the rows wait on its
+    (long) pause, SIGTERM it. Its exit code, stderr, and seconds from the signal to exit."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while emulator.stats()["by_status"].get("429", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the rows now wait on the pause
+    sent = time.monotonic()
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr, time.monotonic() - sent

@@ -7,10 +7,9 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import time
 
 import pytest
-from conftest import cli_command, cli_env, write_catalog
+from conftest import cli_command, cli_env, stop_while_paused, write_catalog
 from PIL import Image
 
 from catalog_images.destination.ledger import read_history
@@ -36,17 +35,8 @@ def test_a_stopped_run_publishes_its_report_first_and_the_next_run_draws_it(
     command = cli_command("run", catalog, dest, "--concurrency", "4", "--no-progress",
                           "--max-retry-hint", "7200", "--report", str(report))
     env = cli_env(local_s3, emulator, prefect_api)
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while emulator.stats()["by_status"].get("429", 0) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # the rows now wait on the hour-long pause
-    sent = time.monotonic()
-    proc.terminate()
-    _, stderr = proc.communicate(timeout=60)
-    took = time.monotonic() - sent
-    assert proc.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    code, stderr, took = stop_while_paused(emulator, command, env)
+    assert code == 1 and "Traceback" not in stderr, stderr[-3000:]
     assert took < 15, stderr[-3000:]
     first = json.loads(report.read_text())
     assert first["stopped_by"] == "SIGTERM" and len(first["rows"]) == 20
