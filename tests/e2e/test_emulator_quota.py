@@ -55,6 +55,16 @@ def test_after_n_requests_a_per_day_429_with_quota_failure_and_hours_of_retry(em
         assert client.post(PATH, json=body("next day")).status_code == 200
 
 
+def test_the_per_day_quota_is_counted_per_model(emu):
+    other = "gemini-3.1-flash-image"
+    emu.configure(models=(MODEL, other), rpd=2)
+    with httpx.Client(base_url=emu.base_url, timeout=10) as client:
+        codes = [client.post(PATH, json=body(f"p{i}")).status_code for i in range(3)]
+        elsewhere = client.post(PATH.replace(MODEL, other), json=body("flash"))
+    assert codes == [200, 200, 429]  # this model's day is spent
+    assert elsewhere.status_code == 200  # another model's quota is its own
+
+
 def test_a_spend_cap_429_carries_the_billing_message_and_no_retry_hint(emu):
     emu.configure(spend_cap_after=1, retry_after_header=True)
     with httpx.Client(base_url=emu.base_url, timeout=10) as client:

@@ -79,8 +79,9 @@ class EmulatorConfig:
     ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
     with the matching MIME type in each wire format. ``hostile_bytes`` is the size of the
     ``oversized`` body and the inflated size of the ``gzip_bomb`` body (hostile.py).
-    ``rpd``: a per-day quota; once that many requests were admitted (since the start or the
-    last reset) every request answers a per-day 429 (Gemini: ``QuotaFailure`` quotaId
+    ``rpd``: a per-day quota, per model as Google counts it; once that many requests for a
+    model were admitted (since the start or the last reset) every request for that model
+    answers a per-day 429 (Gemini: ``QuotaFailure`` quotaId
     ``GenerateRequestsPerDayPerProjectPerModel``, ``RetryInfo`` of ``rpd_retry_delay_s``,
     hours). ``spend_cap_after``: likewise, but a spend-cap 429 with the billing message and
     no retry hint. ``fault_retry_delay_s`` (the "429" fault's RetryInfo and, with

@@ -13,7 +13,7 @@ import hmac
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -113,6 +113,7 @@ class EmulatorCore:
         self.cdn_origin: str | None = None  # the second host's origin, once it listens
         self._foreign: deque[dict[str, Any]] = deque(maxlen=FOREIGN_REQUESTS_KEPT)
         self._admitted = 0  # requests let past the quotas since the last reset ("today")
+        self._admitted_by_model: Counter[str | None] = Counter()  # the same, by model
         self._serving = 0  # synchronous generation requests being answered right now
 
     # ---- configuration -------------------------------------------------------------------
@@ -167,7 +168,7 @@ class EmulatorCore:
         with self._lock:
             self._serving -= 1
 
-    def admit(self, prompt: str) -> Admission:
+    def admit(self, prompt: str, model: str | None = None) -> Admission:
         """Apply capacity and quota, then choose the fault (scripted first, then random).
 
         Beyond ``max_concurrency`` requests being served the answer is a 503 at once, as a
@@ -178,7 +179,7 @@ class EmulatorCore:
             if capacity is not None and self._serving > capacity:
                 self._stats.capacity_503 += 1
                 return Admission(fault="503")
-            admission = self._take_quota()
+            admission = self._take_quota(model)
             if admission.over_quota:
                 return admission
             fault, scripted = self._pick_fault(prompt, None)
@@ -197,24 +198,30 @@ class EmulatorCore:
         with self._lock:
             return self._pick_fault(prompt, applicable)[0]
 
-    def _take_quota(self) -> Admission:
+    def _take_quota(self, model: str | None = None) -> Admission:
+        """The spend cap counts the project's requests, the per-day quota the model's (as
+        Google's ``GenerateRequestsPerDayPerProjectPerModel``); ``None``: no model given."""
         cfg = self._config
         if cfg.spend_cap_after is not None and self._admitted >= cfg.spend_cap_after:
             self._stats.refused("spend")
             return Admission(quota_wait_s=0.0, quota_kind="spend")
-        if cfg.rpd is not None and self._admitted >= cfg.rpd:
+        if cfg.rpd is not None and self._admitted_by_model[model] >= cfg.rpd:
             self._stats.refused("day")
             return Admission(quota_wait_s=cfg.rpd_retry_delay_s, quota_kind="day")
         if cfg.rpm is None:
-            self._admitted += 1
+            self._count_admitted(model)
             return Admission()
         now = time.monotonic()
         wait = self._quota_window.try_acquire(now, cfg.rpm, cfg.quota_window_s)
         if wait > 0:
             self._stats.quota_429 += 1
             return Admission(quota_wait_s=wait)
-        self._admitted += 1
+        self._count_admitted(model)
         return Admission(slot=now)
+
+    def _count_admitted(self, model: str | None) -> None:
+        self._admitted += 1
+        self._admitted_by_model[model] += 1
 
     def _pick_fault(self, prompt: str, applicable: Collection[str] | None) -> tuple[str, bool]:
         fault, scripted = self._faults.pick(prompt, self._config.faults)
@@ -362,3 +369,4 @@ class EmulatorCore:
             self._stats = Stats()
             self._quota_window.clear()
             self._admitted = 0
+            self._admitted_by_model.clear()

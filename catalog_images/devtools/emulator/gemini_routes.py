@@ -97,7 +97,7 @@ async def generate_content(request: web.Request) -> web.StreamResponse:
         body = wire.error_body(400, "INVALID_ARGUMENT", str(exc))
         return await answer(request, core, 400, body, "invalid")
 
-    admission = core.admit(req.prompt)
+    admission = core.admit(req.prompt, model)
     if admission.over_quota:
         assert admission.quota_wait_s is not None
         kind = admission.quota_kind
