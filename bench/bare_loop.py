@@ -1,6 +1,9 @@
 """The baseline: asyncio + httpx + a semaphore, the same emulator and S3, no orchestration.
 
-Prints one JSON line: images, steady-state seconds (first request to last upload).
+Prints one JSON line: images, steady-state seconds (first request to last upload) and the
+process's own peak RSS (VmHWM, MiB). It holds every answer whole (body, JSON, decoded bytes).
+
+    python -m bench.bare_loop URL BUCKET ROWS CONCURRENCY [RESOLUTION]
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ import httpx
 from catalog_images.destination.storage import S3Settings
 
 
-async def main(url: str, bucket: str, rows: int, concurrency: int) -> None:
+def own_peak_mib() -> float:
+    """This process's peak RSS (VmHWM) in MiB."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kib / 1024
+
+
+async def main(url: str, bucket: str, rows: int, concurrency: int,
+               resolution: str = "1K") -> None:
     settings = S3Settings.from_environment()
     semaphore = asyncio.Semaphore(concurrency)
     endpoint = f"{url}/v1beta/models/gemini-3-pro-image:generateContent"
@@ -32,7 +43,7 @@ async def main(url: str, bucket: str, rows: int, concurrency: int) -> None:
             body = {"contents": [{"parts": [{"text": f"Studio photo of bare product {index}"}]}],
                     "generationConfig": {"responseModalities": ["IMAGE"],
                                          "imageConfig": {"aspectRatio": "1:1",
-                                                         "imageSize": "1K"}}}
+                                                         "imageSize": resolution}}}
             async with semaphore:
                 first_request = first_request or time.monotonic()
                 response = await client.post(endpoint, json=body)
@@ -44,8 +55,10 @@ async def main(url: str, bucket: str, rows: int, concurrency: int) -> None:
                 done += 1
 
         await asyncio.gather(*(one(i) for i in range(rows)))
-    print(json.dumps({"images": done, "steady_s": last_upload - (first_request or 0)}))
+    print(json.dumps({"images": done, "steady_s": last_upload - (first_request or 0),
+                      "peak_mib": own_peak_mib()}))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                     *sys.argv[5:6]))

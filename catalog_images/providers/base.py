@@ -9,6 +9,9 @@ from typing import Protocol
 from catalog_images.images import ImageCheckError, ImageTooLarge, inspect_image, max_pixels
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.errors import ErrorClass, ProviderError
+from catalog_images.providers.inline_json import Blob
+
+_NO_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 class StopSignal(Protocol):
@@ -39,11 +42,15 @@ class ImageProvider(Protocol):
 
 
 def decode_base64_image(data: str) -> bytes:
-    """Decode base64 image data (a bare string or a ``data:`` URI)."""
+    """Decode base64 image data (a bare string or a ``data:`` URI; a Blob was decoded as it
+    was read: ``inline_json``). ASCII whitespace is skipped, as in a Blob."""
+    if isinstance(data, Blob):
+        return data.data()
+    data = data.strip()
     if data.startswith("data:"):
         data = data.split(",", 1)[1] if "," in data else ""
     try:
-        return b64decode(data, validate=True)
+        return b64decode(data.translate(_NO_WHITESPACE), validate=True)
     except (binascii.Error, ValueError):
         raise ProviderError(ErrorClass.BAD_RESPONSE, "image data is not valid base64") from None
 

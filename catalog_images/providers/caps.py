@@ -52,8 +52,9 @@ async def inflate(chunks: AsyncIterator[bytes], inflater, room: int) -> AsyncIte
                 return
 
 
-async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    """The body of a streamed ``response``, decompressed; a ProviderError beyond ``max_bytes``.
+async def capped_pieces(response: httpx.Response, max_bytes: int) -> AsyncIterator[bytes]:
+    """The body of a streamed ``response`` piece by piece, decompressed; a ProviderError once
+    beyond ``max_bytes`` (a declared length over it: before any piece is read).
 
     ``response`` must come from ``send(..., stream=True)``: its raw bytes are read here.
     """
@@ -61,27 +62,37 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
         if len(response.content) > max_bytes:
             raise refused(f"answer is over the cap of {max_bytes} bytes",
                           status=response.status_code)
-        return response.content
+        yield response.content
+        return
     encoding = response.headers.get("content-encoding", "").strip().lower()
     inflater = inflater_for(encoding)
     declared = response.headers.get("content-length", "")
     if inflater is None and declared.isdigit() and int(declared) > max_bytes:
         raise refused(f"answer of {int(declared)} bytes is over the cap of {max_bytes}",
                       status=response.status_code)
-    body = bytearray()
     chunks = response.aiter_raw()
     pieces = chunks if inflater is None else inflate(chunks, inflater, max_bytes)
+    taken = 0
     try:
         async for piece in pieces:
-            body += piece
-            if len(body) > max_bytes:
+            taken += len(piece)
+            if taken > max_bytes:
                 raise refused(f"answer is over the cap of {max_bytes} bytes"
                               + (" once decompressed" if inflater is not None else ""),
                               status=response.status_code)
+            yield piece
     except zlib.error:
         raise ProviderError(ErrorClass.BAD_RESPONSE, f"{encoding} body does not decompress",
                             status=response.status_code) from None
-    return bytes(body)
+
+
+async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """The body of a streamed ``response``, decompressed; a ProviderError beyond ``max_bytes``.
+
+    ``response`` must come from ``send(..., stream=True)``: its raw bytes are read here.
+    """
+    pieces = [piece async for piece in capped_pieces(response, max_bytes)]
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def json_depth_exceeds(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:

@@ -8,7 +8,7 @@ import httpx
 
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import decode_base64_image, verified_image
-from catalog_images.providers.caps import json_or_none, parse_json
+from catalog_images.providers.caps import json_or_none
 from catalog_images.providers.causes import classify_answer
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import (
@@ -17,7 +17,8 @@ from catalog_images.providers.errors import (
     parse_retry_after_header,
     retry_delay_from_error_body,
 )
-from catalog_images.providers.http import new_http_client, send
+from catalog_images.providers.http import new_http_client, send_json
+from catalog_images.providers.inline_json import Blob
 
 SAFETY_REASONS = frozenset(
     {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT", "SPII",
@@ -61,11 +62,12 @@ def find_image_data(parts: list) -> str | None:
     ]
     final = [p for p in images if not p.get("thought")] or images
     if final:
-        return str(_inline(final[-1]).get("data") or "")
+        data = _inline(final[-1]).get("data") or ""
+        return data if isinstance(data, str) else str(data)  # a Blob stays one
     for part in parts:
         text = part.get("text") if isinstance(part, dict) else None
         if isinstance(text, str) and text.strip().startswith("data:image/"):
-            return text.strip()
+            return text if isinstance(text, Blob) else text.strip()
     return None
 
 
@@ -156,10 +158,11 @@ class GeminiProvider:
         and return the verified image."""
         model = self._config.model_for(request.model)
         url = f"{self._config.base_url}/v1beta/models/{model}:generateContent"
-        response = await send(self._client, "POST", url, json=build_request_body(request))
+        response, payload = await send_json(self._client, "POST", url, "generateContent",
+                                            json=build_request_body(request))
         if response.status_code != 200:
             raise error_from_response(response)
-        return parse_response(parse_json(response.content, "generateContent"), request)
+        return parse_response(payload, request)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -25,6 +25,7 @@ import httpx
 from catalog_images.providers.caps import ACCEPT_ENCODING, read_capped, refused
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.errors import ErrorClass, ProviderError
+from catalog_images.providers.inline_json import read_inline_json
 from catalog_images.providers.send_stamp import confirm_send
 
 SHARD_CONNECTIONS = 8
@@ -47,12 +48,19 @@ class ShardedClient:
 
     async def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         """Send on the least busy client; the body is read (capped) before returning."""
+        answer, _ = await self.request_json(method, url, None, **kwargs)
+        return answer
+
+    async def request_json(self, method: str, url: str, what: str | None,
+                           **kwargs) -> tuple[httpx.Response, object]:
+        """Like ``request``; with ``what``, a 200 answer's JSON is read as a stream (long
+        strings decoded as they come: ``inline_json``) and returned beside an empty body."""
         index = min(range(len(self._clients)), key=self._busy.__getitem__)
         self._busy[index] += 1
         try:
             async with asyncio.timeout(self.deadline_s):
-                return await read_whole(self._clients[index], method, url, self.max_bytes,
-                                        **kwargs)
+                return await _read(self._clients[index], method, url, self.max_bytes, what,
+                                   **kwargs)
         except TimeoutError:
             raise ProviderError(ErrorClass.TIMEOUT,
                                 f"no whole answer within {self.deadline_s:.0f}s") from None
@@ -87,16 +95,28 @@ _DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-en
 async def read_whole(client: httpx.AsyncClient, method: str, url: str, max_bytes: int,
                      **kwargs) -> httpx.Response:
     """Send and read the body under ``max_bytes``; a Response holding the decoded body."""
+    answer, _ = await _read(client, method, url, max_bytes, None, **kwargs)
+    return answer
+
+
+async def _read(client: httpx.AsyncClient, method: str, url: str, max_bytes: int,
+                what: str | None, **kwargs) -> tuple[httpx.Response, object]:
+    """Send and read the answer under ``max_bytes``: a 200's JSON streamed when ``what``
+    names it (the Response's body is then empty), else the whole decoded body."""
     request = client.build_request(method, url, **kwargs)
     response = await client.send(request, stream=True)
+    payload, body = None, b""
     try:
-        body = await read_capped(response, max_bytes)
+        if what is not None and response.status_code == 200:
+            payload = await read_inline_json(response, max_bytes, what)
+        else:
+            body = await read_capped(response, max_bytes)
     finally:
         await response.aclose()
     headers = [(k, v) for k, v in response.headers.multi_items()
                if k.lower() not in _DROPPED_HEADERS]
     return httpx.Response(response.status_code, headers=headers, content=body,
-                          request=request, extensions=response.extensions)
+                          request=request, extensions=response.extensions), payload
 
 
 @functools.cache
@@ -173,8 +193,17 @@ async def send_streamed(client: ShardedClient, method: str, url: str,
 
 async def send(client: ShardedClient, method: str, url: str, **kwargs) -> httpx.Response:
     """Send a request; timeouts and transport errors become retryable ProviderErrors."""
+    answer, _ = await send_json(client, method, url, None, **kwargs)
+    return answer
+
+
+async def send_json(client: ShardedClient, method: str, url: str, what: str | None,
+                    **kwargs) -> tuple[httpx.Response, object]:
+    """``send``, with a 200 answer's JSON (``what`` it is) read as a stream: its long strings
+    (inline base64 images) decoded as they arrive, never held as text (``inline_json``)."""
     try:
         with _transport_errors():
-            return await client.request(method, url, extensions={"trace": _trace}, **kwargs)
+            return await client.request_json(method, url, what,
+                                             extensions={"trace": _trace}, **kwargs)
     except httpx.HTTPError as exc:  # DecodingError, TooManyRedirects, StreamError...
         raise ProviderError(ErrorClass.BAD_RESPONSE, type(exc).__name__) from None

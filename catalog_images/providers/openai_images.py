@@ -6,7 +6,7 @@ import httpx
 
 from catalog_images.models import GeneratedImage, ImageRequest
 from catalog_images.providers.base import decode_base64_image, verified_image
-from catalog_images.providers.caps import json_or_none, parse_json
+from catalog_images.providers.caps import json_or_none
 from catalog_images.providers.causes import classify_answer
 from catalog_images.providers.config import ProviderConfig
 from catalog_images.providers.downloads import ResultDownloader
@@ -15,7 +15,7 @@ from catalog_images.providers.errors import (
     ProviderError,
     parse_retry_after_header,
 )
-from catalog_images.providers.http import new_http_client, send
+from catalog_images.providers.http import new_http_client, send_json
 
 
 def build_request_body(request: ImageRequest, model: str, response_format: str) -> dict:
@@ -72,10 +72,10 @@ class OpenAIImagesProvider:
                 "reference images need the edits endpoint, which this client does not send",
             )
         body = build_request_body(request, self._model_for(request.model), self._format)
-        response = await send(self._client, "POST", self._url, json=body)
+        response, payload = await send_json(self._client, "POST", self._url, "images answer",
+                                            json=body)
         if response.status_code != 200:
             raise error_from_response(response)
-        payload = parse_json(response.content, "images answer")
         if not isinstance(payload, dict) or "data" not in payload:
             raise ProviderError(ErrorClass.BAD_RESPONSE, "response is not the images JSON",
                                 status=200)
@@ -84,7 +84,8 @@ class OpenAIImagesProvider:
             raise ProviderError(ErrorClass.NO_IMAGE, "no image in the answer (empty data)")
         item = items[0] if isinstance(items[0], dict) else {}
         if item.get("b64_json"):
-            data = decode_base64_image(str(item["b64_json"]))
+            b64 = item["b64_json"]
+            data = decode_base64_image(b64 if isinstance(b64, str) else str(b64))
         elif item.get("url"):
             data = await self._downloads.fetch(str(item["url"]), "image download")
         else:
