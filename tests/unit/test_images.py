@@ -61,3 +61,37 @@ def test_aspect_ratio_tolerance():
 def test_shape_problem_names_the_ratio_or_resolution_that_is_wrong(size, ratio, resolution,
                                                                    problem):
     assert shape_problem(*size, ratio, resolution) == problem
+
+
+def _png_chunks(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, kind) of each chunk of a PNG."""
+    import struct
+
+    found, pos = [], 8
+    while pos < len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        found.append((pos, kind))
+        pos += 12 + length
+    return found
+
+
+@pytest.mark.parametrize("chunk", [b"IHDR", b"IDAT", b"IEND"])
+def test_a_flipped_byte_in_any_png_chunk_fails_its_crc(chunk):
+    data = bytearray(_encode("PNG", (64, 64)))
+    offset = next(pos for pos, kind in _png_chunks(bytes(data)) if kind == chunk)
+    data[offset + 8 + (0 if chunk != b"IEND" else -4)] ^= 0x01  # IEND: its CRC itself
+    with pytest.raises(ImageCheckError):
+        inspect_image(bytes(data))
+
+
+def test_a_png_whose_chunk_length_runs_past_the_end_or_without_ihdr_first_is_refused():
+    data = _encode("PNG", (64, 64))
+    chunks = _png_chunks(data)
+    idat = next(pos for pos, kind in chunks if kind == b"IDAT")
+    huge = data[:idat] + (2**31).to_bytes(4, "big") + data[idat + 4:]
+    with pytest.raises(ImageCheckError):
+        inspect_image(huge)
+    ihdr_end = chunks[1][0]
+    swapped = data[:8] + data[ihdr_end:chunks[-1][0]] + data[8:ihdr_end] + data[chunks[-1][0]:]
+    with pytest.raises(ImageCheckError):
+        inspect_image(swapped)
