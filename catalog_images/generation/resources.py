@@ -59,6 +59,8 @@ class RunContext:
     force_skus: frozenset[str] = frozenset()
     wrong_shape: str = "quarantine"  # RunSettings.wrong_shape: quarantine, accept or fail
     thumbnails: list[SheetItem] = field(default_factory=list)  # for the contact sheet
+    thumbnail_pixels: int = 0  # decoded for them so far (generation/deliver.py)
+    thumbnail_slot: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
     # Spool writes (fsync) while a provider slot is held: their own threads, so they never

@@ -151,3 +151,20 @@ def test_uploads_are_retried_before_the_row_fails(make_ctx):
     bucket = Bucket(down=True)
     _deliver(make_ctx(bucket))
     assert bucket.attempts == UPLOAD_ATTEMPTS
+
+
+def test_thumbnails_stop_at_their_pixel_budget_so_4k_runs_decode_fewer(make_ctx):
+    from dataclasses import replace
+
+    from catalog_images.generation.deliver import THUMBNAIL_PIXELS, THUMBNAILS_KEPT, keep_thumbnail
+
+    ctx = make_ctx(Bucket())
+    big = replace(IMAGE, width=4096, height=4096)  # only its size counts against the budget
+
+    async def go():
+        for index in range(THUMBNAILS_KEPT):
+            await keep_thumbnail(ctx, f"S-{index}", big, f"p/images/S-{index}.png")
+
+    asyncio.run(go())
+    assert len(ctx.thumbnails) == THUMBNAIL_PIXELS // (4096 * 4096) == 32
+    assert ctx.thumbnail_pixels <= THUMBNAIL_PIXELS
