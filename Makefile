@@ -44,6 +44,7 @@ bench: install
 	$(UV) run python -m bench.noop
 	$(UV) run python -m bench.memory
 	$(UV) run python -m bench.overload
+	$(UV) run python -m bench.payload
 
 reliability: install
 	$(UV) run python -m bench.soak
