@@ -103,7 +103,8 @@ async def _refresh(parameters: dict, logger) -> dict | State:
                 header, totals, str(work_dir), run.location, run.s3, settings.report_path,
                 generated.thumbnails, settings.link_expiry_s)
             log_done(progress, totals, header["report_uri"], logger)
-    return approval_end(run_outcome(outcome, generated.stopped_by, logger, events), run)
+    return approval_end(run_outcome(outcome, generated.stopped_by, logger, events,
+                                    run.approval), run)
 
 
 async def _generate(run: RunSetup, plan: PlanSummary, work_dir: Path, sink: ResultSink,
