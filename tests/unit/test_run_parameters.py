@@ -104,6 +104,7 @@ def test_sections_flatten_into_settings_and_back():
                            "force_skus": ["A"], "report_path": "r.json"},
                        "batch": {"mode": "batch"}, "scale_out": {"shards": 1}}
     assert flat_parameters(grouped) == flat
+    assert SECTION_MODELS["providers"](fallback_providers=None).fallback_providers == []
     as_models = {**REQUIRED, "budget": Budget(approve_above_usd=0.5)}
     assert flat_parameters(as_models) == {**REQUIRED, "approve_above_usd": 0.5}
     settings = RunSettings(**flat_parameters(grouped_parameters(
