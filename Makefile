@@ -38,6 +38,15 @@ test: install
 scenarios: install
 	$(UV) run pytest -n 2 --dist worksteal -m scenario
 
+# The Prefect UI in a real browser, not part of make test: Playwright (the `ui` dependency
+# group) drives the system Chromium (Debian package `chromium`) through the grouped run form,
+# the spend approval in the paused run's resume form, and the summary; the test says it was
+# skipped when there is no Chromium. It refreshes the README's screenshots,
+# docs/images/ui-run-form.png, ui-approval.png and ui-run-summary.png.
+ui-test: install
+	$(UV) sync --frozen --group ui
+	$(UV) run --frozen --group ui pytest tests/ui
+
 bench: install
 	$(UV) run python -m bench.throughput
 	$(UV) run python -m bench.quota

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -181,22 +180,6 @@ class RunSettings(BaseModel):
                 ) if part) for e in exc.errors()
             )
             raise SettingsError(f"invalid run settings: {problems}") from None
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def documented_by_run_settings(fn: F) -> F:
-    """Append an ``Args:`` section with RunSettings' description of each of ``fn``'s parameters.
-
-    Prefect reads parameter descriptions from the docstring (the deployment's run form shows
-    them), so apply this below ``@flow``; the descriptions are declared once, in RunSettings.
-    """
-    fields = RunSettings.model_fields
-    lines = [f"    {name}: {fields[name].description}"
-             for name in inspect.signature(fn).parameters if name in fields]
-    fn.__doc__ = "\n\n".join([inspect.cleandoc(fn.__doc__ or ""), "Args:\n" + "\n".join(lines)])
-    return fn
 
 
 # Each optional parameter's default, for the flow signature and the CLI options; a list

@@ -21,6 +21,16 @@ from catalog_images.report.header import report_header
 from catalog_images.report.outcome import expected_failure, outcome_of, run_outcome
 from catalog_images.report.progress import RunProgress
 from catalog_images.report.results import ResultSink, settled_results
+from catalog_images.run_sections import DEFAULT_SECTIONS as SECTION
+from catalog_images.run_sections import (
+    BatchOptions,
+    Budget,
+    OutputOptions,
+    ProvidersAndRouting,
+    ScaleOut,
+    documented_by_sections,
+    flat_parameters,
+)
 from catalog_images.run_setup import (
     RunSetup,
     check_plan_models,
@@ -30,8 +40,6 @@ from catalog_images.run_setup import (
 )
 from catalog_images.scale.shards import run_shards
 from catalog_images.secrets import install_log_redaction
-from catalog_images.settings import RUN_DEFAULTS as RUN
-from catalog_images.settings import RunMode, WrongShape, documented_by_run_settings
 from flows.catalog_shard import run_shards_on_dask
 from tasks.generate import generate_chunk_task
 from tasks.plan import plan_task
@@ -40,43 +48,29 @@ from tasks.report import publish_report_task
 __all__ = ["catalog_refresh", "outcome_of"]  # outcome_of: where callers have found it
 
 
-@flow(name="catalog-refresh", description="Generate product images for a catalog into S3.")
-@documented_by_run_settings
+@flow(name="catalog-refresh", description="Generate product images for a catalog into S3.",
+      validate_parameters=False)  # RunSettings validates them (flat_parameters), naming the field
+@documented_by_sections
 async def catalog_refresh(
-    catalog: str, dest: str, provider: str = RUN["provider"],
-    fallback_providers: list[str] | None = RUN["fallback_providers"],
-    priority_providers: list[str] | None = RUN["priority_providers"],
-    model: str | None = RUN["model"],
-    concurrency: int = RUN["concurrency"], prompt_template: str | None = RUN["prompt_template"],
-    report_path: str | None = RUN["report_path"], link_expiry_s: int = RUN["link_expiry_s"],
-    chunk_size: int = RUN["chunk_size"],
-    max_attempts: int = RUN["max_attempts"], providers_file: str | None = RUN["providers_file"],
-    aws_credentials_block: str | None = RUN["aws_credentials_block"],
-    breaker_cooldown_s: float = RUN["breaker_cooldown_s"],
-    max_provider_wait_s: float = RUN["max_provider_wait_s"],
-    max_retry_hint_s: float = RUN["max_retry_hint_s"],
-    row_deadline_s: float = RUN["row_deadline_s"],
-    max_cost_usd: float | None = RUN["max_cost_usd"],
-    approve_above_usd: float | None = RUN["approve_above_usd"],
-    approval_timeout_s: float = RUN["approval_timeout_s"], force: bool = RUN["force"],
-    force_skus: list[str] | None = RUN["force_skus"],
-    wrong_shape: WrongShape = RUN["wrong_shape"], mode: RunMode = RUN["mode"],
-    batch_rows: int = RUN["batch_rows"], batch_deadline_s: float = RUN["batch_deadline_s"],
-    batch_poll_s: float = RUN["batch_poll_s"], global_limits: bool = RUN["global_limits"],
-    shards: int = RUN["shards"], shard_deployment: str = RUN["shard_deployment"],
-    dask_address: str | None = RUN["dask_address"],
+    catalog: str, dest: str,
+    providers: ProvidersAndRouting = SECTION["providers"],
+    budget: Budget = SECTION["budget"],
+    batch: BatchOptions = SECTION["batch"],
+    scale_out: ScaleOut = SECTION["scale_out"],
+    output: OutputOptions = SECTION["output"],
 ):
     """Read the catalog, validate every row, generate and upload images, write the report.
 
     The run ends Failed only when some accepted row has no image; its report says why.
-    Each parameter (default, bounds, description) is declared once, in RunSettings.
+    Each setting (default, bounds, description) is declared once, in RunSettings; the
+    sections group them for the run form (catalog_images/run_sections.py).
     """
     install_log_redaction()
-    parameters = dict(locals())  # the flow's parameters: exactly the fields of RunSettings
+    parameters = dict(locals())  # catalog, dest and the sections
     install_clean_errors()
     logger = get_run_logger()
     try:
-        return await _refresh(parameters, logger)
+        return await _refresh(flat_parameters(parameters), logger)
     except EXPECTED_ERRORS as exc:  # the user's to fix: one message, no traceback
         return expected_failure(exc, logger, RunEvents(parameters.get("dest")))
 
@@ -109,7 +103,8 @@ async def _refresh(parameters: dict, logger) -> dict | State:
                 header, totals, str(work_dir), run.location, run.s3, settings.report_path,
                 generated.thumbnails, settings.link_expiry_s)
             log_done(progress, totals, header["report_uri"], logger)
-    return approval_end(run_outcome(outcome, generated.stopped_by, logger, events), run)
+    return approval_end(run_outcome(outcome, generated.stopped_by, logger, events,
+                                    run.approval), run)
 
 
 async def _generate(run: RunSetup, plan: PlanSummary, work_dir: Path, sink: ResultSink,

@@ -136,12 +136,14 @@ def write_catalog(path: Path, count: int, prefix: str = "SKU", **columns) -> Pat
 
 
 def run_refresh(**params):
-    """Run the flow in this process; return (final state, outcome dict)."""
+    """Run the flow in this process on RunSettings' flat names (grouped into the flow's
+    sections here); return (final state, outcome dict)."""
     import asyncio
 
+    from catalog_images.run_sections import grouped_parameters
     from flows.catalog_refresh import catalog_refresh, outcome_of
 
-    state = asyncio.run(catalog_refresh(**params, return_state=True))
+    state = asyncio.run(catalog_refresh(**grouped_parameters(params), return_state=True))
     return state, outcome_of(state)
 
 

@@ -54,10 +54,12 @@ def execute_run(show_progress: bool = True, yes: bool = False, **params) -> int:
     confirm_spend(settings, yes)  # asked here, so the flow runs without its pause
     settings = settings.model_copy(update={"approve_above_usd": None})
     from catalog_images.report.outcome import expected_error_of
+    from catalog_images.run_sections import grouped_parameters
     from flows.catalog_refresh import catalog_refresh, outcome_of
 
+    parameters = grouped_parameters(settings.model_dump())  # the flow's sections
     with progress_bar(show_progress):
-        state = run_coroutine(catalog_refresh(**settings.model_dump(), return_state=True))
+        state = run_coroutine(catalog_refresh(**parameters, return_state=True))
     expected = expected_error_of(state)
     if expected:  # catalog, storage, settings: the flow logged it without a traceback
         fail(expected)

@@ -22,7 +22,9 @@ QUOTA_EXHAUSTED = "catalog-images.quota.exhausted"
 BREAKER_OPENED = "catalog-images.provider.breaker-opened"
 BREAKER_CLOSED = "catalog-images.provider.breaker-closed"
 REPORT_NOT_UPLOADED = "catalog-images.report.not-uploaded"
-STATUS_LABEL = "catalog-images.status"  # on run.finished: completed or failed
+# On run.finished: completed, failed, or (spend not approved, $0) declined, cancelled or
+# approval timed out.
+STATUS_LABEL = "catalog-images.status"
 TOTALS_SENT = ("rows", "accepted", "succeeded", "failed", "rejected", "skipped", "cost_usd",
                "cost_by_provider", "images_by_provider", "wall_s")
 
@@ -84,7 +86,8 @@ class RunEvents:
 
     def run_finished(self, status: str, totals: dict | None = None, report_uri: str | None = None,
                      message: str | None = None, error_kind: str | None = None) -> None:
-        """The run ended: ``completed`` or ``failed``, with its counts and cost."""
+        """The run ended: ``completed``, ``failed``, or not approved (``declined``,
+        ``cancelled``, ``approval timed out``), with its counts and cost."""
         resource = {**destination_resource(self.dest), STATUS_LABEL: status}
         counts = {k: (totals or {}).get(k) for k in TOTALS_SENT if k in (totals or {})}
         emit(RUN_FINISHED, resource, self._payload(

@@ -7,13 +7,19 @@ from prefect.states import Failed, State
 from catalog_images.errors import explain, kind_of
 from catalog_images.report.events import RunEvents
 
+# The gate's decisions that end a run before any paid request -> its run.finished status.
+NOT_APPROVED = {"declined": "declined", "cancelled": "cancelled",
+                "timed out": "approval timed out"}
+
 
 def run_outcome(outcome: dict, stopped_by: str | None, logger,
-                events: RunEvents | None = None) -> dict | State:
+                events: RunEvents | None = None, approval: dict | None = None) -> dict | State:
     """The outcome, or Failed carrying it when rows lack images, the run was stopped early,
     a provider went out (quota, spend cap, configuration) with rows left, or the report was
     not uploaded; the message says why and where the report is.
-    ``events``: the run's events (report not uploaded, run finished) are emitted there.
+    ``events``: the run's events (report not uploaded, run finished) are emitted there; a run
+    whose spend was not approved (``approval``: the gate's decision) finishes ``declined``,
+    ``cancelled`` or ``approval timed out`` there, not ``failed``.
     Quarantined rows (an image of the wrong shape) fail the run too, for someone to review."""
     problems = []
     if stopped_by:
@@ -39,7 +45,8 @@ def run_outcome(outcome: dict, stopped_by: str | None, logger,
     where = outcome["report_uri"] or outcome["report_path"] or "the summary above"
     message = f"{'; '.join(problems)}; see {where}" if problems else None
     if events is not None:
-        events.run_finished("failed" if problems else "completed", totals,
+        status = NOT_APPROVED.get((approval or {}).get("decision"))
+        events.run_finished(status or ("failed" if problems else "completed"), totals,
                             outcome["report_uri"], message)
     return Failed(message=message, data=outcome) if message else outcome
 

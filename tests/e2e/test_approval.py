@@ -196,7 +196,8 @@ def test_a_stop_signal_while_waiting_ends_the_run_in_seconds_with_its_report(
     report_path = tmp_path / "report.json"
     code = ("import asyncio, sys; from flows.catalog_refresh import catalog_refresh; "
             "asyncio.run(catalog_refresh(catalog=sys.argv[1], dest=sys.argv[2], "
-            "approve_above_usd=0.1, approval_timeout_s=600, report_path=sys.argv[3]))")
+            "budget={'approve_above_usd': 0.1, 'approval_timeout_s': 600}, "
+            "output={'report_path': sys.argv[3]}))")
     env = {**cli_env(local_s3, emulator, prefect_api),
            "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "spool")}
     process = subprocess.Popen([sys.executable, "-c", code, str(catalog), dest,

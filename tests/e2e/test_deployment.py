@@ -55,7 +55,7 @@ def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tm
     catalog = write_catalog(Path(tmp_path) / "c.csv", 8)
     flow_run = run_deployment(  # synchronous when called outside an event loop
         "catalog-refresh/on-demand", timeout=0,
-        parameters={"catalog": str(catalog), "dest": dest, "concurrency": 4})
+        parameters={"catalog": str(catalog), "dest": dest, "providers": {"concurrency": 4}})
     _prefect(["worker", "start", "--pool", "catalog-images", "--run-once"], worker_env,
              timeout=300)
 
@@ -76,11 +76,16 @@ def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tm
 
 
 def test_every_flow_parameter_has_a_description_for_the_ui_form():
-    from catalog_images.settings import RunSettings
+    from catalog_images.run_sections import SECTIONS, TOP_LEVEL
     from flows.catalog_refresh import catalog_refresh
 
-    schema = catalog_refresh.parameters.properties
-    assert set(schema) == set(RunSettings.model_fields)
-    missing = [name for name, prop in schema.items() if not prop.get("description")]
+    schema = catalog_refresh.parameters.model_dump_for_openapi()
+    properties = schema["properties"]
+    assert set(properties) == {*TOP_LEVEL, *SECTIONS}  # catalog, dest and the sections
+    missing = [name for name, prop in properties.items() if not prop.get("description")]
+    missing += [f"{model}.{name}" for model, definition in schema["definitions"].items()
+                for name, prop in definition["properties"].items()
+                if not prop.get("description")]
     assert missing == []
-    assert schema["mode"]["enum"] == ["standard", "batch"]
+    assert schema["definitions"]["BatchOptions"]["properties"]["mode"]["enum"] == [
+        "standard", "batch"]

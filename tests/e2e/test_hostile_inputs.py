@@ -17,6 +17,7 @@ from PIL import Image
 from catalog_images.destination.layout import DestinationLayout
 from catalog_images.destination.ledger import read_history
 from catalog_images.destination.storage import S3Location, S3Settings
+from catalog_images.run_sections import grouped_parameters
 from catalog_images.worker_policy import PROVIDERS_FILES_ENV, UNTRUSTED_ENV
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
@@ -87,8 +88,8 @@ def test_a_deployment_run_with_hostile_parameters_is_refused(
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     catalog = write_catalog(tmp_path / "c.csv", 3)
     hostile = _hostile_parameters(emulator, tmp_path)[:2]
-    runs = [run_deployment("catalog-refresh/on-demand", timeout=0, parameters={
-        "catalog": str(catalog), "dest": dest, **extra}) for extra, _ in hostile]
+    runs = [run_deployment("catalog-refresh/on-demand", timeout=0, parameters=grouped_parameters(
+        {"catalog": str(catalog), "dest": dest, **extra})) for extra, _ in hostile]
     subprocess.run([*prefect, "worker", "start", "--pool", "catalog-images", "--run-once"],
                    env=env, cwd=REPO, capture_output=True, timeout=300)
 

@@ -1,4 +1,5 @@
-"""Each run parameter is declared once, in RunSettings: the flow and the CLI agree with it."""
+"""Each run parameter is declared once, in RunSettings: the flow's sections and the CLI agree
+with it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from pydantic.fields import FieldInfo
 from typer.testing import CliRunner
 
 from catalog_images.cli import app as cli
-from catalog_images.settings import RUN_DEFAULTS, RunSettings
+from catalog_images.run_sections import (
+    DEFAULT_SECTIONS,
+    SECTION_MODELS,
+    SECTION_OF,
+    SECTIONS,
+    TOP_LEVEL,
+    Budget,
+    flat_parameters,
+    grouped_parameters,
+    section_description,
+)
+from catalog_images.settings import RUN_DEFAULTS, RunSettings, SettingsError
 from flows.catalog_refresh import catalog_refresh
 
 REQUIRED = {"catalog": "data/sample_catalog.csv", "dest": "s3://bucket/prefix"}
@@ -28,30 +40,97 @@ def _as_settings(name: str, value):
     return getattr(RunSettings(**{**REQUIRED, name: value}), name)
 
 
+def test_every_setting_is_in_exactly_one_place_of_the_form():
+    places = [*TOP_LEVEL, *(name for spec in SECTIONS.values() for name in spec[3])]
+    assert sorted(places) == sorted(FIELDS)  # none missing, none twice
+    assert all(SECTION_OF[name] == section for section, model in SECTION_MODELS.items()
+               for name in model.model_fields)
+
+
+def test_flow_takes_catalog_dest_and_the_sections_in_order():
+    parameters = inspect.signature(catalog_refresh.fn).parameters
+    assert list(parameters) == [*TOP_LEVEL, *SECTIONS]
+    for section, model in SECTION_MODELS.items():
+        assert parameters[section].default == model()
+
+
 @pytest.mark.parametrize("name", [n for n in FIELDS if n not in REQUIRED])
-def test_flow_default_is_the_settings_default(name):
-    parameter = inspect.signature(catalog_refresh.fn).parameters[name]
-    assert parameter.default is RUN_DEFAULTS[name]
-    assert _as_settings(name, parameter.default) == _settings_default(name)
+def test_section_field_is_the_settings_field(name):
+    field = SECTION_MODELS[SECTION_OF[name]].model_fields[name]
+    settings_field = RunSettings.model_fields[name]
+    assert (field.annotation, field.description, field.metadata) == (
+        settings_field.annotation, settings_field.description, settings_field.metadata)
+    section_default = getattr(DEFAULT_SECTIONS[SECTION_OF[name]], name)
+    assert _as_settings(name, section_default) == _settings_default(name)
+    assert RUN_DEFAULTS[name] in (section_default, None)
 
 
-def test_flow_has_every_parameter_in_order_and_no_other():
-    assert list(inspect.signature(catalog_refresh.fn).parameters) == FIELDS
+def test_flow_schema_renders_each_section_as_an_object_with_descriptions_and_defaults():
+    schema = parameter_schema(catalog_refresh).model_dump_for_openapi()
+    properties, definitions = schema["properties"], schema["definitions"]
+    for name in TOP_LEVEL:
+        assert properties[name]["description"] == RunSettings.model_fields[name].description
+        assert properties[name]["type"] == "string"
+    assert schema["required"] == list(TOP_LEVEL)
+    for section, model in SECTION_MODELS.items():
+        prop = properties[section]
+        assert prop["description"] == section_description(section) != ""
+        definition = definitions[prop["$ref"].rsplit("/", 1)[-1]]
+        assert definition["type"] == "object" and definition["title"] == SECTIONS[section][1]
+        assert list(definition["properties"]) == list(model.model_fields)
+        for name, field_schema in definition["properties"].items():
+            assert field_schema["description"] == RunSettings.model_fields[name].description
+            assert field_schema["title"] == name  # the CLI's, YAML's and README's name
+            default = RUN_DEFAULTS[name]
+            assert field_schema["default"] == ([] if default is None and name.endswith(
+                ("_providers", "_skus")) else default), name
+            assert prop["default"][name] == field_schema["default"], name
+    budget = definitions["Budget"]["properties"]
+    assert budget["approval_timeout_s"]["maximum"] == 86_400  # bounds shown too
 
 
-def test_flow_schema_describes_every_parameter_with_its_default():
-    properties = parameter_schema(catalog_refresh).model_dump_for_openapi()["properties"]
-    for name, field in RunSettings.model_fields.items():
-        assert properties[name]["description"] == field.description, name
-        if name not in REQUIRED:
-            assert properties[name]["default"] == RUN_DEFAULTS[name], name
-
-
-def test_flow_called_without_options_gets_plain_values():
+def test_flow_called_without_options_gets_the_settings_defaults():
     values = get_call_parameters(catalog_refresh.fn, (), dict(REQUIRED))
-    values = catalog_refresh.validate_parameters(values)
     assert not [n for n, v in values.items() if isinstance(v, FieldInfo)]
-    assert RunSettings(**values) == RunSettings(**REQUIRED)
+    assert RunSettings(**flat_parameters(values)) == RunSettings(**REQUIRED)
+
+
+def test_sections_flatten_into_settings_and_back():
+    flat = {**REQUIRED, "concurrency": 4, "approve_above_usd": 0.5, "force_skus": ["A"],
+            "mode": "batch", "shards": 1, "report_path": "r.json"}
+    grouped = grouped_parameters(flat)
+    assert grouped == {**REQUIRED, "providers": {"concurrency": 4},
+                       "budget": {"approve_above_usd": 0.5}, "output": {
+                           "force_skus": ["A"], "report_path": "r.json"},
+                       "batch": {"mode": "batch"}, "scale_out": {"shards": 1}}
+    assert flat_parameters(grouped) == flat
+    assert SECTION_MODELS["providers"](fallback_providers=None).fallback_providers == []
+    as_models = {**REQUIRED, "budget": Budget(approve_above_usd=0.5)}
+    assert flat_parameters(as_models) == {**REQUIRED, "approve_above_usd": 0.5}
+    settings = RunSettings(**flat_parameters(grouped_parameters(
+        RunSettings(**flat).model_dump())))
+    assert settings == RunSettings(**flat)
+
+
+def test_a_bad_section_value_is_named_by_its_field():
+    with pytest.raises(SettingsError, match="concurrency: Input should be greater than or "
+                       "equal to 1"):
+        RunSettings(**flat_parameters({**REQUIRED, "providers": {"concurrency": 0}}))
+    with pytest.raises(SettingsError, match=r"budget\.concurrency: concurrency belongs in the "
+                       "providers section"):
+        flat_parameters({**REQUIRED, "budget": {"concurrency": 4}})
+    with pytest.raises(SettingsError, match="budget: expected an object"):
+        flat_parameters({**REQUIRED, "budget": 5})
+    with pytest.raises(SettingsError, match="budget_usd: Extra inputs are not permitted"):
+        RunSettings(**flat_parameters({**REQUIRED, "budget": {"budget_usd": 4}}))
+    with pytest.raises(SettingsError, match="no such setting colour"):
+        grouped_parameters({**REQUIRED, "colour": "red"})
+
+
+def test_the_flow_docstring_describes_catalog_dest_and_each_section():
+    parsed = parameter_schema(catalog_refresh).model_dump_for_openapi()["properties"]
+    assert parsed["providers"]["description"].startswith("Which providers and model")
+    assert "approval" in parsed["budget"]["description"]
 
 
 def _cli_options(command: str) -> dict[str, object]:

@@ -90,3 +90,27 @@ def test_rows_left_by_an_out_provider_fail_the_run_naming_the_cause():
     assert state.message.startswith(f"7 rows left because provider {out}; see s3://")
     outcome["totals"]["providers"]["google"]["rows_left"] = 0  # the fallback did every row
     assert run_outcome(outcome, None, logging.getLogger("t")) is outcome
+
+
+def test_a_run_not_approved_finishes_declined_or_timed_out_with_nothing_spent():
+    class Heard:
+        def __init__(self):
+            self.finished = []
+
+        def run_finished(self, status, totals, *rest):
+            self.finished.append((status, totals["cost_usd"]))
+
+    skipped = {**_outcome(), "totals": {"failed": 0, "accepted": 10, "succeeded": 0,
+                                        "skipped": 10, "cost_usd": 0.0}}
+    stop = "no spend approval (declined)"
+    for decision, status in (("declined", "declined"), ("timed out", "approval timed out"),
+                             ("cancelled", "cancelled"), ("stopped", "failed"),
+                             ("approved", "completed")):
+        heard = Heard()
+        stopped_by = None if decision == "approved" else stop
+        run_outcome(skipped, stopped_by, logging.getLogger("t"), heard,
+                    {"decision": decision, "budget_usd": 0.0})
+        assert heard.finished == [(status, 0.0)], decision
+    heard = Heard()
+    run_outcome(skipped, stop, logging.getLogger("t"), heard)  # no gate: a stop fails the run
+    assert heard.finished == [("failed", 0.0)]
