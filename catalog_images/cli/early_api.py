@@ -43,13 +43,14 @@ class EarlyApi:
         return f"http://127.0.0.1:{self.port}/api"
 
     def stop(self) -> None:
-        """SIGTERM the server (it may be starting: SIGKILL after 5 s); idempotent."""
+        """SIGTERM the server, never used (it may be migrating: SIGKILL after 2 s, SQLite
+        rolls an unfinished migration back); idempotent."""
         if self.proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             self.proc.terminate()
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
