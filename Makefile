@@ -7,6 +7,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 # Use the system certificate store (networks with their own CA, e.g. a registry proxy).
 # UV_NATIVE_TLS is the older name of UV_SYSTEM_CERTS, for an older uv already on the PATH.
+# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set, every process would
+# otherwise compile each module it imports (importing the flow: 10.3 s of CPU, not 5.0 s).
+export UV_COMPILE_BYTECODE := 1
 export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 

@@ -51,9 +51,10 @@ class DestinationLayout:
         """``images/{sku}.{ext}`` with the extension of ``mime_type`` (``bin`` if unknown)."""
         return self._key(IMAGES, f"{sku}.{EXTENSION_BY_MIME.get(mime_type, UNKNOWN_EXTENSION)}")
 
-    def image_candidate_keys(self, sku: str) -> frozenset[str]:
-        """Every key an image of ``sku`` can have (one per known image type)."""
-        return frozenset(self._key(IMAGES, f"{sku}.{ext}") for ext in IMAGE_EXTENSIONS)
+    def image_candidate_keys(self, sku: str, folder: str = IMAGES) -> frozenset[str]:
+        """Every key an image of ``sku`` can have (one per known image type);
+        ``folder=QUARANTINE``: its quarantined images."""
+        return frozenset(self._key(folder, f"{sku}.{ext}") for ext in IMAGE_EXTENSIONS)
 
     def image_listing_prefix(self, sku: str) -> str:
         """A List prefix that finds every candidate key of ``sku`` (and of SKUs that extend
@@ -64,7 +65,7 @@ class DestinationLayout:
         """The image keys of ``sku`` in the bucket, any type, found with one List request
         (aiobotocore ``client``; more pages only when 1000+ SKUs extend ``sku`` after a dot);
         ``folder=QUARANTINE``: its quarantined images."""
-        candidates = frozenset(self._key(folder, f"{sku}.{ext}") for ext in IMAGE_EXTENSIONS)
+        candidates = self.image_candidate_keys(sku, folder)
         found, token = [], None
         while True:
             page = await client.list_objects_v2(
@@ -74,6 +75,24 @@ class DestinationLayout:
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return found
+
+    async def image_keys(self, client, max_keys: int) -> frozenset[str] | None:
+        """Every key under images/ and quarantine/ (List pages of 1,000, aiobotocore
+        ``client``), or None as soon as there are more than ``max_keys`` of them."""
+        found: set[str] = set()
+        for folder in (IMAGES, QUARANTINE):
+            token = None
+            while True:
+                page = await client.list_objects_v2(
+                    Bucket=self.location.bucket, Prefix=self._key(folder) + "/",
+                    **({"ContinuationToken": token} if token else {}))
+                found.update(o["Key"] for o in page.get("Contents", []))
+                if len(found) > max_keys:
+                    return None
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token:
+                    break
+        return frozenset(found)
 
     def quarantine_key(self, sku: str, mime_type: str) -> str:
         """``quarantine/{sku}.{ext}``: where a paid image of the wrong shape is kept."""

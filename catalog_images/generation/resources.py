@@ -69,6 +69,9 @@ class RunContext:
     stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request
     reference_policy: ReferencePolicy | None = None  # where reference images may come from
     events: RunEvents = field(default_factory=lambda: RunEvents(None))  # Prefect events
+    # Every key under images/ and quarantine/ as generation began (generation/run.py), so the
+    # check before paying needs no List per row; None: each row lists its own keys.
+    image_keys: frozenset[str] | None = None
     logger: logging.Logger | logging.LoggerAdapter = field(
         default_factory=lambda: logging.getLogger("catalog_images.run"))
     _references: OrderedDict = field(default_factory=OrderedDict)

@@ -16,7 +16,7 @@ from typing import TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.catalog.fingerprint import fingerprint, sha256_hex
-from catalog_images.destination.layout import QUARANTINE, DestinationLayout
+from catalog_images.destination.layout import IMAGES, QUARANTINE, DestinationLayout
 from catalog_images.generation.deliver import PaidImage, keep
 from catalog_images.generation.limits import SlotDeclined
 from catalog_images.generation.outage import out_for
@@ -240,24 +240,31 @@ async def find_current(ctx: RunContext, job: Job, fp: str) -> str | None:
     quarantine/), unless the run regenerates this sku anyway (force)."""
     if ctx.forced(job.sku):
         return None
-    return await _already_uploaded(ctx, job.sku, fp)
+    return await _already_uploaded(ctx, job.sku, fp, ctx.image_keys)
 
 
-async def _already_uploaded(ctx: RunContext, sku: str, fp: str) -> str | None:
+async def _already_uploaded(ctx: RunContext, sku: str, fp: str,
+                            listed: frozenset[str] | None = None) -> str | None:
     """The key of an image of this fingerprint already in the bucket, if there is one.
 
     This is the pipeline's own idempotency check (rather than a Prefect cache policy): it
     holds across flow retries, re-runs, crashes and overlapping runs, because the truth is
     the object's ``fingerprint`` metadata, written with the image. The image may be of any
     type (``.png``, ``.jpg``, ``.webp``), and quarantined (a paid image of the wrong shape):
-    two List requests at once find the keys of this sku (a new row costs those), then a HEAD
-    reads the metadata of each.
+    two List requests at once find the keys of this sku (a new row costs those), or, when
+    the run listed both folders as it began (``listed``: RunContext.image_keys), that list
+    does; then a HEAD reads the metadata of each.
     """
     layout = DestinationLayout(ctx.location)
     try:
-        listed = await asyncio.gather(layout.existing_images(ctx.s3_client, sku),
-                                      layout.existing_images(ctx.s3_client, sku, QUARANTINE))
-        for key in (key for keys in listed for key in keys):
+        if listed is not None:
+            found = [[key for folder in (IMAGES, QUARANTINE)
+                      for key in layout.image_candidate_keys(sku, folder) if key in listed]]
+        else:
+            found = await asyncio.gather(
+                layout.existing_images(ctx.s3_client, sku),
+                layout.existing_images(ctx.s3_client, sku, QUARANTINE))
+        for key in (key for keys in found for key in keys):
             head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
             if head.get("Metadata", {}).get("fingerprint") == fp:
                 return key

@@ -29,6 +29,8 @@ from catalog_images.report.results import ResultSink, RowResult
 from catalog_images.run_setup import RunSetup
 
 PROGRESS_LOG_EVERY_S = 10.0
+LIST_PAGE_KEYS = 1000  # keys a List request returns at most
+LISTED_KEYS_MAX = 50_000  # the most image keys listed (one page after another) at the start
 # The Prefect task that runs one chunk: (ctx, jobs, first_row=, last_row=) -> rows done. It is
 # handed the run's live context, so it runs in this process, on this event loop.
 ChunkRunner = Callable[..., Awaitable[int]]
@@ -139,6 +141,17 @@ async def generate_rows(ctx: RunContext, jobs_path: str, chunk_size: int, record
     await aupdate_progress_artifact(artifact_id, progress=100.0)
 
 
+async def list_image_keys(ctx: RunContext, rows: int) -> frozenset[str] | None:
+    """The destination's image keys, listed once for the whole run when that takes at most
+    half the List requests the rows would (two each: generation/row.py) and at most
+    LISTED_KEYS_MAX keys; else None. The lease keeps other runs from writing meanwhile."""
+    max_keys = min(LISTED_KEYS_MAX, LIST_PAGE_KEYS * max(rows, 1))
+    try:
+        return await DestinationLayout(ctx.location).image_keys(ctx.s3_client, max_keys)
+    except (ClientError, BotoCoreError, OSError):
+        return None
+
+
 def _record_stopped_rows(jobs, settled: set[str], on_result, recorded: set[int]) -> None:
     """Rows never handed to a chunk because the run was stopped: ``skipped``, ``stopped``."""
     for chunk in jobs:
@@ -204,6 +217,7 @@ async def generate_here(
                                      settings.batch_rows, settings.batch_deadline_s,
                                      settings.batch_poll_s, settled)
             else:
+                ctx.image_keys = await list_image_keys(ctx, progress.total)
                 await generate_rows(ctx, jobs_path, settings.chunk_size, recorder, parts,
                                     settled, run_chunk)
         await parts.flush()

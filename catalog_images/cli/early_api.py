@@ -1,0 +1,164 @@
+"""Prefect's ephemeral API, launched on the CLI's first line so its start overlaps ours.
+
+In ephemeral mode (no ``PREFECT_API_URL``) Prefect starts its temporary API server the first
+time a client needs it: after the CLI has imported Prefect, the flow and its libraries, so
+the two starts run one after the other. ``launch`` starts the same server command (Prefect's
+``SubprocessASGIServer`` command line and environment) before any of those imports; ``adopt``
+waits for it to answer and hands it to Prefect as the ephemeral server of this process, just
+before the flow runs. Whenever something does not fit (an API URL found in a profile,
+ephemeral mode off, the process gone), the early server is stopped and Prefect does what it
+did before. The server leads its own session (a Ctrl-C in the terminal reaches the CLI,
+which drains and reports through it first) and gets SIGTERM when the CLI dies (Linux).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+from catalog_images.prefect_env import apply_defaults
+
+COMMANDS = frozenset({"run", "demo"})  # the commands that run a flow in this process
+OPT_OUT = "CATALOG_IMAGES_EARLY_API"  # "0": leave the ephemeral API to Prefect
+_PROFILE_HINTS = ("PREFECT_API_URL", "[api]", "[tool.prefect.api]")
+
+
+class EarlyApi:
+    """The server process started by ``launch``, until Prefect owns it (or it is stopped)."""
+
+    def __init__(self, proc: subprocess.Popen, port: int) -> None:
+        self.proc, self.port = proc, port
+
+    @property
+    def api_url(self) -> str:
+        """The API URL of the server."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def stop(self) -> None:
+        """SIGTERM the server, never used (it may be migrating: SIGKILL after 2 s, SQLite
+        rolls an unfinished migration back); idempotent."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+_EARLY: list[EarlyApi] = []  # at most one: the server launch() started
+
+
+def wanted(argv: list[str], environ: dict[str, str] | os._Environ) -> bool:
+    """Whether this process is the CLI running a flow in ephemeral mode (a cheap guess made
+    before Prefect is imported; ``adopt`` checks Prefect's own settings)."""
+    program = os.path.basename(argv[0]) if argv else ""
+    if program not in ("catalog-images", "-m") or len(argv) < 2 or argv[1] not in COMMANDS:
+        return False
+    if "--help" in argv or environ.get(OPT_OUT, "1") == "0" or environ.get("PREFECT_API_URL"):
+        return False
+    home = Path(environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    for path in (home / "profiles.toml", Path("prefect.toml"), Path(".env"),
+                 Path("pyproject.toml")):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if any(hint in path.read_text() for hint in _PROFILE_HINTS):
+                return False
+    return True
+
+
+def server_command(port: int) -> list[str]:
+    """Prefect's ephemeral server command line (``SubprocessASGIServer._run_uvicorn_command``)
+    without importing Prefect."""
+    spec = find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("prefect")
+    app_dir = Path(spec.origin).parent.parent
+    return [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
+            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "error", "--lifespan", "on"]
+
+
+def _parent_death_signal():
+    """A function for the child before exec: SIGTERM when the CLI dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG); None elsewhere. Resolved here: the child must not import."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
+
+
+def launch(argv: list[str] | None = None) -> EarlyApi | None:
+    """Start the ephemeral API server now when this process will want one; else None."""
+    argv = sys.argv if argv is None else argv
+    if _EARLY or not wanted(argv, os.environ):
+        return None
+    apply_defaults()  # the server inherits this product's Prefect defaults
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+           "PREFECT__SERVER_FINAL": "1"}
+    try:
+        proc = subprocess.Popen(
+            server_command(port), env=env, start_new_session=True,
+            preexec_fn=_parent_death_signal())
+    except (OSError, ModuleNotFoundError):
+        return None
+    early = EarlyApi(proc, port)
+    _EARLY.append(early)
+    atexit.register(early.stop)  # a run that ends before adopt() (bad input, declined)
+    return early
+
+
+def adopt() -> bool:
+    """Make the launched server Prefect's ephemeral API once it answers; True if it was.
+
+    Prefect's get_client() finds it as its running SubprocessASGIServer and stops it at exit.
+    """
+    if not _EARLY:
+        return False
+    early = _EARLY.pop()
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    server = SubprocessASGIServer()  # the instance Prefect's clients use (port None)
+    if settings.api.url or not settings.server.ephemeral.enabled or server.running:
+        early.stop()
+        return False
+    if not _healthy(early, settings.server.ephemeral.startup_timeout_seconds):
+        early.stop()  # Prefect starts its own, as it did before
+        return False
+    server.port, server.server_process, server.running = early.port, early.proc, True
+    atexit.register(server.stop)  # Prefect's own exit path for its ephemeral server
+    return True
+
+
+def _healthy(early: EarlyApi, timeout_s: float) -> bool:
+    """Wait until the server answers its health check; False if it exits or times out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline and early.proc.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(f"{early.api_url}/health").status_code == 200:
+                    return True
+            time.sleep(0.05)
+    return False
