@@ -12,6 +12,7 @@ import pytest
 from conftest import cli_command, cli_env, write_catalog
 
 
+@pytest.mark.scenario  # a whole ephemeral Prefect API per test: make scenarios
 @pytest.mark.timeout(900)  # a fresh Prefect database is migrated first
 def test_ephemeral_run_uses_the_early_server_and_stops_it(local_s3, emulator, dest, tmp_path):
     catalog = write_catalog(tmp_path / "c.csv", 3)
@@ -31,6 +32,7 @@ def test_ephemeral_run_uses_the_early_server_and_stops_it(local_s3, emulator, de
         assert sock.connect_ex(("127.0.0.1", int(stopped.group(1)))) != 0
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(900)
 def test_opting_out_leaves_the_ephemeral_api_to_prefect(local_s3, emulator, dest, tmp_path):
     catalog = write_catalog(tmp_path / "c.csv", 2)

