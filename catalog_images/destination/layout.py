@@ -16,6 +16,7 @@ Every other module asks a ``DestinationLayout`` rather than joining path segment
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -66,33 +67,31 @@ class DestinationLayout:
         (aiobotocore ``client``; more pages only when 1000+ SKUs extend ``sku`` after a dot);
         ``folder=QUARANTINE``: its quarantined images."""
         candidates = self.image_candidate_keys(sku, folder)
-        found, token = [], None
-        while True:
-            page = await client.list_objects_v2(
-                Bucket=self.location.bucket, Prefix=self._key(folder, f"{sku}."),
-                **({"ContinuationToken": token} if token else {}))
-            found += [o["Key"] for o in page.get("Contents", []) if o["Key"] in candidates]
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return found
+        return [key async for page in self._listed_pages(client, self._key(folder, f"{sku}."))
+                for key in page if key in candidates]
 
     async def image_keys(self, client, max_keys: int) -> frozenset[str] | None:
         """Every key under images/ and quarantine/ (List pages of 1,000, aiobotocore
         ``client``), or None as soon as there are more than ``max_keys`` of them."""
         found: set[str] = set()
         for folder in (IMAGES, QUARANTINE):
-            token = None
-            while True:
-                page = await client.list_objects_v2(
-                    Bucket=self.location.bucket, Prefix=self._key(folder) + "/",
-                    **({"ContinuationToken": token} if token else {}))
-                found.update(o["Key"] for o in page.get("Contents", []))
+            async for page in self._listed_pages(client, self._key(folder) + "/"):
+                found.update(page)
                 if len(found) > max_keys:
                     return None
-                token = page.get("NextContinuationToken")
-                if not page.get("IsTruncated") or not token:
-                    break
         return frozenset(found)
+
+    async def _listed_pages(self, client, prefix: str) -> AsyncIterator[list[str]]:
+        """The keys under ``prefix``, one List page (up to 1,000 keys) at a time."""
+        token = None
+        while True:
+            page = await client.list_objects_v2(
+                Bucket=self.location.bucket, Prefix=prefix,
+                **({"ContinuationToken": token} if token else {}))
+            yield [o["Key"] for o in page.get("Contents", [])]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
 
     def quarantine_key(self, sku: str, mime_type: str) -> str:
         """``quarantine/{sku}.{ext}``: where a paid image of the wrong shape is kept."""

@@ -258,13 +258,14 @@ async def _already_uploaded(ctx: RunContext, sku: str, fp: str,
     layout = DestinationLayout(ctx.location)
     try:
         if listed is not None:
-            found = [[key for folder in (IMAGES, QUARANTINE)
-                      for key in layout.image_candidate_keys(sku, folder) if key in listed]]
+            keys = [key for folder in (IMAGES, QUARANTINE)
+                    for key in layout.image_candidate_keys(sku, folder) if key in listed]
         else:
-            found = await asyncio.gather(
+            images, quarantined = await asyncio.gather(
                 layout.existing_images(ctx.s3_client, sku),
                 layout.existing_images(ctx.s3_client, sku, QUARANTINE))
-        for key in (key for keys in found for key in keys):
+            keys = [*images, *quarantined]
+        for key in keys:
             head = await ctx.s3_client.head_object(Bucket=ctx.location.bucket, Key=key)
             if head.get("Metadata", {}).get("fingerprint") == fp:
                 return key
