@@ -180,6 +180,9 @@ def test_global_limits_pace_requests_through_a_prefect_rate_limit(emulator, dest
                                global_limits=True)
     assert state.is_completed(), state.message
     assert paced["totals"]["succeeded"] == 16
-    # 4 slots decaying at 4/s: 16 requests need about 3 s; unpaced they take a fraction.
-    assert paced["totals"]["providers"]["emulator"]["busy_s"] >= 2.0
-    assert free["totals"]["providers"]["emulator"]["busy_s"] < 1.5
+    # 4 slots decaying at 4/s: 16 requests need about 3 s; unpaced they take a fraction (0.3 s
+    # quiet, 1.6 s with four test workers on two cores: the pacing is measured against them).
+    paced_s = paced["totals"]["providers"]["emulator"]["busy_s"]
+    free_s = free["totals"]["providers"]["emulator"]["busy_s"]
+    assert paced_s >= 2.0
+    assert paced_s - free_s >= 1.0, (paced_s, free_s)
