@@ -113,7 +113,9 @@ def test_a_lease_from_another_host_is_watched_kept_while_renewed_and_taken_once_
 def test_two_runs_on_one_destination_never_buy_the_same_image(
     emulator, local_s3, dest, tmp_path, prefect_api, s3_env
 ):
-    emulator.configure(latency_s=0.5)
+    # Slow while the second run is tried (its in-process start can take many seconds on a
+    # loaded machine), then fast: the first run must still be paying when it is refused.
+    emulator.configure(latency_s=2.0)
     catalog = write_catalog(tmp_path / "c.csv", 16)
     env = cli_env(local_s3, emulator, prefect_api)
     command = cli_command("run", catalog, dest, "--concurrency", "2", "--no-progress")
@@ -126,6 +128,7 @@ def test_two_runs_on_one_destination_never_buy_the_same_image(
             time.sleep(0.05)
         state, outcome = run_refresh(catalog=str(catalog), dest=dest, concurrency=8)
         assert first.poll() is None, "the first run ended before the second was refused"
+        emulator.configure(latency_s=0.0)
     finally:
         _, stderr = first.communicate(timeout=180)
     assert state.is_failed() and outcome is None  # refused before planning any row
