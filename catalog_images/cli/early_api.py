@@ -29,6 +29,12 @@ from catalog_images.prefect_env import apply_defaults
 COMMANDS = frozenset({"run", "demo"})  # the commands that run a flow in this process
 OPT_OUT = "CATALOG_IMAGES_EARLY_API"  # "0": leave the ephemeral API to Prefect
 _PROFILE_HINTS = ("PREFECT_API_URL", "[api]", "[tool.prefect.api]")
+# Prefect's ephemeral-server environment, and no block registration at start: it imports
+# every installed integration first (prefect-aws, prefect-dask and Dask itself: a fifth of
+# the server's start). Blocks a run loads by name were registered when they were saved.
+SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+              "PREFECT__SERVER_FINAL": "1", "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+              "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}
 
 
 class EarlyApi:
@@ -112,8 +118,7 @@ def launch(argv: list[str] | None = None) -> EarlyApi | None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-           "PREFECT__SERVER_FINAL": "1"}
+    env = {**os.environ, **SERVER_ENV}
     try:
         proc = subprocess.Popen(
             server_command(port), env=env, start_new_session=True,

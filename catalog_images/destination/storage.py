@@ -125,11 +125,8 @@ class S3Settings:
                     retries={"max_attempts": max_attempts, "mode": "standard"},
                     connect_timeout=5, read_timeout=read_timeout,
                 )
-                botocore_session = botocore.session.Session()
-                botocore_session.register_component("data_loader", _service_data())
-                _BOTO3_CLIENTS[key] = boto3.session.Session(
-                    botocore_session=botocore_session,
-                ).client("s3", config=config, **self.client_kwargs())
+                _BOTO3_CLIENTS[key] = boto3_session().client(
+                    "s3", config=config, **self.client_kwargs())
             return _BOTO3_CLIENTS[key]
 
     def aio_client_context(self, max_pool_connections: int):
@@ -143,6 +140,13 @@ class S3Settings:
         session = AioSession()
         session.register_component("data_loader", _service_data())
         return session.create_client("s3", config=config, **self.client_kwargs())
+
+
+def boto3_session() -> boto3.session.Session:
+    """A fresh boto3 session (credentials resolved afresh) on the process's one data loader."""
+    botocore_session = botocore.session.Session()
+    botocore_session.register_component("data_loader", _service_data())
+    return boto3.session.Session(botocore_session=botocore_session)
 
 
 @functools.cache

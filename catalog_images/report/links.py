@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.destination.layout import DestinationLayout
-from catalog_images.destination.storage import S3Location, S3Settings
+from catalog_images.destination.storage import S3Location, S3Settings, boto3_session
 
 LISTING_MAX_KEYS = 1000  # what one ListObjectsV2 page returns at most
 
@@ -55,7 +54,7 @@ class Presigner:
 def presigner(s3: S3Settings, location: S3Location, expiry_s: int) -> Presigner:
     """A Presigner signing with the run's S3 credentials (SigV4, the run's addressing)."""
     config = Config(signature_version="s3v4", s3={"addressing_style": s3.addressing_style})
-    session, client = boto3.session.Session(), None
+    session, client = boto3_session(), None  # the shared service model: no second parse
     try:
         if s3.access_key_id or session.get_credentials() is not None:  # else: anonymous
             client = session.client("s3", config=config, **s3.client_kwargs())
