@@ -1,5 +1,5 @@
 """``python -m catalog_images.cli``: the same command as ``catalog-images``."""
 
-from catalog_images.cli.app import app
+from catalog_images.cli.app import main
 
-app(prog_name="catalog-images")
+main()

@@ -11,7 +11,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catalog_images.cli.automations import automations_app
-from catalog_images.cli.execute import execute_run, fail
+from catalog_images.cli.execute import execute_run, fail, leave_with
 from catalog_images.devtools.emulator.command import serve as serve_emulator
 from catalog_images.prefect_env import apply_defaults
 from catalog_images.settings import RUN_DEFAULTS, RunSettings
@@ -196,3 +196,13 @@ def report(path: Path) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+def main() -> None:
+    """The ``catalog-images`` program: the command, then an exit without the teardown of
+    every module (cli/execute.py ``_exit_at_once``)."""
+    try:
+        app(prog_name="catalog-images")
+    except SystemExit as done:
+        leave_with(done.code)
+        raise

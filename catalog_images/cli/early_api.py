@@ -131,6 +131,12 @@ def launch(argv: list[str] | None = None) -> EarlyApi | None:
     return early
 
 
+def stop_launched() -> None:
+    """Stop the launched server unless Prefect has adopted it (a process leaving early)."""
+    while _EARLY:
+        _EARLY.pop().stop()
+
+
 def adopt() -> bool:
     """Make the launched server Prefect's ephemeral API once it answers; True if it was.
 

@@ -1,5 +1,6 @@
-"""A run stopped by a signal leaves without tearing the interpreter down (seconds on a loaded
-machine), after every exit handler registered later (Prefect's drains) and with its code."""
+"""A command (a run, stopped or not) leaves without tearing the interpreter down (seconds on
+a loaded machine), after every exit handler registered later (Prefect's drains), with its
+code."""
 
 from __future__ import annotations
 
@@ -39,3 +40,34 @@ def test_any_other_run_exits_the_usual_way() -> None:
     done = _run("done")
     assert done.returncode == 0 and "drained" in done.stdout and "torn down" in done.stdout
 
+
+
+def test_the_program_leaves_with_its_command_s_code_and_keeps_message_exits() -> None:
+    import catalog_images.cli.execute as execute
+
+    before = list(execute._EXIT_AT_ONCE)
+    try:
+        execute.leave_with(None)
+        execute.leave_with(2)
+        assert execute._EXIT_AT_ONCE[-2:] == [0, 2]
+        execute.leave_with("a message Python prints")  # its usual exit prints it, code 1
+        assert execute._EXIT_AT_ONCE[-1] == 2
+    finally:
+        execute._EXIT_AT_ONCE[:] = before
+
+
+def test_the_command_line_exits_with_its_code_without_the_teardown() -> None:
+    done = subprocess.run([sys.executable, "-c", """
+import sys
+from catalog_images.cli import app as cli
+
+class Teardown:
+    def __del__(self):
+        print("torn down", flush=True)
+
+kept = Teardown()
+sys.argv = ["catalog-images", "run", "--concurrency", "0"]
+cli.main()
+"""], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "torn down" not in done.stdout
