@@ -59,6 +59,9 @@ class ProviderGate:
         self._paused_until = 0.0
         self._last_decrease = 0.0
         self._judge = OverloadJudge()
+        self._next_growth = 0.0  # time.monotonic() of slow start's last paced slot
+        self._paced = False  # slow start has grown by paced slots
+        self._streak_from = self.limit  # the window when the current run of 503s began
 
     @property
     def daily_quota_left(self) -> bool:
@@ -69,27 +72,65 @@ class ProviderGate:
         """Send nothing new for ``seconds`` (after a 429 with a retry hint)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
-    def on_success(self) -> None:
-        """A healthy answer: grow the window by one per window's worth of successes (more
-        slowly above a ceiling learnt from real overload)."""
+    def on_success(self, admitted_at: float | None = None) -> None:
+        """A healthy answer (of a request admitted at ``admitted_at``): grow the window by
+        one per window's worth of successes (more slowly above a ceiling learnt from real
+        overload); in slow start by one per success, paced (``_paced_growth``)."""
         self._judge.recent.add(False)
-        if self.limit < self.max_concurrency:
-            growth = 1.0 if self._slow_start else self._judge.growth(self.limit, time.monotonic())
-            self.limit = min(float(self.max_concurrency), self.limit + growth)
+        if self.limit >= self.max_concurrency:
+            return
+        now = time.monotonic()
+        if self._slow_start and self._paced_growth(now, admitted_at):
+            return
+        growth = 1.0 if self._slow_start else self._judge.growth(self.limit, now)
+        self.limit = min(float(self.max_concurrency), self.limit + growth)
+        self._wake()
+
+    def _paced_growth(self, now: float, admitted_at: float | None) -> bool:
+        """Slow start's extra slot, opened one round trip / window after the previous one
+        rather than at once: answers that arrive together (a round of equal latencies)
+        would otherwise send a whole window beyond a model's capacity before its first 503
+        comes back. False when it cannot be paced (no round trip known, no event loop)."""
+        if admitted_at is None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._paced = True
+        gap = max(0.0, now - admitted_at) / max(1.0, self.limit)
+        self._next_growth = max(now, self._next_growth) + gap
+        loop.call_at(loop.time() + (self._next_growth - now), self._grow_one)
+        return True
+
+    def _grow_one(self) -> None:
+        """One paced slow-start slot (nothing once slow start has ended)."""
+        if self._slow_start and self.limit < self.max_concurrency:
+            self.limit = min(float(self.max_concurrency), self.limit + 1.0)
             self._wake()
 
-    def on_unavailable(self, retry_after_s: float | None) -> bool:
-        """A 503: shrink the window only when 503s crowd the recent answers; honour a hint.
+    def on_unavailable(self, retry_after_s: float | None,
+                       admitted_at: float | None = None) -> bool:
+        """A 503 (of a request admitted at ``admitted_at``, the value ``slot`` gave): shrink the
+        window only when 503s crowd the recent answers; honour a hint.
 
         True when the 503 is our own load (a crowd acted on), not the provider's health.
         """
         now = time.monotonic()
-        window = self._judge.after_503(self.limit, now, self.DECREASE_FACTOR)
+        if self._judge.recent.streak == 0 and not self._judge.ours(now, admitted_at):
+            self._streak_from = self.limit  # the window when this run of 503s began
+        shrink_to = None
+        if self._slow_start and self._paced:
+            shrink_to = self._streak_from - 1  # one slot at a time: the level before held
+        # Slow start unpaced doubled the window in the last round trip: half is the last
+        # window the model served whole (as TCP's ssthresh).
+        decrease = 0.5 if self._slow_start else self.DECREASE_FACTOR
+        window = self._judge.after_503(self.limit, now, decrease, admitted_at, shrink_to)
         if window is not None:
             self.limit, self._slow_start = window, False
         if retry_after_s:
             self.pause(retry_after_s)
-        return self._judge.ours(now)
+        return self._judge.ours(now, admitted_at)
 
     def on_overload(self, retry_after_s: float | None) -> None:
         """A 429: shrink the window (at most once a second) and honour the hint."""
@@ -117,13 +158,14 @@ class ProviderGate:
             waiter, _ = self._waiters.popleft()
             if not waiter.done():
                 self.in_flight += 1
-                waiter.set_result(None)
+                waiter.set_result(time.monotonic())  # when the slot was granted
 
     async def _acquire(self, still_wanted: Callable[[], bool] | None,
-                       deadline: float | None) -> None:
+                       deadline: float | None) -> float:
+        """Take a slot; the ``time.monotonic()`` it was granted at."""
         if self.in_flight < int(self.limit) and not self._waiters:
             self.in_flight += 1
-            return
+            return time.monotonic()
         waiter = asyncio.get_running_loop().create_future()
         entry = (waiter, still_wanted)
         self._waiters.append(entry)
@@ -140,7 +182,7 @@ class ProviderGate:
             self._waiters.remove(entry)
             waiter.cancel()
             raise SlotDeclined()
-        waiter.result()  # raises SlotDeclined when interrupted
+        return waiter.result()  # raises SlotDeclined when interrupted
 
     def _release(self) -> None:
         self.in_flight -= 1
@@ -189,7 +231,9 @@ class ProviderGate:
     @asynccontextmanager
     async def slot(self, still_wanted: Callable[[], bool] | None = None,
                    deadline: float | None = None):
-        """Hold one in-flight slot and one rate token for the duration of a request.
+        """Hold one in-flight slot and one rate token for the duration of a request; gives
+        the ``time.monotonic()`` the slot was granted at (for ``on_unavailable``): the
+        window the request was admitted under, whatever rate wait came after.
 
         ``still_wanted`` is asked once a slot is free, before any rate token is taken, after
         every rate wait (which can be long when paced or paused) and whenever ``interrupt``
@@ -202,7 +246,7 @@ class ProviderGate:
             raise ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached")
         self.waiting += 1
         try:
-            await self._acquire(still_wanted, deadline)
+            granted_at = await self._acquire(still_wanted, deadline)
         finally:
             self.waiting -= 1
         try:
@@ -214,7 +258,7 @@ class ProviderGate:
             self.sent_today += 1
             self.sending += 1
             try:
-                yield
+                yield granted_at
             finally:
                 self.sending -= 1
         finally:

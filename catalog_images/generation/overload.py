@@ -45,21 +45,25 @@ class OverloadJudge:
       about once in 10,000 answers; a client beyond capacity within milliseconds, before
       the breaker's five in a row. Shrinks are at least ``SETTLE_S`` apart, enough for the
       requests already refused to come back, short enough to stop a storm.
-    - 503s within ``SETTLE_S`` of a shrink are our own load (``ours``): not the provider's
-      health, so the caller keeps them from its breaker.
+    - 503s of requests admitted (given their slot) before the last shrink are our own load
+      (``ours``), already acted on: they neither shrink the window again nor reach the
+      caller's breaker. A 503 of a request admitted after it is new evidence (the window is
+      still above capacity). Without that time, 503s answered within ``SETTLE_S`` of a
+      shrink are ours.
     - A shrink makes the new window the ceiling for ``CEILING_MEMORY_S``: below it the window
-      regrows as usual, above it by one slot per 4 windows of successes, and
+      regrows as usual, above it by one slot per 8 windows of successes, and
       ``PROBE_FAILED`` 503s in a row while above it (a slot beyond capacity is refused again
-      and again) put the window back on the ceiling, renew its memory and halve the pace of
-      the next probes (down to one slot per 256 windows).
+      and again) put the window one below the refused level (the last level that held, at
+      least the ceiling), make that the ceiling, renew its memory and halve the pace of the
+      next probes (down to one slot per 256 windows).
     """
 
     CROWDED = 8
     STREAK = 4
-    PROBE_FAILED = 3
+    PROBE_FAILED = 2
     SETTLE_S = 0.05
     CEILING_MEMORY_S = 300.0
-    SLOW_PROBE = 4
+    SLOW_PROBE = 8
     SLOWEST_PROBE = 256
 
     def __init__(self) -> None:
@@ -77,28 +81,37 @@ class OverloadJudge:
             return 1.0 / limit
         return 1.0 / (self._probe_every * limit)
 
-    def ours(self, now: float) -> bool:
-        """Is a 503 answered now part of a crowd we caused (and acted on)?"""
+    def ours(self, now: float, admitted_at: float | None = None) -> bool:
+        """Is a 503 answered now, of a request admitted at ``admitted_at``, part of a crowd
+        we caused and acted on?"""
+        if admitted_at is not None:
+            return admitted_at < self._shrunk_at
         return now - self._shrunk_at < self.SETTLE_S
 
-    def after_503(self, limit: float, now: float, decrease: float) -> float | None:
-        """The window after a 503, or None when it stays as it is."""
-        if self.ours(now):
+    def after_503(self, limit: float, now: float, decrease: float,
+                  admitted_at: float | None = None,
+                  shrink_to: float | None = None) -> float | None:
+        """The window after a 503 (of a request admitted at ``admitted_at``, when known), or
+        None when it stays as it is; a crowd shrinks it to ``shrink_to`` when the caller
+        knows the last level that held, else by ``decrease``."""
+        if self.ours(now, admitted_at):
             return None  # the rest of a crowd already acted on
         self.recent.add(True)
         ceiling = self.ceiling
         if ceiling is not None and int(limit) > int(ceiling):
-            if self.recent.streak >= self.PROBE_FAILED:  # counts kept: the ceiling may be high
-                self._shrunk_at = self._ceiling_since = now  # the ceiling holds: remember it
+            if self.recent.streak >= self.PROBE_FAILED:
+                self.ceiling = max(ceiling, float(int(limit) - 1))  # the last level that held
+                self.recent.clear()  # a crowd at the ceiling itself is new evidence
+                self._shrunk_at = self._ceiling_since = now
                 self._probe_every = min(self.SLOWEST_PROBE, self._probe_every * 2)
-                return ceiling
+                return self.ceiling
             return None
         if self.recent.unavailable < self.CROWDED and self.recent.streak < self.STREAK:
             return None
         if limit < 2:
             return None  # one request at a time cannot crowd a model: the provider is failing
         self.recent.clear()
-        shrunk = float(max(1, int(limit * decrease)))
+        shrunk = float(max(1, int(limit * decrease if shrink_to is None else shrink_to)))
         self.ceiling, self._ceiling_since, self._shrunk_at = shrunk, now, now
         self._probe_every = self.SLOW_PROBE
         return shrunk

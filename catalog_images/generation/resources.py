@@ -38,8 +38,9 @@ from catalog_images.settings import RunSettings
 REFERENCES_KEPT = 32
 
 
-# Requests in flight at first to a provider without a configured quota; doubled each round
-# trip (generation/limits.py: slow start).
+# Requests in flight at first to a provider, doubled each round trip (generation/limits.py:
+# slow start): a known request quota says nothing of how many requests the model serves at
+# once, and a wall of requests beyond that capacity comes back as a storm of 503s.
 INITIAL_WINDOW = 8
 
 
@@ -148,8 +149,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             concurrency, rpm=config.requests_per_window, window_s=config.window_s,
             rpd=config.requests_per_day,
             global_limit=f"catalog-images-{config.name}" if self.global_limits else None,
-            # with a known quota the pacing is ours already: use it from the first request
-            initial_window=INITIAL_WINDOW if config.requests_per_window is None else None,
+            initial_window=INITIAL_WINDOW,
         )
         breaker = CircuitBreaker(cooldown_s=self.breaker_cooldown_s, on_change=partial(
             self.events.breaker_changed, config.name))

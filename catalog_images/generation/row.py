@@ -84,6 +84,7 @@ class _Trip:
     deadline: float = float("inf")  # time.monotonic() by which the row ends, image or not
     previous: ProviderRuntime | None = None
     probe: bool = False  # the current attempt is its breaker's half-open probe
+    admitted_at: float | None = None  # time.monotonic() the current attempt got its slot
 
 
 async def _choose(ctx: RunContext, trip: _Trip) -> ProviderRuntime | ProviderError:
@@ -125,7 +126,8 @@ async def _attempt(
         async with runtime.gate.slot(
             partial(_still_wanted, ctx, trip.route, runtime, trip.probe, trip.model),
             trip.deadline,
-        ):
+        ) as admitted_at:
+            trip.admitted_at = admitted_at
             started = time.monotonic()
             runtime.stats.sent(time.time())
             trip.tries.attempts += 1
@@ -147,7 +149,7 @@ async def _attempt(
     runtime.stats.latencies.append(trip.tries.latency_s)
     runtime.stats.images += 1
     runtime.breaker.record(True)
-    runtime.gate.on_success()
+    runtime.gate.on_success(trip.admitted_at)
     return kept
 
 
@@ -181,7 +183,7 @@ async def _try_again(ctx: RunContext, trip: _Trip, runtime: ProviderRuntime,
     else:
         trip.failures += 1
         ours = error.error_class is ErrorClass.UNAVAILABLE and runtime.gate.on_unavailable(
-            error.retry_after_s)
+            error.retry_after_s, trip.admitted_at)
         # A crowd we caused says nothing of the provider's health; a probe's answer always
         # counts (the breaker waits for it).
         if trip.probe or not ours:

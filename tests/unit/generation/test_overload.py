@@ -3,7 +3,9 @@ and the ceiling learnt from that is probed slowly and stepped back from at once.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 
 import pytest
 
@@ -97,15 +99,31 @@ def test_beyond_capacity_the_window_settles_near_it_with_few_503s(clock, capacit
     assert rejected / 20_000 <= 0.02
 
 
-def test_a_probe_above_the_ceiling_steps_back_to_it_at_the_third_503_in_a_row():
+def test_a_probe_above_the_ceiling_steps_back_below_it_at_the_second_503_in_a_row():
     judge, window = OverloadJudge(), None
     for _ in range(OverloadJudge.CROWDED):
         window = judge.after_503(20.0, now=0.0, decrease=0.5) or window
     assert window == 10.0 and judge.ceiling == 10.0
-    assert judge.after_503(11.5, now=1.0, decrease=0.5) is None
-    assert judge.after_503(11.5, now=1.0, decrease=0.5) is None
-    assert judge.after_503(11.5, now=1.0, decrease=0.5) == 10.0
+    assert judge.after_503(12.5, now=1.0, decrease=0.5) is None
+    assert judge.after_503(12.5, now=1.0, decrease=0.5) == 11.0  # 11 held, 12 did not
+    assert judge.ceiling == 11.0
     assert judge.ours(1.0 + judge.SETTLE_S / 2) and not judge.ours(1.0 + judge.SETTLE_S * 2)
+    # Its counts are spent: one more 503 at the new ceiling does not shrink the window.
+    assert judge.after_503(11.0, now=2.0, decrease=0.5) is None
+
+
+def test_503s_of_requests_admitted_before_a_shrink_are_ours_and_later_ones_count():
+    judge = OverloadJudge()
+    for _ in range(OverloadJudge.STREAK):
+        window = judge.after_503(32.0, now=10.0, decrease=0.7, admitted_at=9.9)
+    assert window == 22.0
+    for _ in range(20):  # the rest of that wall of requests, answered a second later
+        assert judge.after_503(22.0, now=11.0, decrease=0.7, admitted_at=9.95) is None
+        assert judge.ours(11.0, admitted_at=9.95)
+    assert not judge.ours(11.0, admitted_at=10.5)  # admitted after the shrink: new evidence
+    for _ in range(OverloadJudge.STREAK - 1):
+        assert judge.after_503(22.0, now=11.0, decrease=0.7, admitted_at=10.5) is None
+    assert judge.after_503(22.0, now=11.0, decrease=0.7, admitted_at=10.5) == 15.0
 
 
 def test_growth_is_slow_above_the_ceiling_and_normal_once_it_is_forgotten():
@@ -135,9 +153,9 @@ def test_slow_start_ends_at_the_first_crowd_of_503s(clock):
     assert gate.limit == 20
     for _ in range(OverloadJudge.STREAK):
         gate.on_unavailable(None)
-    assert gate.limit == 14
+    assert gate.limit == 10  # half: the window of the round before, as TCP's ssthresh
     gate.on_success()
-    assert gate.limit == pytest.approx(14 + 1 / (OverloadJudge.SLOW_PROBE * 14))
+    assert gate.limit == pytest.approx(10 + 1 / (OverloadJudge.SLOW_PROBE * 10))
 
 
 def test_at_one_request_at_a_time_503s_are_the_providers_not_ours(clock):
@@ -145,3 +163,37 @@ def test_at_one_request_at_a_time_503s_are_the_providers_not_ours(clock):
     for _ in range(10):
         assert gate.on_unavailable(None) is False  # the breaker hears every one
     assert gate.limit == 1
+
+
+def test_slow_start_opens_its_extra_slots_paced_over_a_round_trip():
+    async def scenario() -> tuple[float, float]:
+        gate = ProviderGate(max_concurrency=64, initial_window=8)
+        now = time.monotonic()
+        for _ in range(8):  # a round of 0.4 s answers, all at once
+            gate.on_success(admitted_at=now - 0.4)
+        at_once = gate.limit
+        await asyncio.sleep(0.55)
+        return at_once, gate.limit
+
+    at_once, after = asyncio.run(scenario())
+    assert at_once == 8  # not 16 at once: one slot per 0.4 s / 8 = 50 ms
+    assert after == 16
+
+
+def test_a_crowd_in_paced_slow_start_leaves_the_window_at_the_last_level_that_held():
+    async def scenario() -> tuple[float, float]:
+        gate = ProviderGate(max_concurrency=64, initial_window=16)
+        now = time.monotonic()
+        for _ in range(4):  # 1.6 s answers: one more slot every 0.1 s
+            gate.on_success(admitted_at=now - 1.6)
+        await asyncio.sleep(0.15)
+        first = gate.limit
+        gate.on_unavailable(None, admitted_at=time.monotonic())  # a slot beyond is refused
+        await asyncio.sleep(0.2)  # more slots open before the 503s crowd
+        assert gate.limit >= first + 1
+        for _ in range(OverloadJudge.STREAK - 1):
+            gate.on_unavailable(None, admitted_at=time.monotonic())
+        return first, gate.limit
+
+    first, after = asyncio.run(scenario())
+    assert first >= 17 and after == first - 1  # the level before the first refusal held
