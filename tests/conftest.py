@@ -17,6 +17,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
+# The session's one Prefect server keeps its data in SQLite, where creating a flow run reads
+# before it writes: a commit by anyone in between fails it with "database is locked", a 503
+# the client retries. Prefect's 5 retries span about a minute of backoff, which a CI machine
+# starved by four workers once outlasted; two more give four minutes (children inherit it).
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "7")
 # Each pytest process (each xdist worker too) gets its own Prefect home, so ephemeral-mode
 # runs never share one SQLite database, nor touch the user's ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="catalog-images-prefect-")
