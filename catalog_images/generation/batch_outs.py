@@ -20,12 +20,14 @@ SKIPPED_OUTS = frozenset({ErrorClass.DAILY_QUOTA, ErrorClass.SPEND_CAP})
 
 def take_out(ctx: RunContext, config: ProviderConfig, error: ProviderError,
              model: str | None) -> ProviderOut | None:
-    """The out a refused create of a ``model`` job puts the provider in (logged once), or
-    None when retrying may help."""
+    """The out a refused create of a ``model`` job puts the provider in (logged once, a
+    spent daily quota told as an event), or None when retrying may help."""
     out = out_for(config.name, error, ctx.policy.max_retry_hint_s, config.model_for(model))
     runtime = ctx.router.runtimes.get(config.name)
     if out is not None and runtime is not None and runtime.take_out(out):
         ctx.logger.warning("provider %s", out.message)
+        if out.error_class is ErrorClass.DAILY_QUOTA:
+            ctx.events.quota_exhausted(config.name, out.resets_at, out.model)
     return out
 
 

@@ -42,6 +42,7 @@ class ProviderOut:
     message: str  # the run-level message: what happened and what to do
     until: float | None = None  # time.monotonic() it may be asked again; None: not this run
     model: str | None = None  # the one model it holds for (per-day quota, 404); None: all
+    resets_at: str | None = None  # when a spent quota comes back, e.g. "2026-12-01 08:00 UTC"
 
     def active(self, now: float | None = None) -> bool:
         """True while the provider is out."""
@@ -77,10 +78,9 @@ def out_for(name: str, error: ProviderError, max_hint_s: float,
     hint, now, cls = error.retry_after_s, time.monotonic(), error.error_class
     of_model = f" of {model}" if model else ""
     if cls is ErrorClass.DAILY_QUOTA and error.status is not None:
-        until = now + hint if hint else None
-        reason = f"daily quota (resets {_clock(hint)})"
+        until, resets_at = now + hint if hint else None, _clock(hint)
         what = f"{name}: per-day quota{of_model} spent ({error.message}); {WHAT_TO_DO[cls]}"
-        return ProviderOut(cls, reason, what, until, model)
+        return ProviderOut(cls, f"daily quota (resets {resets_at})", what, until, model, resets_at)
     if cls is ErrorClass.SPEND_CAP:
         what = f"{name}: spend cap, prepay balance or billing tier ({error.message}); "
         return ProviderOut(cls, "spend cap (provider billing limit)", what + WHAT_TO_DO[cls])
@@ -92,8 +92,9 @@ def out_for(name: str, error: ProviderError, max_hint_s: float,
         what = f"{name}: {error} on a request; every request would get it: {WHAT_TO_DO[cls]}"
         return ProviderOut(cls, f"{error} (provider configuration)", what)
     if cls in (ErrorClass.RATE_LIMITED, ErrorClass.UNAVAILABLE) and hint and hint > max_hint_s:
+        resets_at = _clock(min(hint, 10 * 365 * 86400))
         reason = (f"out for now: asked to wait {hint:.0f} s, over the {max_hint_s:.0f} s cap "
-                  f"(retry after {_clock(min(hint, 10 * 365 * 86400))})")
+                  f"(retry after {resets_at})")
         what = f"{name}: {reason}; {WHAT_TO_DO[ErrorClass.RATE_LIMITED]}"
-        return ProviderOut(ErrorClass.DAILY_QUOTA, reason, what, now + hint)
+        return ProviderOut(ErrorClass.DAILY_QUOTA, reason, what, now + hint, resets_at=resets_at)
     return None

@@ -154,11 +154,11 @@ async def _attempt(
 
 
 def _tell_daily_quota(ctx: RunContext, runtime: ProviderRuntime, model: str | None) -> None:
-    """A provider whose daily quota is spent (ours or the provider's per-day 429) is told
-    once as a Prefect event, with its reset when the provider named one."""
+    """A daily quota that is spent (ours or the provider's per-day 429, which names its
+    model) is told once as a Prefect event, with its reset when the provider named one."""
     out = runtime.out_now(model)
     if out is not None and out.error_class is ErrorClass.DAILY_QUOTA:
-        ctx.events.quota_exhausted(runtime.name, out.reason)
+        ctx.events.quota_exhausted(runtime.name, out.resets_at, out.model)
     elif not runtime.gate.daily_quota_left:
         ctx.events.quota_exhausted(runtime.name)
 

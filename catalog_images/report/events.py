@@ -100,11 +100,14 @@ class RunEvents:
             emit(BUDGET_REACHED, destination_resource(self.dest),
                  self._payload(cap_usd=cap_usd, spent_usd=round(spent_usd, 6)))
 
-    def quota_exhausted(self, provider: str, resets_at: str | None = None) -> None:
-        """A provider's daily quota is spent (once per provider and run)."""
-        if self._once(f"quota:{provider}"):
+    def quota_exhausted(self, provider: str, resets_at: str | None = None,
+                        model: str | None = None) -> None:
+        """A daily quota is spent: one model's (a provider's per-day 429 names the model whose
+        quota it is) or the whole provider's (``model`` None: our ``requests_per_day``).
+        Sent once per provider, model and run."""
+        if self._once(f"quota:{provider}:{model or ''}"):
             emit(QUOTA_EXHAUSTED, provider_resource(provider),
-                 self._payload(provider=provider, resets_at=resets_at),
+                 self._payload(provider=provider, model=model, resets_at=resets_at),
                  [destination_resource(self.dest)])
 
     def breaker_changed(self, provider: str, state: str) -> None:
@@ -117,10 +120,3 @@ class RunEvents:
         """The run's report could not be written to the destination."""
         emit(REPORT_NOT_UPLOADED, destination_resource(self.dest),
              self._payload(error=error, report_path=report_path))
-
-
-def emit_quota_exhausted(provider: str, resets_at: str | None = None,
-                         events: RunEvents | None = None) -> None:
-    """A provider's daily quota is spent: for the per-day 429 handling to call where it
-    marks a provider out (``events``: the run's ``RunContext.events``, deduplicated)."""
-    (events or RunEvents(None)).quota_exhausted(provider, resets_at)

@@ -85,12 +85,24 @@ def test_a_short_rate_limit_is_retried_and_a_stop_ends_the_wait() -> None:
     assert took < 1.0 and creates == 2  # the wait ended, and no create after the stop
 
 
+class _Events:
+    """The run's events, as (provider, resets_at, model) of each spent quota told."""
+
+    def __init__(self) -> None:
+        self.quotas: list[tuple] = []
+
+    def quota_exhausted(self, provider: str, resets_at: str | None = None,
+                        model: str | None = None) -> None:
+        self.quotas.append((provider, resets_at, model))
+
+
 def _context(config: ProviderConfig) -> SimpleNamespace:
     runtime = ProviderRuntime(config, None, ProviderGate(4), CircuitBreaker(cooldown_s=30.0))
     finished: list = []
     return SimpleNamespace(router=Router({config.name: runtime}, {"bulk": [config.name]}),
                            policy=RetryPolicy(), logger=logging.getLogger("test"),
-                           finish=finished.append, finished=finished, runtime=runtime)
+                           finish=finished.append, finished=finished, runtime=runtime,
+                           events=_Events())
 
 
 def _job(row: int, model: str | None) -> Job:
@@ -111,6 +123,10 @@ def test_a_per_day_refusal_puts_out_its_model_and_ends_rows_with_the_cause() -> 
     assert [(r.status, r.reason[:19]) for r in ctx.finished] == [
         ("skipped", "daily quota (resets")] * 2
     assert ctx.runtime.stats.rows_left == 2 and "per-day quota" in ctx.runtime.stats.out
+    # told once, as the model's quota, with the reset the rows quote
+    assert batch_outs.take_out(ctx, config, daily, None) is not None
+    (told,) = ctx.events.quotas
+    assert told[0::2] == ("google", PRO) and told[1] in ctx.finished[0].reason
 
 
 def test_a_configuration_refusal_fails_the_rows_and_a_retryable_one_puts_nothing_out() -> None:
@@ -143,3 +159,4 @@ def test_rows_meet_an_out_before_their_job_and_give_back_what_they_reserved() ->
     assert batch_outs.ended(ctx, config, jobs, reserved=True)  # a spend cap: every model
     assert ctx.budget.reserve(10.0)  # both reservations were given back
     assert [r.reason for r in ctx.finished] == ["spend cap (provider billing limit)"] * 3
+    assert ctx.events.quotas == []  # a spend cap is not a daily quota

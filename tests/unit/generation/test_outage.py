@@ -182,7 +182,10 @@ def test_a_stop_ends_rows_waiting_on_a_one_hour_pause_and_on_a_slot_within_a_sec
 
 
 def test_out_for_reads_each_cause_and_leaves_retryable_ones_alone():
-    assert out_for("g", DAILY, 120.0).until is not None
+    daily = out_for("g", DAILY, 120.0, "gemini-3-pro-image")
+    assert daily.until is not None and daily.model == "gemini-3-pro-image"
+    assert daily.reason == f"daily quota (resets {daily.resets_at})"
+    assert daily.resets_at.endswith(" UTC")
     assert out_for("g", ProviderError(ErrorClass.DAILY_QUOTA, "daily quota reached"),
                    120.0) is None  # our own requests_per_day: the router handles it
     no_hint = out_for("g", ProviderError(ErrorClass.DAILY_QUOTA, "per day", status=429), 120.0)

@@ -13,7 +13,6 @@ from catalog_images.report.events import (
     REPORT_NOT_UPLOADED,
     RUN_FINISHED,
     RunEvents,
-    emit_quota_exhausted,
 )
 from catalog_images.secrets import register_secret
 
@@ -56,7 +55,7 @@ def test_budget_and_quota_are_sent_once_per_run_and_provider(sent):
     assert sent[1]["resource"]["prefect.resource.id"] == "catalog-images.provider.google"
     assert sent[1]["payload"]["resets_at"] == "2026-12-01T08:00:00Z"
     assert sent[1]["related"][0]["prefect.resource.id"] == "catalog-images.destination.b/p"
-    assert sent[2]["payload"]["provider"] == "relay"
+    assert sent[2]["payload"]["provider"] == "relay" and sent[2]["payload"]["model"] is None
 
 
 def test_breaker_changes_and_an_unuploaded_report(sent):
@@ -85,12 +84,18 @@ def test_emitting_never_raises(monkeypatch, caplog):
     assert "not emitted: events worker gone" in caplog.text
 
 
-def test_emit_quota_exhausted_works_with_or_without_the_run_events(sent):
-    emit_quota_exhausted("google")
+def test_a_spent_quota_is_told_once_per_model_and_once_for_the_whole_provider(sent):
+    """Google's per-day quotas are per model: two models spent are two events."""
     events = RunEvents("s3://b/p", "r1")
-    emit_quota_exhausted("google", None, events)
-    emit_quota_exhausted("google", None, events)
-    assert [e["payload"]["run_id"] for e in sent] == [None, "r1"]
+    for _ in range(2):
+        events.quota_exhausted("google", "2026-12-01 08:00 UTC", "gemini-3-pro-image")
+    events.quota_exhausted("google", "2026-12-01 08:00 UTC", "gemini-3.1-flash-image")
+    events.quota_exhausted("google")  # our requests_per_day: every model
+    events.quota_exhausted("google")
+    assert [e["payload"]["model"] for e in sent] == [
+        "gemini-3-pro-image", "gemini-3.1-flash-image", None]
+    assert {e["resource"]["prefect.resource.id"] for e in sent} == {
+        "catalog-images.provider.google"}
 
 
 def test_an_unusable_destination_is_named_unknown():
