@@ -592,7 +592,7 @@ def test_two_hundred_thousand_rows_plan_in_bounded_memory_and_time(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"200k rows: {result['seconds']:.1f} s, peak RSS growth "
           f"{result['rss_growth'] / 2**20:.0f} MiB")
-    assert result["seconds"] < 30, result["seconds"]
+    assert result["seconds"] < 60, result["seconds"]  # a quadratic step takes far longer
     assert result["rss_growth"] < 512 * 1024 * 1024, result["rss_growth"]
     assert (result["rows"], result["to_generate"], result["rejected"]) == (rows, rows - 3, 3)
     assert result["plan_rows"] == rows - 3
