@@ -21,6 +21,7 @@ from catalog_images.providers.config import (
     ProviderConfig,
     builtin_presets,
 )
+from catalog_images.run_sections import SECTION_OF
 from catalog_images.settings import SHARD_DEPLOYMENT, RunSettings, SettingsError
 
 UNTRUSTED_ENV = "CATALOG_IMAGES_UNTRUSTED_PARAMETERS"
@@ -77,6 +78,12 @@ def _inside(path: str, roots: list[str]) -> bool:
         for root in roots)
 
 
+def _in_form(name: str) -> str:
+    """Where a deployment run's user sets RunSettings' field ``name``: its run form section
+    and name, as in the UI and in prefect.yaml (``providers.providers_file``)."""
+    return f"{SECTION_OF[name]}.{name}" if name in SECTION_OF else name
+
+
 def _refusals(settings: RunSettings, env: Mapping[str, str]) -> list[str]:
     """One line per parameter that the worker's allowlists do not name."""
     refused = []
@@ -84,22 +91,23 @@ def _refusals(settings: RunSettings, env: Mapping[str, str]) -> list[str]:
         allowed = [*_listed(env, PROVIDERS_FILES_ENV, os.pathsep), env.get(PROVIDERS_FILE_ENV)]
         real = _real(settings.providers_file)
         if real is None or real not in {_real(p) for p in allowed if p}:
-            refused.append(f"providers_file is not one the worker allows (list it in "
-                           f"{PROVIDERS_FILES_ENV} on the worker, or leave it out)")
+            refused.append(f"{_in_form('providers_file')} is not one the worker allows (list "
+                           f"it in {PROVIDERS_FILES_ENV} on the worker, or leave it out)")
     if settings.report_path and not _inside(settings.report_path,
                                             _listed(env, REPORT_DIR_ENV, os.pathsep)):
-        refused.append(f"report_path is outside the folder the worker allows for reports "
-                       f"({REPORT_DIR_ENV}); the report is in the bucket anyway")
+        refused.append(f"{_in_form('report_path')} is outside the folder the worker allows "
+                       f"for reports ({REPORT_DIR_ENV}); the report is in the bucket anyway")
     if settings.dask_address and settings.dask_address not in _listed(env, DASK_ADDRESSES_ENV):
-        refused.append(f"dask_address is not a scheduler the worker allows "
+        refused.append(f"{_in_form('dask_address')} is not a scheduler the worker allows "
                        f"({DASK_ADDRESSES_ENV})")
     blocks = [*_listed(env, AWS_BLOCKS_ENV), env.get(AWS_BLOCK_ENV)]
     if settings.aws_credentials_block and settings.aws_credentials_block not in blocks:
-        refused.append(f"aws_credentials_block is not a block the worker allows "
+        refused.append(f"{_in_form('aws_credentials_block')} is not a block the worker allows "
                        f"({AWS_BLOCKS_ENV})")
     shard_deployments = [SHARD_DEPLOYMENT, *_listed(env, SHARD_DEPLOYMENTS_ENV)]
     if settings.shards > 1 and settings.shard_deployment not in shard_deployments:
-        refused.append(f"shard_deployment is not one the worker allows ({SHARD_DEPLOYMENTS_ENV})")
+        refused.append(f"{_in_form('shard_deployment')} is not one the worker allows "
+                       f"({SHARD_DEPLOYMENTS_ENV})")
     catalog_roots = _listed(env, CATALOG_ROOTS_ENV, os.pathsep)
     if (catalog_roots and not settings.catalog.startswith("s3://")
             and not _inside(settings.catalog, catalog_roots)):

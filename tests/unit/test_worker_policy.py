@@ -40,12 +40,12 @@ def test_plain_calls_are_trusted_and_the_env_forces_checks():
 
 
 @pytest.mark.parametrize(("extra", "named"), [
-    ({"providers_file": "/tmp/evil.toml"}, "providers_file"),
-    ({"report_path": "/etc/cron.d/evil"}, "report_path"),
-    ({"dask_address": "tcp://evil.example:8786", "shards": 2}, "dask_address"),
-    ({"aws_credentials_block": "prod-admin"}, "aws_credentials_block"),
-    ({"shard_deployment": "other/deployment", "shards": 2}, "shard_deployment"),
-])
+    ({"providers_file": "/tmp/evil.toml"}, "providers.providers_file"),
+    ({"report_path": "/etc/cron.d/evil"}, "output.report_path"),
+    ({"dask_address": "tcp://evil.example:8786", "shards": 2}, "scale_out.dask_address"),
+    ({"aws_credentials_block": "prod-admin"}, "output.aws_credentials_block"),
+    ({"shard_deployment": "other/deployment", "shards": 2}, "scale_out.shard_deployment"),
+])  # named as the run form and prefect.yaml place them
 def test_each_route_into_the_worker_is_refused_without_an_allowlist(extra, named):
     with pytest.raises(ParameterRefused) as caught:
         check_parameters(_settings(**extra), UNTRUSTED)
