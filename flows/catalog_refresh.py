@@ -98,7 +98,8 @@ async def _refresh(parameters: dict, logger) -> dict | State:
             generated = await _generate(run, plan, work_dir, sink, progress, logger, stop)
             await snapshot_index(generated, run, logger)
             totals = close_results(sink, progress, run, generated, generation_started)
-            header = report_header(run, plan, generated.stopped_by, flow_run.id)
+            header = report_header(run, plan, generated.stopped_by, flow_run.id,
+                                   generated.warnings)
             outcome = await publish_report_task(
                 header, totals, str(work_dir), run.location, run.s3, settings.report_path,
                 generated.thumbnails, settings.link_expiry_s)

@@ -182,6 +182,7 @@ class Generated:
     thumbnails: list[SheetItem] = field(default_factory=list)
     index_entries: int = 0  # rows written to the destination's index parts
     stopped_by: str | None = None  # the signal that stopped the run early, if one did
+    warnings: list[str] = field(default_factory=list)  # for the report, e.g. a shard's bad rows
 
 
 async def generate_here(

@@ -10,8 +10,10 @@ from catalog_images.run_setup import RunSetup
 
 
 def report_header(run: RunSetup, plan: PlanSummary, stopped_by: str | None,
-                  flow_run_id: object | None) -> dict:
-    """The report's fields besides totals and rows; ``finished_at`` is now."""
+                  flow_run_id: object | None, warnings: list[str] | None = None) -> dict:
+    """The report's fields besides totals and rows; ``finished_at`` is now. ``warnings``:
+    what the run logged as wrong but that no row's outcome shows (e.g. a shard's manifest
+    rows that match none of its rows)."""
     settings, layout = run.settings, DestinationLayout(run.location)
     return {
         "run_id": run.run_id, "flow_run_id": str(flow_run_id) if flow_run_id else None,
@@ -29,5 +31,6 @@ def report_header(run: RunSetup, plan: PlanSummary, stopped_by: str | None,
         "removed": {"count": plan.removed, "skus": plan.removed_sample,
                     "note": "images of removed skus are kept"},
         "stopped_by": stopped_by,
+        "warnings": list(warnings or []),
         "approval": run.approval,  # None: no approval was needed
     }

@@ -247,7 +247,8 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
                 work_dir: Path, sink: ResultSink, merged: Generated, ended: str = "") -> int:
     """Add one shard's results to the parent's; a row it did not report ends failed,
     with how the shard ended (``ended``) in its reason. Manifest rows that match no row
-    given to the shard are left out and logged (scale/manifest_rows.py).
+    given to the shard are left out, logged and counted in the report's warnings
+    (scale/manifest_rows.py).
 
     Returns the rows taken from the shard's manifest.
     """
@@ -270,6 +271,7 @@ def merge_shard(location: S3Location, s3: S3Settings, spec: ShardSpec, jobs_path
                                len(rows.seen), type(exc).__name__)
         if (warning := rows.warning(spec.index)) is not None:
             _run_log().warning("%s", warning)
+            merged.warnings.append(warning)
         _merge_extras(client, location, spec, merged)
     for batch in pq.ParquetFile(jobs_path).iter_batches(batch_size=10_000):
         for job in map(Job.from_dict, batch.to_pylist()):

@@ -34,6 +34,7 @@ def test_run_writes_the_report_and_exits_by_outcome(
     assert done.returncode == 1, done.stderr[-2000:]
     data = json.loads(report.read_text())
     assert data["totals"]["succeeded"] == 5 and data["totals"]["failed"] == 1
+    assert data["warnings"] == []  # nothing wrong beyond the rows' own outcomes
     assert "safety" in done.stderr and "Report written to" in done.stderr
 
     done = subprocess.run(

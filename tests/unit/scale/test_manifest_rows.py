@@ -87,8 +87,9 @@ def test_unmatched_manifest_rows_change_no_total_cost_or_other_row(tmp_path, mon
     logger, lines = logging.getLogger("test-manifest-rows"), _Lines()
     logger.addHandler(lines)
     monkeypatch.setattr(shards, "_run_log", lambda: logger)  # the flow run's logger
+    merged = Generated()
     taken = merge_shard(LOCATION, _S3(_Bucket(manifest)), SPEC, jobs, tmp_path / "work",
-                        sink, Generated())
+                        sink, merged)
     sink.close()
     assert taken == 1
     rows = {r["sku"]: r for r in iter_result_rows(tmp_path / "parent.parquet")}
@@ -101,6 +102,8 @@ def test_unmatched_manifest_rows_change_no_total_cost_or_other_row(tmp_path, mon
     assert "row 99 (sku Z) is not one of the shard's rows" in lines.text
     assert "row 3 is sku C in the plan, the manifest says X" in lines.text
     assert "row 1 (sku A) is given again" in lines.text
+    (warning,) = merged.warnings  # for the report's warnings
+    assert warning in lines.text
 
 
 def test_rows_are_taken_only_when_well_formed():
