@@ -22,6 +22,7 @@ from catalog_images.destination import batch_records
 from catalog_images.destination.batch_records import BatchRecord
 from catalog_images.destination.storage import describe_s3_error
 from catalog_images.generation import batch_outs
+from catalog_images.generation.batch_jobs import release_budget, skip_rows, write_requests
 from catalog_images.generation.deliver import keep
 from catalog_images.generation.resources import RunContext
 from catalog_images.generation.row import (
@@ -134,19 +135,6 @@ async def _create(client: GeminiBatchClient, requests: BatchInput, display_name:
     raise AssertionError("unreachable")
 
 
-def _release(ctx: RunContext, config: ProviderConfig, jobs: list[Job]) -> None:
-    """Give back the budget held for rows whose job will not be billed."""
-    for job in jobs:
-        ctx.budget.settle(config.batch_price(job.resolution, job.model), False)
-
-
-def _skip(ctx: RunContext, config: ProviderConfig, jobs: list[Job], reason: str) -> None:
-    """Record the rows as skipped: left for a later run."""
-    for job in jobs:
-        ctx.finish(RowResult.skipped(job, reason, provider=config.name,
-                                     model=config.model_for(job.model)))
-
-
 async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
                   record: BatchRecord, deadline_s: float, poll_s: float,
                   note: str = "") -> None:
@@ -159,12 +147,12 @@ async def _settle(ctx: RunContext, client: GeminiBatchClient, config: ProviderCo
         await _settle_job(ctx, client, config, record, deadline_s, poll_s, note)
     except ProviderError as exc:
         if exc.status == 404:
-            _release(ctx, config, record.jobs)
+            release_budget(ctx, config, record.jobs)
             await batch_records.forget(ctx, record)
             why = f"is unknown to the provider ({exc}): queued for the next run"
         else:
             why = f"could not be read ({exc}): the next run collects it"
-        _skip(ctx, config, record.jobs, f"batch {record.name} {why}")
+        skip_rows(ctx, config, record.jobs, f"batch {record.name} {why}")
 
 
 async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
@@ -179,14 +167,14 @@ async def _settle_job(ctx: RunContext, client: GeminiBatchClient, config: Provid
             await batch_records.forget(ctx, record)
         return
     if state in ENDED_WITHOUT_RESULTS:
-        _release(ctx, config, record.jobs)
-        _skip(ctx, config, record.jobs,
-              f"batch {record.name} ended {state}: queued for the next run")
+        release_budget(ctx, config, record.jobs)
+        skip_rows(ctx, config, record.jobs,
+                  f"batch {record.name} ended {state}: queued for the next run")
         await batch_records.forget(ctx, record)
         return
     # Still running: the reservation stays (it will be billed) and the record stays.
     why = "the run was stopped" if ctx.stop.requested else "still running"
-    _skip(ctx, config, record.jobs, f"batch {record.name} {why}: the next run collects it")
+    skip_rows(ctx, config, record.jobs, f"batch {record.name} {why}: the next run collects it")
 
 
 async def _collect(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
@@ -249,9 +237,9 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
                 try:
                     record.name = await _find_unanswered(client, record)
                 except ProviderError as exc:
-                    _skip(ctx, config, record.jobs,
-                          f"batch {record.display_name} may exist, could not list batches "
-                          f"({exc}): the next run looks again")
+                    skip_rows(ctx, config, record.jobs,
+                              f"batch {record.display_name} may exist, could not list batches "
+                              f"({exc}): the next run looks again")
                     continue
                 if record.name is None:
                     await batch_records.forget(ctx, record)  # never created: queue the rows
@@ -269,52 +257,30 @@ async def collect_recorded(ctx: RunContext, configs: list[ProviderConfig], deadl
     return settled
 
 
-async def _written(ctx: RunContext, config: ProviderConfig,
-                   jobs: list[Job]) -> tuple[list[Job], BatchInput]:
-    """The jobs' requests written one at a time to a BatchInput (one request in memory at a
-    time); a row whose reference image cannot be read fails here. The jobs written, in order.
-    """
-    batch = BatchInput()
-    written = []
-    try:
-        for job in jobs:
-            try:
-                request = await build_request(ctx, job)
-            except Exception as exc:  # the reference image changed since planning
-                _release(ctx, config, [job])
-                ctx.finish(RowResult.failed(job, "reference",
-                                            f"unreadable reference image: {exc}"))
-                continue
-            batch.add(job.sku, request)
-            written.append(job)
-    except BaseException:
-        batch.close()
-        raise
-    return written, batch
-
-
 async def _submit(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
-                  jobs: list[Job], deadline_s: float, poll_s: float) -> asyncio.Future | None:
-    """Record and create one batch job of ``jobs``; the task settling it, or None when the
-    rows already have their outcome (skipped for a later run, or failed)."""
+                  jobs: list[Job], deadline_s: float,
+                  poll_s: float) -> tuple[asyncio.Future | None, list[Job]]:
+    """Record and create one batch job of ``jobs`` (as many as one input file holds); the
+    task settling it, or None when the rows already have their outcome (skipped for a later
+    run, or failed), and the jobs left for another batch job."""
     if batch_outs.ended(ctx, config, jobs, reserved=True):  # out while they waited
-        return None
-    jobs, batch = await _written(ctx, config, jobs)
+        return None, []
+    jobs, batch, rest = await write_requests(ctx, config, jobs)
     with batch:
         if not jobs:
-            return None
+            return None, rest
         record = batch_records.new_record(ctx, jobs, config.name)
         try:  # the intent, before any money can be spent
             await batch_records.save(ctx, record)
         except (ClientError, BotoCoreError, OSError) as exc:
-            _release(ctx, config, jobs)
-            _skip(ctx, config, jobs, "the batch could not be recorded at the destination "
-                  f"({describe_s3_error(exc)}): queued for the next run")
-            return None
+            release_budget(ctx, config, jobs)
+            skip_rows(ctx, config, jobs, "the batch could not be recorded at the destination "
+                      f"({describe_s3_error(exc)}): queued for the next run")
+            return None, rest
         if not await _created(ctx, client, config, record, batch):
-            return None
+            return None, rest
     await batch_records.save_quietly(ctx, record)  # else found by its display name
-    return asyncio.ensure_future(_settle(ctx, client, config, record, deadline_s, poll_s))
+    return asyncio.ensure_future(_settle(ctx, client, config, record, deadline_s, poll_s)), rest
 
 
 async def _created(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
@@ -327,23 +293,35 @@ async def _created(ctx: RunContext, client: GeminiBatchClient, config: ProviderC
                                     max_hint_s=ctx.policy.max_retry_hint_s)
     except NotCreated as exc:
         await batch_records.forget(ctx, record)
-        _release(ctx, config, record.jobs)
+        release_budget(ctx, config, record.jobs)
         if not batch_outs.refused(ctx, config, record.jobs, exc.cause):
-            _skip(ctx, config, record.jobs,
-                  f"batch could not be created ({exc.cause}): queued for the next run")
+            skip_rows(ctx, config, record.jobs,
+                      f"batch could not be created ({exc.cause}): queued for the next run")
         return False
     except ProviderError as exc:  # created or not, unknown: the next run finds out
-        _skip(ctx, config, record.jobs, f"batch {record.display_name} may have been created"
-              f" ({exc}): the next run collects it or queues its rows again")
+        skip_rows(ctx, config, record.jobs, f"batch {record.display_name} may have been created"
+                  f" ({exc}): the next run collects it or queues its rows again")
         return False
     return True
+
+
+async def _submit_all(ctx: RunContext, client: GeminiBatchClient, config: ProviderConfig,
+                      jobs: list[Job], deadline_s: float, poll_s: float) -> list[asyncio.Future]:
+    """Submit ``jobs`` as one batch job, or several when their requests pass one input
+    file's limit; the tasks settling them."""
+    waits = []
+    while jobs:
+        wait, jobs = await _submit(ctx, client, config, jobs, deadline_s, poll_s)
+        if wait is not None:
+            waits.append(wait)
+    return waits
 
 
 async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> bool:
     """True when the row goes into a batch job (its price is then reserved); else it has
     its outcome already: stopped, uploaded from the spool, unchanged, or over budget."""
     if ctx.stop.requested:
-        _skip(ctx, config, [job], "stopped")
+        skip_rows(ctx, config, [job], "stopped")
         return False
     if ctx.spool.find(job.sku, job.fingerprint) is not None:
         await process_row(job, ctx)  # paid for already: upload from the spool
@@ -355,7 +333,7 @@ async def _needs_batch(ctx: RunContext, config: ProviderConfig, job: Job) -> boo
         ctx.finish(current_result(ctx, job, existing, job.fingerprint))
         return False
     if not ctx.budget.reserve(config.batch_price(job.resolution, job.model)):
-        _skip(ctx, config, [job], "budget")
+        skip_rows(ctx, config, [job], "budget")
         return False
     return True
 
@@ -369,9 +347,7 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig,
     pending: dict[str | None, list[Job]] = {}  # by model: a job is for one model
 
     async def submit(jobs: list[Job]) -> None:
-        wait = await _submit(ctx, client, config, jobs, deadline_s, poll_s)
-        if wait is not None:
-            waits.append(wait)
+        waits.extend(await _submit_all(ctx, client, config, jobs, deadline_s, poll_s))
 
     try:
         for chunk in chunks:
@@ -386,8 +362,8 @@ async def run_batch_mode(ctx: RunContext, config: ProviderConfig,
                     await submit(pending.pop(job.model))
         for jobs in pending.values():
             if ctx.stop.requested:
-                _release(ctx, config, jobs)
-                _skip(ctx, config, jobs, "stopped")
+                release_budget(ctx, config, jobs)
+                skip_rows(ctx, config, jobs, "stopped")
             else:
                 await submit(jobs)
         await asyncio.gather(*waits)

@@ -49,9 +49,12 @@ class BatchInput:
             raise
         return batch
 
-    def add(self, key: str, request: ImageRequest) -> None:
-        """Encode one request and append it; nothing of it stays in memory."""
+    def add(self, key: str, request: ImageRequest, max_size: int | None = None) -> bool:
+        """Encode one request and append it; nothing of it stays in memory. False, and
+        nothing appended, when the file would then be over ``max_size`` bytes."""
         line = json.dumps({"key": key, "request": build_request_body(request)}).encode()
+        if max_size is not None and self.size + bool(self.count) + len(line) > max_size:
+            return False
         if self.count:
             self._file.write(b"\n")
             self.size += 1
@@ -61,6 +64,7 @@ class BatchInput:
             self.model = request.model
         self.count += 1
         self.result_bytes += RESULT_BYTES.get(request.resolution, RESULT_BYTES["4K"])
+        return True
 
     def lines(self) -> Iterator[dict]:
         """The lines again, decoded one at a time (for an inline body of a small job)."""

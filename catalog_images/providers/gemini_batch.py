@@ -32,6 +32,7 @@ from catalog_images.providers.gemini import error_from_response
 from catalog_images.providers.http import new_http_client, send
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
+FILE_LIMIT_BYTES = 2_000_000_000  # the Files API takes an input file of up to 2 GB
 # Inline results come back inside the job resource, read whole: a job whose images could
 # exceed this goes as a JSONL file, whose results are streamed (a 2K PNG is ~8 MB of base64).
 INLINE_RESULTS_LIMIT_BYTES = 64 * 1024 * 1024

@@ -79,6 +79,8 @@ class EmulatorConfig:
     ``image_format`` is the type of every image answered (``png``, ``jpeg`` or ``webp``),
     with the matching MIME type in each wire format. ``hostile_bytes`` is the size of the
     ``oversized`` body and the inflated size of the ``gzip_bomb`` body (hostile.py).
+    ``max_file_bytes``: the largest file the Files API takes (2 GB); a larger upload is
+    refused with 400 INVALID_ARGUMENT.
     ``rpd``: a per-day quota, per model as Google counts it; once that many requests for a
     model were admitted (since the start or the last reset) every request for that model
     answers a per-day 429 (Gemini: ``QuotaFailure`` quotaId
@@ -125,6 +127,7 @@ class EmulatorConfig:
     batch_prices_usd: dict[str, float] = field(default_factory=_default_batch_prices)
     image_format: str = "png"
     hostile_bytes: int = 256 * 1024 * 1024
+    max_file_bytes: int = 2_000_000_000
     rpd: int | None = None
     rpd_retry_delay_s: float = 39043.0
     spend_cap_after: int | None = None
@@ -189,8 +192,8 @@ def _validate_faults(faults: dict[str, float]) -> None:
 
 
 # Least value of each numeric field that may also be None (None: no such limit).
-_MINIMUMS: dict[str, int] = {"hostile_bytes": 1, "rpm": 1, "rpd": 0, "spend_cap_after": 0,
-                             "max_concurrency": 1}
+_MINIMUMS: dict[str, int] = {"hostile_bytes": 1, "max_file_bytes": 1, "rpm": 1, "rpd": 0,
+                             "spend_cap_after": 0, "max_concurrency": 1}
 
 
 def _validate_numbers(cfg: EmulatorConfig) -> None:

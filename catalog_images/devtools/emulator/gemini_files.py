@@ -3,6 +3,7 @@
 ``POST /upload/v1beta/files`` takes a raw body (the file), a ``multipart/related`` body
 (JSON metadata part, then the data part) or the SDK's resumable protocol (``start``, then
 ``upload, finalize`` at the returned ``X-Goog-Upload-URL``). It answers ``{"file": FILE}``.
+A file over ``max_file_bytes`` (2 GB, the Files API's limit) is refused with 400.
 """
 
 from __future__ import annotations
@@ -110,18 +111,13 @@ async def upload(request: web.Request) -> web.StreamResponse:
     sessions: dict[str, _Session] = request.app[SESSIONS_KEY]
     command = request.headers.get("X-Goog-Upload-Command", "").lower()
     upload_id = request.query.get("upload_id")
+    limit = core.config.max_file_bytes
     if upload_id is not None:
-        session = sessions.get(upload_id)
-        if session is None:
-            return (await send_json(request, *not_found(f"upload {upload_id}")))[0]
-        if "upload" in command:
-            session.data.extend(await request.read())
-        if "finalize" not in command:
-            headers = {"X-Goog-Upload-Status": "active"}
-            return (await send_json(request, 200, {}, headers))[0]
-        del sessions[upload_id]
-        return await _finish(request, bytes(session.data), session.display_name, session.mime_type)
+        return await _resumed(request, sessions, upload_id, command, limit)
     if "start" in command:
+        declared = request.headers.get("X-Goog-Upload-Header-Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return (await send_json(request, *_too_large(int(declared), limit)))[0]
         name, mime = _metadata(await request.read())
         mime = mime or request.headers.get("X-Goog-Upload-Header-Content-Type", "")
         upload_id = new_id()
@@ -134,8 +130,32 @@ async def upload(request: web.Request) -> web.StreamResponse:
     if request.content_type.startswith("multipart/"):
         return await _multipart(request)
     data = await request.read()
+    if len(data) > limit:
+        return (await send_json(request, *_too_large(len(data), limit)))[0]
     mime = request.content_type if request.content_type != "application/octet-stream" else ""
     return await _finish(request, data, request.query.get("display_name", ""), mime)
+
+
+async def _resumed(request: web.Request, sessions: dict[str, _Session], upload_id: str,
+                   command: str, limit: int) -> web.StreamResponse:
+    """A piece of a resumable upload (``upload``), perhaps its last (``finalize``)."""
+    session = sessions.get(upload_id)
+    if session is None:
+        return (await send_json(request, *not_found(f"upload {upload_id}")))[0]
+    if "upload" in command:
+        session.data.extend(await request.read())
+        if len(session.data) > limit:
+            del sessions[upload_id]
+            return (await send_json(request, *_too_large(len(session.data), limit)))[0]
+    if "finalize" not in command:
+        headers = {"X-Goog-Upload-Status": "active"}
+        return (await send_json(request, 200, {}, headers))[0]
+    del sessions[upload_id]
+    return await _finish(request, bytes(session.data), session.display_name, session.mime_type)
+
+
+def _too_large(size: int, limit: int) -> tuple[int, dict[str, Any]]:
+    return invalid(f"File size {size} bytes exceeds the maximum of {limit} bytes")
 
 
 async def _multipart(request: web.Request) -> web.StreamResponse:
@@ -146,6 +166,9 @@ async def _multipart(request: web.Request) -> web.StreamResponse:
             parts.append((part.headers.get("Content-Type", ""), bytes(await part.read())))
     if len(parts) != 2:
         return (await send_json(request, *invalid("multipart upload needs metadata and data")))[0]
+    limit = request.app[CORE_KEY].config.max_file_bytes
+    if len(parts[1][1]) > limit:
+        return (await send_json(request, *_too_large(len(parts[1][1]), limit)))[0]
     name, mime = _metadata(parts[0][1])
     return await _finish(request, parts[1][1], name, mime or parts[1][0])
 

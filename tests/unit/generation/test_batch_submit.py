@@ -1,6 +1,7 @@
 """Batch mode writes a job's requests one at a time: a big batch's reference images are never
-all in memory, and a row whose reference cannot be read fails alone before the job. A failed
-upload of the input created no job: it is not looked up before being sent again."""
+all in memory, a row whose reference cannot be read fails alone before the job, and a job
+never holds more than one input file takes (2 GB). A failed upload of the input created no
+job: it is not looked up before being sent again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tracemalloc
 import pytest
 
 from catalog_images.generation import batch as batch_mode
+from catalog_images.generation import batch_jobs
 from catalog_images.models import ImageRequest, Job, ReferenceImage
 from catalog_images.providers.config import get_provider
 from catalog_images.providers.errors import ErrorClass, ProviderError
@@ -52,23 +54,60 @@ async def _build(ctx, job: Job) -> ImageRequest:
 
 
 def test_a_big_batch_is_written_one_request_at_a_time(monkeypatch):
-    monkeypatch.setattr(batch_mode, "build_request", _build)
+    monkeypatch.setattr(batch_jobs, "build_request", _build)
     ctx = _Context()
     tracemalloc.start()
     try:
-        written, batch = asyncio.run(batch_mode._written(ctx, CONFIG, _jobs(50)))
+        written, batch, rest = asyncio.run(batch_jobs.write_requests(ctx, CONFIG, _jobs(50)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     with batch:
         assert [job.sku for job in written] == [f"SKU-{i}" for i in range(50) if i != 3]
-        assert batch.count == 49 and batch.size > 49 * MIB
+        assert batch.count == 49 and batch.size > 49 * MIB and rest == []
         assert [key for key in (line["key"] for line in batch.lines())] == [
             job.sku for job in written]
     assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB for {batch.size / MIB:.0f} MiB written"
     [failed] = ctx.results
     assert failed.sku == "SKU-3" and failed.error_class == "reference"
     assert ctx.budget.released == [CONFIG.batch_price("1K", None)]
+
+
+def test_a_job_holds_no_more_than_one_input_file_takes(monkeypatch):
+    """Rows past the limit are left for the next job; a row too big alone fails by itself."""
+    monkeypatch.setattr(batch_jobs, "build_request", _build)
+    monkeypatch.setattr(batch_jobs, "FILE_LIMIT_BYTES", 4 * MIB)  # 2 GB, scaled down
+    ctx = _Context()
+    jobs = _jobs(8)  # a 1 MiB reference each: 1.4 MB of base64 in its line
+    written, batch, rest = asyncio.run(batch_jobs.write_requests(ctx, CONFIG, jobs))
+    with batch:
+        assert [job.sku for job in written] == ["SKU-0", "SKU-1"] and batch.size <= 4 * MIB
+    assert rest == jobs[2:] and ctx.results == []
+    monkeypatch.setattr(batch_jobs, "FILE_LIMIT_BYTES", MIB)  # not even one request fits
+    written, batch, rest = asyncio.run(batch_jobs.write_requests(ctx, CONFIG, jobs[:2]))
+    batch.close()
+    assert written == [] and rest == []
+    assert [(r.sku, r.error_class) for r in ctx.results] == [
+        ("SKU-0", "bad_request"), ("SKU-1", "bad_request")]
+    assert "over the 2 GB" in ctx.results[0].reason
+    assert ctx.budget.released == [CONFIG.batch_price("1K", None)] * 2
+
+
+def test_jobs_over_one_file_go_as_several_batch_jobs(monkeypatch):
+    monkeypatch.setattr(batch_jobs, "build_request", _build)
+    monkeypatch.setattr(batch_jobs, "FILE_LIMIT_BYTES", 4 * MIB)
+    sent: list[list[str]] = []
+
+    async def submit(ctx, client, config, jobs, deadline_s, poll_s):
+        written, batch, rest = await batch_jobs.write_requests(ctx, config, jobs)
+        batch.close()
+        sent.append([job.sku for job in written])
+        return None, rest
+
+    monkeypatch.setattr(batch_mode, "_submit", submit)
+    jobs = [job for job in _jobs(8) if job.sku != "SKU-3"]
+    asyncio.run(batch_mode._submit_all(_Context(), None, CONFIG, jobs, 60.0, 1.0))
+    assert sent == [["SKU-0", "SKU-1"], ["SKU-2", "SKU-4"], ["SKU-5", "SKU-6"], ["SKU-7"]]
 
 
 class _Client:
