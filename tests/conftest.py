@@ -152,6 +152,16 @@ def run_refresh(**params):
     return state, outcome_of(state)
 
 
+def prefect_http(api_url: str):
+    """An httpx client of the session's Prefect server for a test's own API calls: a new
+    connection per request (CI once saw a reused keep-alive connection reset by the busy
+    server), a refused connection tried again."""
+    import httpx
+
+    transport = httpx.HTTPTransport(retries=3, limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.Client(base_url=api_url, timeout=30, transport=transport)
+
+
 def cli_env(local_s3, emulator, prefect_api: str | None = None) -> dict:
     """A CLI child's environment: the session's S3, this emulator, the session's API."""
     env = {**os.environ, **local_s3.env(), "CATALOG_IMAGES_EMULATOR_URL": emulator.base_url}

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli_command, cli_env, write_catalog
+from conftest import cli_command, cli_env, prefect_http, write_catalog
 
 from catalog_images.devtools.local_s3 import LocalS3
 
@@ -82,7 +81,7 @@ def _assert_clean(done: subprocess.CompletedProcess, message: str, advice: str) 
 def _run_logs(api_url: str, dest: str, timeout_s: float = 30) -> list[str]:
     """The log lines of the flow run that wrote to ``dest`` (flow and task runs alike)."""
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=api_url, timeout=10) as api:
+    with prefect_http(api_url) as api:
         while True:
             runs = api.post("/flow_runs/filter", json={
                 "sort": "EXPECTED_START_TIME_DESC", "limit": 50}).json()

@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from uuid import uuid4
 
-import httpx
 import pytest
-from conftest import cli_env, run_refresh, write_catalog
+from conftest import cli_env, prefect_http, run_refresh, write_catalog
 
 from catalog_images.destination.storage import StorageError
 from catalog_images.providers.config import get_provider
@@ -31,7 +30,7 @@ def _events_since(api_url: str, since: datetime, dests: set[str], wanted: int,
                        "event": {"prefix": ["catalog-images."]}, "order": "ASC"},
             "limit": 50}
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=api_url, timeout=10) as api:
+    with prefect_http(api_url) as api:
         while True:
             answer = api.post("/events/filter", json=body)
             answer.raise_for_status()
@@ -175,7 +174,7 @@ def cli_command_prefix() -> list[str]:
 
 def _delete_installed(api_url: str) -> None:
     """Remove the installed automations so that other tests' runs notify nobody."""
-    with httpx.Client(base_url=api_url, timeout=10) as api:
+    with prefect_http(api_url) as api:
         for automation in api.post("/automations/filter", json={}).json():
             if automation["name"].startswith("catalog-images: "):
                 api.delete(f"/automations/{automation['id']}")
