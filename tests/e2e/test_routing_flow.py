@@ -68,10 +68,11 @@ def test_configured_rpm_equal_to_the_quota_is_used_fully_without_429(
     assert stats["requests"] == 90 and stats["429s"] == 0
     # 90 requests over 3 windows: sent at 0, 6 and 12 s, the span is 12 s and the utilization
     # 1.0; the limiter's 50 ms margin per window gives 0.992. Event-loop lateness at each
-    # window boundary lowers it on a loaded machine (CI saw 0.9698, then 0.9314: 0.65 s late
-    # per boundary). A limiter that left a window unused (span 18 s) gives 0.75, one that
-    # paced evenly at 5 per second 0.76: both far under 0.88.
-    assert stats["quota_utilization"] >= 0.88, stats
+    # window boundary, and the time a busy process takes to send a window's 30 requests,
+    # lower it on a loaded machine (CI saw 0.9698, 0.9314, then 0.8667: a span of 14.8 s).
+    # A limiter that left a window unused (span 18 s) gives 0.75, one that paced evenly at 5
+    # per second 0.76: 0.82 (a span of 16 s) still tells them apart.
+    assert stats["quota_utilization"] >= 0.82, stats
 
 
 def test_configured_rpm_above_the_real_quota_still_finishes_every_row(
@@ -89,9 +90,10 @@ def test_configured_rpm_above_the_real_quota_still_finishes_every_row(
     assert emu.stats()["quota_429"] > 0
     stats = totals["providers"]["optimistic"]
     images_per_window = 90 / (stats["busy_s"] / 6.0 + 1)
-    # bench.quota measures the real figure (0.98 here); this guards against a collapse, with
-    # room for four workers on two cores stretching the busy time
-    assert images_per_window >= 0.8 * 30, stats
+    # bench.quota measures the real figure (0.98 here); this guards against a collapse (429s
+    # answered with backoff halve it), with room for four workers on two cores stretching
+    # the busy time (0.77 under an artificial load of two more busy processes)
+    assert images_per_window >= 0.7 * 30, stats
 
 
 def test_traffic_moves_off_a_failing_provider_and_comes_back(emulators, dest, tmp_path):

@@ -37,7 +37,7 @@ def test_a_stopped_run_publishes_its_report_first_and_the_next_run_draws_it(
     env = cli_env(local_s3, emulator, prefect_api)
     code, stderr, took = stop_while_paused(emulator, command, env)
     assert code == 1 and "Traceback" not in stderr, stderr[-3000:]
-    assert took < 15, stderr[-3000:]
+    assert took < 30, stderr[-3000:]  # against a pause of an hour; a loaded CI is slow
     first = json.loads(report.read_text())
     assert first["stopped_by"] == "SIGTERM" and len(first["rows"]) == 20
     assert "the next run's history chart includes it" in first["pictures_skipped"]
