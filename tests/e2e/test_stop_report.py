@@ -24,6 +24,7 @@ def _keys(local_s3, dest: str, under: str) -> list[str]:
     return [item["Key"][len(prefix) + 1:] for item in listed.get("Contents", [])]
 
 
+@pytest.mark.scenario  # SIGTERM to a CLI process, then a second run: make scenarios
 @pytest.mark.timeout(600)  # two CLI runs (and the session's servers) on a busy 2-core machine
 def test_a_stopped_run_publishes_its_report_first_and_the_next_run_draws_it(
     emulator, local_s3, dest, tmp_path, prefect_api
