@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from conftest import run_refresh, write_catalog
 
 from catalog_images.catalog.fingerprint import sha256_hex
 from catalog_images.devtools.emulator import Emulator, EmulatorConfig
+from catalog_images.devtools.prefect_server import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "s3_env")
 
@@ -53,17 +59,41 @@ def emulators():
         emu.stop()
 
 
-def test_configured_rpm_equal_to_the_quota_is_used_fully_without_429(
-    emulators, dest, tmp_path
-):
-    emu = emulators(latency_s=0.05, rpm=30, quota_window_s=6.0)
-    config = providers_file(tmp_path / "p.toml", quota={
-        "kind": "emulator", "base_url": emu.base_url, "requests_per_window": 30, "window_s": 6.0})
-    catalog = write_catalog(tmp_path / "c.csv", 90, resolution="1K")
-    state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="quota",
-                                 providers_file=config, concurrency=64)
-    assert state.is_completed(), state.message
-    assert emu.stats()["quota_429"] == 0
+@contextmanager
+def emulator_apart(*flags: str) -> Iterator[str]:
+    """The emulator in a process of its own, as a provider is; yields its URL. In this
+    process's thread, a busy CI machine made it stamp a window's requests late (the flow
+    holds the GIL), so that the next window's, sent on time, met a 429."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "catalog_images.devtools.emulator",
+                             "--port", str(port), *flags],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/_emulator/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "emulator not up"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_configured_rpm_equal_to_the_quota_is_used_fully_without_429(dest, tmp_path):
+    with emulator_apart("--latency", "0.05", "--rpm", "30", "--window", "6") as url:
+        config = providers_file(tmp_path / "p.toml", quota={
+            "kind": "emulator", "base_url": url, "requests_per_window": 30, "window_s": 6.0})
+        catalog = write_catalog(tmp_path / "c.csv", 90, resolution="1K")
+        state, outcome = run_refresh(catalog=str(catalog), dest=dest, provider="quota",
+                                     providers_file=config, concurrency=64)
+        assert state.is_completed(), state.message
+        assert httpx.get(f"{url}/_emulator/stats", timeout=5).json()["quota_429"] == 0
     stats = outcome["totals"]["providers"]["quota"]
     assert stats["requests"] == 90 and stats["429s"] == 0
     # 90 requests over 3 windows: sent at 0, 6 and 12 s, the span is 12 s and the utilization
