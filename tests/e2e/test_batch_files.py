@@ -46,3 +46,32 @@ def test_rows_over_one_input_file_go_as_several_jobs_the_api_would_take(
     assert outcome["totals"]["succeeded"] == 12
     assert len(_batches(emulator)) >= 2  # one job of all 12 would be refused, as above
     assert emulator.ledger()["images"] == 12 and not emulator.duplicates()
+
+
+def test_the_emulator_refuses_a_file_over_the_limit_in_every_upload_form(emulator):
+    emulator.configure(max_file_bytes=LIMIT)
+    upload = f"{emulator.base_url}/upload/v1beta/files"
+    small, big = b"x" * LIMIT, b"x" * (LIMIT + 1)
+    assert httpx.post(upload, content=small).status_code == 200
+    assert httpx.post(upload, content=big).status_code == 400  # raw
+    boundary = "b0undary"
+
+    def multipart(data: bytes) -> httpx.Response:
+        body = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n"
+                '{"file": {"display_name": "f"}}\r\n'
+                f"--{boundary}\r\nContent-Type: application/jsonl\r\n\r\n").encode() + data + (
+                f"\r\n--{boundary}--\r\n").encode()
+        return httpx.post(upload, content=body, headers={
+            "Content-Type": f"multipart/related; boundary={boundary}"})
+
+    assert multipart(small).status_code == 200 and multipart(big).status_code == 400
+    declared = {"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"}
+    refused = httpx.post(upload, json={}, headers={
+        **declared, "X-Goog-Upload-Header-Content-Length": str(LIMIT + 1)})
+    assert refused.status_code == 400 and "exceeds the maximum" in refused.text
+    started = httpx.post(upload, json={}, headers=declared)  # no size declared
+    url = started.headers["X-Goog-Upload-URL"]
+    assert httpx.post(url, content=small, headers={"X-Goog-Upload-Command": "upload"}
+                      ).status_code == 200
+    assert httpx.post(url, content=b"x", headers={
+        "X-Goog-Upload-Command": "upload, finalize"}).status_code == 400

@@ -95,6 +95,9 @@ def _metadata(raw: bytes) -> tuple[str, str]:
 
 
 async def _finish(request: web.Request, data: bytes, name: str, mime: str) -> web.Response:
+    limit = request.app[CORE_KEY].config.max_file_bytes
+    if len(data) > limit:
+        return (await send_json(request, *_too_large(len(data), limit)))[0]
     stored = store_document(request.app, data, mime or DEFAULT_MIME, name)
     file = request.app[DOCS_KEY].get(stored)
     assert file is not None
@@ -130,15 +133,14 @@ async def upload(request: web.Request) -> web.StreamResponse:
     if request.content_type.startswith("multipart/"):
         return await _multipart(request)
     data = await request.read()
-    if len(data) > limit:
-        return (await send_json(request, *_too_large(len(data), limit)))[0]
     mime = request.content_type if request.content_type != "application/octet-stream" else ""
     return await _finish(request, data, request.query.get("display_name", ""), mime)
 
 
 async def _resumed(request: web.Request, sessions: dict[str, _Session], upload_id: str,
                    command: str, limit: int) -> web.StreamResponse:
-    """A piece of a resumable upload (``upload``), perhaps its last (``finalize``)."""
+    """A piece of a resumable upload (``upload``), perhaps its last (``finalize``); one that
+    takes the file over the limit ends the upload at once, not at ``finalize``."""
     session = sessions.get(upload_id)
     if session is None:
         return (await send_json(request, *not_found(f"upload {upload_id}")))[0]
@@ -166,9 +168,6 @@ async def _multipart(request: web.Request) -> web.StreamResponse:
             parts.append((part.headers.get("Content-Type", ""), bytes(await part.read())))
     if len(parts) != 2:
         return (await send_json(request, *invalid("multipart upload needs metadata and data")))[0]
-    limit = request.app[CORE_KEY].config.max_file_bytes
-    if len(parts[1][1]) > limit:
-        return (await send_json(request, *_too_large(len(parts[1][1]), limit)))[0]
     name, mime = _metadata(parts[0][1])
     return await _finish(request, parts[1][1], name, mime or parts[1][0])
 
