@@ -4,8 +4,14 @@ every row is delivered at the batch price; a failed upload creates no job."""
 
 from __future__ import annotations
 
+import pytest
+from conftest import run_refresh, write_catalog
+
 from catalog_images.providers import batch_input, gemini_batch
-from tests.conftest import run_refresh, write_catalog
+
+# The session's Prefect server, as every flow-running e2e test: without it the run started
+# an ephemeral API in this worker, which a loaded machine once failed to start in time.
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def test_a_batch_sent_as_a_file_in_pieces_completes_every_row(

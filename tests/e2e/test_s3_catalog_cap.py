@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import gzip
 
+from conftest import run_refresh, write_catalog
+
 from catalog_images.catalog.fetch import MAX_CATALOG_BYTES_ENV
 from catalog_images.catalog.read import iter_rows, open_catalog
 from catalog_images.destination.storage import S3Settings
-from tests.conftest import run_refresh, write_catalog
 
 
 def _upload(s3_env, key: str, data: bytes) -> str:
@@ -17,7 +18,7 @@ def _upload(s3_env, key: str, data: bytes) -> str:
 
 
 def test_a_catalog_over_the_cap_stops_the_run_before_any_request(
-        s3_env, emulator, dest, tmp_path, monkeypatch):
+        s3_env, emulator, dest, tmp_path, monkeypatch, prefect_api):
     data = write_catalog(tmp_path / "c.csv", 200).read_bytes()
     uri = _upload(s3_env, f"catalogs/{tmp_path.name}/big.csv", data)
     monkeypatch.setenv(MAX_CATALOG_BYTES_ENV, "4KiB")
