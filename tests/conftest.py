@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -190,3 +191,21 @@ def stop_while_paused(emulator, command: list[str], env: dict) -> tuple[int, str
     proc.terminate()
     _, stderr = proc.communicate(timeout=60)
     return proc.returncode, stderr, time.monotonic() - sent
+
+
+@pytest.fixture
+def work_pool(prefect_api, tmp_path_factory) -> Iterator[str]:
+    """The work pool deployments/prefect.yaml names, held by one test at a time.
+
+    Tests that deploy the project and start process workers share that pool and its
+    deployment names on the session's server, so a worker of one test would pick up another
+    test's runs (and leave them in Submitting when its test ends). An exclusive lock on a
+    file every pytest worker sees makes them take turns.
+    """
+    lock = tmp_path_factory.getbasetemp().parent / "catalog-images-work-pool.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield "catalog-images"
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

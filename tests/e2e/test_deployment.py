@@ -30,13 +30,13 @@ def worker_env(prefect_api, local_s3, emulator, tmp_path) -> dict:
 
 
 @pytest.mark.scenario
-def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tmp_path):
+def test_deploy_run_through_the_api_and_read_back_artifacts(
+        work_pool, worker_env, dest, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.deployments import run_deployment
 
-    _prefect(["work-pool", "create", "catalog-images", "--type", "process", "--overwrite"],
-             worker_env)
+    _prefect(["work-pool", "create", work_pool, "--type", "process", "--overwrite"], worker_env)
     _prefect(["deploy", "--all", "--prefect-file", "deployments/prefect.yaml"], worker_env)
 
     async def deployments():
@@ -56,7 +56,7 @@ def test_deploy_run_through_the_api_and_read_back_artifacts(worker_env, dest, tm
     flow_run = run_deployment(  # synchronous when called outside an event loop
         "catalog-refresh/on-demand", timeout=0,
         parameters={"catalog": str(catalog), "dest": dest, "providers": {"concurrency": 4}})
-    _prefect(["worker", "start", "--pool", "catalog-images", "--run-once"], worker_env,
+    _prefect(["worker", "start", "--pool", work_pool, "--run-once"], worker_env,
              timeout=300)
 
     async def finished():

@@ -72,7 +72,7 @@ def test_each_route_into_the_worker_is_refused_before_any_request(
 @pytest.mark.timeout(900)  # prefect deploy and a worker process, on a busy 2-core machine
 @pytest.mark.scenario
 def test_a_deployment_run_with_hostile_parameters_is_refused(
-        emulator, local_s3, dest, tmp_path, prefect_api):
+        work_pool, emulator, local_s3, dest, tmp_path, prefect_api):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -81,7 +81,7 @@ def test_a_deployment_run_with_hostile_parameters_is_refused(
            "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "spool"), "PWD": str(REPO)}
     env.pop(UNTRUSTED_ENV, None)  # the deployment alone makes its parameters untrusted
     prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
-    for args in (["work-pool", "create", "catalog-images", "--type", "process", "--overwrite"],
+    for args in (["work-pool", "create", work_pool, "--type", "process", "--overwrite"],
                  ["deploy", "--name", "on-demand", "--prefect-file", "deployments/prefect.yaml"]):
         done = subprocess.run([*prefect, *args], env=env, cwd=REPO, capture_output=True,
                               text=True, timeout=180)
@@ -90,15 +90,17 @@ def test_a_deployment_run_with_hostile_parameters_is_refused(
     hostile = _hostile_parameters(emulator, tmp_path)[:2]
     runs = [run_deployment("catalog-refresh/on-demand", timeout=0, parameters=grouped_parameters(
         {"catalog": str(catalog), "dest": dest, **extra})) for extra, _ in hostile]
-    subprocess.run([*prefect, "worker", "start", "--pool", "catalog-images", "--run-once"],
-                   env=env, cwd=REPO, capture_output=True, timeout=300)
+    worker = subprocess.run([*prefect, "worker", "start", "--pool", work_pool, "--run-once"],
+                            env=env, cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
 
     async def states():
         async with get_client() as client:
             return [(await client.read_flow_run(run.id)).state for run in runs]
 
     for state, (_, named) in zip(asyncio.run(states()), hostile, strict=True):
-        assert state.is_failed() and named in (state.message or ""), state
+        assert state.is_failed() and named in (state.message or ""), (
+            state, worker.stdout[-3000:], worker.stderr[-3000:])
     assert emulator.stats()["requests"] == 0
     assert not (tmp_path / "reports").exists()
 

@@ -50,21 +50,21 @@ def paced_emulator():
 
 
 @pytest.fixture
-def workers(prefect_api, local_s3, tmp_path):
-    """Two process workers on the catalog-images pool, one flow run at a time each."""
+def workers(work_pool, prefect_api, local_s3, tmp_path):
+    """Two process workers on the project's work pool, one flow run at a time each."""
     env = {**os.environ, **local_s3.env(), "PREFECT_API_URL": prefect_api, "PWD": str(REPO),
            "CATALOG_IMAGES_SPOOL_DIR": str(tmp_path / "worker-spool"),
            "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2",
            # shard runs come from a deployment: the worker must allow the run's providers file
            "CATALOG_IMAGES_ALLOWED_PROVIDERS_FILES": str(tmp_path / "providers.toml")}
-    _prefect(["work-pool", "create", "catalog-images", "--type", "process", "--overwrite"], env)
+    _prefect(["work-pool", "create", work_pool, "--type", "process", "--overwrite"], env)
     _prefect(["deploy", "--all", "--prefect-file", "deployments/prefect.yaml"], env)
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     procs = []
     for n, log in enumerate(logs):
         with log.open("wb") as out:
             procs.append(subprocess.Popen(
-                [*PREFECT, "worker", "start", "--pool", "catalog-images", "--limit", "1",
+                [*PREFECT, "worker", "start", "--pool", work_pool, "--limit", "1",
                  "--name", f"test-worker-{n}"],
                 env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True))
