@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import State
 
@@ -16,6 +16,7 @@ from catalog_images.generation.approval import approval_end, approve_spend
 from catalog_images.generation.finish import close_results, log_done, snapshot_index
 from catalog_images.generation.run import Generated, generate_here
 from catalog_images.generation.stop import StopRequest
+from catalog_images.lean_start import lean_flow, skip_pyarrow_pandas_probe
 from catalog_images.report.events import RunEvents
 from catalog_images.report.header import report_header
 from catalog_images.report.outcome import expected_failure, outcome_of, run_outcome
@@ -48,8 +49,8 @@ from tasks.report import publish_report_task
 __all__ = ["catalog_refresh", "outcome_of"]  # outcome_of: where callers have found it
 
 
-@flow(name="catalog-refresh", description="Generate product images for a catalog into S3.",
-      validate_parameters=False)  # RunSettings validates them (flat_parameters), naming the field
+@lean_flow(name="catalog-refresh", description="Generate product images for a catalog into S3.",
+           validate_parameters=False)  # RunSettings validates them (flat_parameters)
 @documented_by_sections
 async def catalog_refresh(
     catalog: str, dest: str,
@@ -67,6 +68,7 @@ async def catalog_refresh(
     """
     install_log_redaction()
     parameters = dict(locals())  # catalog, dest and the sections
+    skip_pyarrow_pandas_probe()
     install_clean_errors()
     logger = get_run_logger()
     try:

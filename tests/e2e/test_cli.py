@@ -26,12 +26,17 @@ def test_run_writes_the_report_and_exits_by_outcome(
     emulator.script("number 4", ["safety"])
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [*CLI, "run", "--catalog", str(catalog), "--dest", dest, "--concurrency", "4",
-         "--report", str(report), "--no-progress"],
+        [sys.executable, "-X", "importtime", *CLI[1:], "run", "--catalog", str(catalog),
+         "--dest", dest, "--concurrency", "4", "--report", str(report), "--no-progress"],
         env=_env(local_s3, emulator, tmp_path, prefect_api), capture_output=True, text=True,
         timeout=240,
     )
     assert done.returncode == 1, done.stderr[-2000:]
+    # Two libraries a run has no use for stay unloaded (catalog_images/lean_start.py).
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:") and line.count("|") == 2}
+    assert not [name for name in imported if name.startswith(("pandas.", "fastapi"))]
+    assert "pyarrow.lib" in imported and "prefect.flows" in imported  # the check can see
     data = json.loads(report.read_text())
     assert data["totals"]["succeeded"] == 5 and data["totals"]["failed"] == 1
     assert data["warnings"] == []  # nothing wrong beyond the rows' own outcomes
