@@ -96,11 +96,13 @@ class ChildRun:
     stderr: str
 
 
-def run_child(args: list[str], env: dict | None = None, timeout: float = 1800) -> ChildRun:
+def run_child(args: list[str], env: dict | None = None, timeout: float = 1800,
+              cwd: Path | None = None) -> ChildRun:
     """Run a child process; CPU (user + sys) and peak RSS of it and its waited children."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
