@@ -11,7 +11,7 @@ import sys
 from catalog_images.cli.early_api import stop_launched
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-_EXIT_AT_ONCE: list[int] = []  # the code the command exits with (set by leave_with)
+exit_code_at_once: int | None = None  # the code the command leaves with (set by leave_with)
 
 
 def _exit_at_once() -> None:
@@ -23,13 +23,13 @@ def _exit_at_once() -> None:
     machine (a fifth of its time with a running server) and 1.7-8 s after a stop signal
     on a loaded one.
     """
-    if _EXIT_AT_ONCE:
+    if exit_code_at_once is not None:
         stop_launched()  # its own exit handler was registered before this one
         logging.shutdown()  # registered before this handler: it would run after it
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-        os._exit(_EXIT_AT_ONCE[-1])
+        os._exit(exit_code_at_once)
 
 
 atexit.register(_exit_at_once)
@@ -38,8 +38,9 @@ atexit.register(_exit_at_once)
 def leave_with(code: int | str | None) -> None:
     """Have the process end with ``code`` (a ``SystemExit`` code) without its teardown; a
     message code (str) keeps Python's usual exit, which prints it."""
+    global exit_code_at_once
     if code is None or isinstance(code, int):
-        _EXIT_AT_ONCE.append(code or 0)
+        exit_code_at_once = code or 0
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:

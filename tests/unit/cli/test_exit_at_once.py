@@ -19,7 +19,7 @@ kept = Teardown()  # freed only when the interpreter tears its modules down
 atexit.register(lambda: print("drained", flush=True))  # like Prefect's, registered later
 print("summary", end="")  # unflushed output must still come out
 if sys.argv[1] == "stopped":
-    execute._EXIT_AT_ONCE.append(1)
+    execute.leave_with(1)
 sys.exit(0 if sys.argv[1] == "done" else 1)
 """
 
@@ -41,19 +41,19 @@ def test_any_other_run_exits_the_usual_way() -> None:
     assert done.returncode == 0 and "drained" in done.stdout and "torn down" in done.stdout
 
 
-
 def test_the_program_leaves_with_its_command_s_code_and_keeps_message_exits() -> None:
     import catalog_images.cli.execute as execute
 
-    before = list(execute._EXIT_AT_ONCE)
+    before = execute.exit_code_at_once
     try:
         execute.leave_with(None)
+        assert execute.exit_code_at_once == 0
         execute.leave_with(2)
-        assert execute._EXIT_AT_ONCE[-2:] == [0, 2]
+        assert execute.exit_code_at_once == 2
         execute.leave_with("a message Python prints")  # its usual exit prints it, code 1
-        assert execute._EXIT_AT_ONCE[-1] == 2
+        assert execute.exit_code_at_once == 2
     finally:
-        execute._EXIT_AT_ONCE[:] = before
+        execute.exit_code_at_once = before
 
 
 def test_the_command_line_exits_with_its_code_without_the_teardown() -> None:
