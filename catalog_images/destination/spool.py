@@ -2,12 +2,17 @@
 
 If the upload fails or the process dies, the next run for the same destination finds
 the image here (same sku, same fingerprint) and uploads it instead of paying again.
+An entry is written whole and renamed into place (it survives the process at once); it is
+fsync'ed only when its upload has failed (``make_durable``): an image uploaded a moment
+later needs no trip to the disk (fsync and a thread per image were a fifth of a run's CPU),
+and an entry torn by a machine crash is refused by its sha256.
 The spool is private (folders 0700, files 0600: images may be unreleased products) and an
 entry is used only when its image still has the sha256 written beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -66,7 +71,7 @@ class Spool:
         return SpooledImage(data, meta)
 
     def write(self, sku: str, fingerprint: str, data: bytes, meta: dict) -> None:
-        """Write image then metadata durably (fsync + atomic rename); meta marks it complete.
+        """Write image then metadata, each whole then renamed; meta marks it complete.
 
         On an OSError (a full disk) no temporary file is left behind and the error is raised;
         a complete entry written earlier is kept.
@@ -74,12 +79,24 @@ class Spool:
         image, meta_path = self._paths(sku, fingerprint)
         meta = {**meta, "sha256": hashlib.sha256(data).hexdigest()}
         try:
-            _write_durably(image, data)
-            _write_durably(meta_path, json.dumps(meta).encode())
+            _write_whole(image, data)
+            _write_whole(meta_path, json.dumps(meta).encode())
         except OSError:
             for path in (image, meta_path):
                 _tmp_path(path).unlink(missing_ok=True)
             raise
+
+    def make_durable(self, sku: str, fingerprint: str) -> None:
+        """fsync an entry that stays (its upload failed), so a machine crash keeps it too."""
+        for path in self._paths(sku, fingerprint):
+            with contextlib.suppress(OSError), open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the renames
+            finally:
+                os.close(dir_fd)
 
     def remove(self, sku: str, fingerprint: str) -> None:
         """Forget an image once it is safely uploaded."""
@@ -116,11 +133,14 @@ def _tmp_path(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".tmp")
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` into a new private temporary file, renamed over ``path`` once whole."""
     tmp = _tmp_path(path)
-    tmp.unlink(missing_ok=True)  # a leftover may carry other permissions
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # a leftover of a dead process: it may carry other permissions
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(tmp, path)

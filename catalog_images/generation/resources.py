@@ -64,7 +64,7 @@ class RunContext:
     thumbnail_slot: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None
-    # Spool writes (fsync) while a provider slot is held: their own threads, so they never
+    # Large spool writes while a provider slot is held: their own threads, so they never
     # queue behind thumbnails or reference reads in the default pool.
     spool_pool: ThreadPoolExecutor | None = None
     stop: StopRequest = field(default_factory=StopRequest)  # SIGINT/SIGTERM: no new request

@@ -41,7 +41,7 @@ def test_s3_down_at_report_time_still_gives_the_summary_and_a_local_report(
 
 
 def _spool_disk_full(monkeypatch) -> None:
-    """The local disk of the spool is full (a full disk cannot be made here): every durable
+    """The local disk of the spool is full (a full disk cannot be made here): every spool
     write leaves a partial temporary file, then fails with ENOSPC."""
     import errno
 
@@ -51,7 +51,7 @@ def _spool_disk_full(monkeypatch) -> None:
         path.with_suffix(path.suffix + ".tmp").write_bytes(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool_module, "_write_durably", full)
+    monkeypatch.setattr(spool_module, "_write_whole", full)
 
 
 def test_a_full_spool_disk_costs_no_paid_image(emulator, dest, tmp_path, monkeypatch):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import io
+import os
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,7 +18,13 @@ from PIL import Image
 from catalog_images.catalog.fingerprint import sha256_hex
 from catalog_images.destination.spool import Spool
 from catalog_images.destination.storage import S3Location
-from catalog_images.generation.deliver import UPLOAD_ATTEMPTS, PaidImage, deliver, keep
+from catalog_images.generation.deliver import (
+    INLINE_SPOOL_BYTES,
+    UPLOAD_ATTEMPTS,
+    PaidImage,
+    deliver,
+    keep,
+)
 from catalog_images.generation.resources import RunContext
 from catalog_images.generation.retry import RetryPolicy
 from catalog_images.generation.routing import Router
@@ -111,6 +119,49 @@ def test_a_failed_upload_leaves_the_paid_image_in_the_spool(make_ctx):
     assert result.cost_usd == 0.134 and not ctx.thumbnails
     spooled = ctx.spool.find(JOB.sku, JOB.fingerprint)
     assert spooled is not None and spooled.data == IMAGE.data
+
+
+def test_only_a_spool_copy_that_stays_goes_to_the_disk(make_ctx, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    _deliver(make_ctx(Bucket()))
+    assert synced == []  # uploaded at once: the page cache held it long enough
+    _deliver(make_ctx(Bucket(down=True)))
+    assert len(synced) == 3  # the image, its metadata and the folder's renames
+
+
+class ThreadNoted(Spool):
+    threads: list[str] = []
+
+    def write(self, sku: str, fingerprint: str, data: bytes, meta: dict) -> None:
+        self.threads.append(threading.current_thread().name)
+        super().write(sku, fingerprint, data, meta)
+
+
+def test_large_images_are_spooled_off_the_event_loop(make_ctx):
+    ctx = make_ctx(Bucket(), ThreadNoted)
+    big = GeneratedImage(IMAGE.data + bytes(INLINE_SPOOL_BYTES), "image/png", 8, 6)
+
+    async def go():
+        await keep(ctx, JOB, JOB.fingerprint, IMAGE, get_provider("google"), 0.1)
+        await keep(ctx, JOB, "e" * 64, big, get_provider("google"), 0.1)
+
+    asyncio.run(go())
+    assert ThreadNoted.threads[0] == threading.current_thread().name
+    assert ThreadNoted.threads[1] != threading.current_thread().name
+    assert ctx.spool.find(JOB.sku, "e" * 64).data == big.data
+
+
+def test_a_leftover_temporary_file_is_replaced_not_trusted(make_ctx, tmp_path):
+    ctx = make_ctx(Bucket(down=True))
+    image_path = ctx.spool._paths(JOB.sku, JOB.fingerprint)[0]
+    leftover = image_path.with_suffix(image_path.suffix + ".tmp")
+    leftover.write_bytes(b"half an image")
+    leftover.chmod(0o644)
+    _deliver(ctx)
+    assert not leftover.exists()
+    assert image_path.read_bytes() == IMAGE.data and image_path.stat().st_mode & 0o777 == 0o600
 
 
 def test_an_image_neither_spooled_nor_uploaded_says_where_it_can_still_be_had(make_ctx):
