@@ -3,12 +3,15 @@
 In ephemeral mode (no ``PREFECT_API_URL``) Prefect starts its temporary API server the first
 time a client needs it: after the CLI has imported Prefect, the flow and its libraries, so
 the two starts run one after the other. ``launch`` starts the same server command (Prefect's
-``SubprocessASGIServer`` command line and environment) before any of those imports; ``adopt``
-waits for it to answer and hands it to Prefect as the ephemeral server of this process, just
-before the flow runs. Whenever something does not fit (an API URL found in a profile,
-ephemeral mode off, the process gone), the early server is stopped and Prefect does what it
-did before. The server leads its own session (a Ctrl-C in the terminal reaches the CLI,
-which drains and reports through it first) and gets SIGTERM when the CLI dies (Linux).
+``SubprocessASGIServer`` command line and environment) before any of those imports and names
+it as this process's API (``PREFECT_API_URL``, no UI link: it ends with the command), so
+Prefect talks to it as to a running server and never imports its own server package in the
+CLI (fastapi, SQLAlchemy and the API's models: about 1.6 s of CPU). ``adopt`` waits for it
+to answer just before the flow runs; it is stopped when the command ends, after Prefect's
+log and event workers have drained into it. When something does not fit (an API URL found
+in a profile, the opt-out), nothing is launched and Prefect does what it always did. The
+server leads its own session (a Ctrl-C in the terminal reaches the CLI, which drains and
+reports through it first) and gets SIGTERM when the CLI dies (Linux).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class EarlyApi:
 
     def __init__(self, proc: subprocess.Popen, port: int) -> None:
         self.proc, self.port = proc, port
+        self.adopted = False  # answered adopt(): the run used it
 
     @property
     def api_url(self) -> str:
@@ -53,6 +57,9 @@ class EarlyApi:
         rolls an unfinished migration back); idempotent."""
         if self.proc.poll() is not None:
             return
+        if self.adopted:  # as Prefect says of its own temporary server
+            with contextlib.suppress(OSError, ValueError):
+                print(f"Stopping temporary server on {self.api_url[:-4]}", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError):
             self.proc.terminate()
         try:
@@ -127,37 +134,44 @@ def launch(argv: list[str] | None = None) -> EarlyApi | None:
         return None
     early = EarlyApi(proc, port)
     _EARLY.append(early)
-    atexit.register(early.stop)  # a run that ends before adopt() (bad input, declined)
+    atexit.register(early.stop)  # the last exit handler, whenever the command ends
+    os.environ["PREFECT_API_URL"] = early.api_url  # before Prefect reads its settings
+    os.environ.setdefault("PREFECT_UI_URL", "")  # no "View at" link to a server that ends
     return early
 
 
 def stop_launched() -> None:
-    """Stop the launched server unless Prefect has adopted it (a process leaving early)."""
+    """Stop the launched server (the command ends, or has no use for it)."""
     while _EARLY:
         _EARLY.pop().stop()
 
 
-def adopt() -> bool:
-    """Make the launched server Prefect's ephemeral API once it answers; True if it was.
+class EarlyApiError(RuntimeError):
+    """The launched server died or never answered."""
 
-    Prefect's get_client() finds it as its running SubprocessASGIServer and stops it at exit.
+
+def adopt() -> bool:
+    """Wait until the launched server answers, just before the flow; True if there is one.
+
+    Raises EarlyApiError, naming the opt-out, when it exits or never answers.
     """
     if not _EARLY:
         return False
-    early = _EARLY.pop()
-    from prefect.server.api.server import SubprocessASGIServer
+    early = _EARLY[-1]
     from prefect.settings import get_current_settings
 
     settings = get_current_settings()
-    server = SubprocessASGIServer()  # the instance Prefect's clients use (port None)
-    if settings.api.url or not settings.server.ephemeral.enabled or server.running:
-        early.stop()
+    if settings.api.url != early.api_url:  # Prefect reads another API (set after launch)
+        stop_launched()
         return False
     if not _healthy(early, settings.server.ephemeral.startup_timeout_seconds):
-        early.stop()  # Prefect starts its own, as it did before
-        return False
-    server.port, server.server_process, server.running = early.port, early.proc, True
-    atexit.register(server.stop)  # Prefect's own exit path for its ephemeral server
+        code = early.proc.poll()
+        stop_launched()
+        how = "no answer" if code is None else f"exit code {code}"
+        raise EarlyApiError(
+            f"Prefect's temporary API did not start ({how}); run again with {OPT_OUT}=0 to "
+            "let Prefect start it, or set PREFECT_API_URL")
+    early.adopted = True
     return True
 
 

@@ -68,13 +68,16 @@ def execute_run(show_progress: bool = True, yes: bool = False, **params) -> int:
 
     confirm_spend(settings, yes)  # asked here, so the flow runs without its pause
     settings = settings.model_copy(update={"approve_above_usd": None})
-    from catalog_images.cli.early_api import adopt
+    from catalog_images.cli.early_api import EarlyApiError, adopt
     from catalog_images.report.outcome import expected_error_of
     from catalog_images.run_sections import grouped_parameters
     from flows.catalog_refresh import catalog_refresh, outcome_of
 
     parameters = grouped_parameters(settings.model_dump())  # the flow's sections
-    adopt()  # the ephemeral API launched on the first line (if any) becomes Prefect's
+    try:
+        adopt()  # the temporary API launched on the first line (if any) answers
+    except EarlyApiError as exc:
+        fail(str(exc))
     with progress_bar(show_progress):
         state = run_coroutine(catalog_refresh(**parameters, return_state=True))
     expected = expected_error_of(state)

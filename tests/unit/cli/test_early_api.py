@@ -69,45 +69,62 @@ def test_the_command_is_prefects_own(monkeypatch):
         assert name in seen["env"]
 
 
-def test_prefect_takes_the_adopted_server_as_its_ephemeral_one(monkeypatch):
-    """adopt() fills the instance get_client() asks for, so Prefect starts no second one."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
-        temporary_settings,
-    )
+FAKE_SERVER = """
+import http.server, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/api/health" else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
 
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    monkeypatch.setattr(early_api, "_EARLY", [early_api.EarlyApi(proc, 8124)])
-    monkeypatch.setattr(early_api, "_healthy", lambda early, timeout_s: True)
-    monkeypatch.setattr(SubprocessASGIServer, "_instances", {})
-    try:
-        with temporary_settings({PREFECT_API_URL: "", PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: True}):
-            assert early_api.adopt() is True
-        server = SubprocessASGIServer()
-        assert server.running and server.server_process is proc and server.port == 8124
-        server.start()  # what get_client() calls: must not start another process
-        assert server.server_process is proc
-        server.stop()
-        assert proc.poll() is not None
-    finally:
-        proc.kill()
-        proc.wait()
+LAUNCH_THEN_RUN = """
+import sys
+from catalog_images.cli import early_api
+early_api.server_command = lambda port: [sys.executable, "-c", sys.argv[1], str(port)]
+early = early_api.launch(["catalog-images", "run"])
+from prefect.client.orchestration import get_client
+from prefect.settings import get_current_settings
+try:
+    adopted = early_api.adopt()
+except early_api.EarlyApiError as exc:
+    print("refused:", exc)
+    raise SystemExit(2)
+settings = get_current_settings()
+print(adopted, settings.api.url == early.api_url, repr(settings.ui_url),
+      get_client().api_url == early.api_url + "/",
+      "prefect.server.api.server" in sys.modules, early.proc.pid)
+"""
 
 
-def test_a_configured_api_stops_the_early_server(monkeypatch):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def _launch_then_run(server_code: str, home) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("PREFECT_API_", "PREFECT_UI_"))}
+    env.update(PREFECT_HOME=str(home / "prefect-home"),
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="20")
+    return subprocess.run([sys.executable, "-c", LAUNCH_THEN_RUN, server_code], env=env,
+                          cwd=home, capture_output=True, text=True, timeout=120)
 
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    monkeypatch.setattr(early_api, "_EARLY", [early_api.EarlyApi(proc, 8125)])
-    try:
-        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
-            assert early_api.adopt() is False
-        assert proc.poll() is not None
-    finally:
-        proc.kill()
-        proc.wait()
+
+def test_prefect_uses_the_launched_server_as_a_running_one(home):
+    """Prefect's clients reach the launched server by its URL, so the CLI never imports
+    Prefect's server package (its ephemeral mode would); it is stopped as the CLI ends."""
+    done = _launch_then_run(FAKE_SERVER, home)
+    assert done.returncode == 0, done.stderr[-2000:]
+    *seen, pid = done.stdout.split()
+    assert seen == ["True", "True", "''", "True", "False"]
+    assert "Stopping temporary server on http://127.0.0.1:" in done.stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
+
+
+def test_a_server_that_does_not_start_names_the_way_out(home):
+    done = _launch_then_run("raise SystemExit(3)", home)
+    assert done.returncode == 2
+    assert "did not start (exit code 3)" in done.stdout
+    assert f"{early_api.OPT_OUT}=0" in done.stdout
 
 
 def test_the_server_dies_with_the_cli(tmp_path):
