@@ -244,11 +244,26 @@ class InlineJsonReader:
 
 async def read_inline_json(response: httpx.Response, max_bytes: int, what: str,
                            blob_min_chars: int = BLOB_MIN_CHARS) -> object:
-    """The JSON of a streamed ``response`` read under ``max_bytes``, long strings as Blobs."""
-    reader = InlineJsonReader(what, blob_min_chars)
+    """The JSON of a streamed ``response`` read under ``max_bytes``, long strings as Blobs.
+
+    An answer no longer than ``blob_min_chars`` can hold no long string: it is parsed whole
+    (the same result at a fraction of the streaming reader's CPU, for small images)."""
+    held: list[bytes] = []
+    size, reader = 0, None
     async with contextlib.aclosing(capped_pieces(response, max_bytes)) as pieces:
         async for piece in pieces:
-            reader.feed(piece)
+            if reader is not None:
+                reader.feed(piece)
+                continue
+            held.append(piece)
+            size += len(piece)
+            if size > blob_min_chars:
+                reader = InlineJsonReader(what, blob_min_chars)
+                for each in held:
+                    reader.feed(each)
+                held = []
+    if reader is None:
+        return parse_json(b"".join(held), what)
     return reader.parse()
 
 

@@ -147,3 +147,18 @@ def test_an_in_memory_answer_is_read_too():
     response = httpx.Response(200, content=answer(B64))
     response.read()
     assert image_of(run(read_inline_json(response, 10**6, "answer", SMALL))).data() == DATA
+
+
+def test_a_short_answer_is_parsed_whole_with_the_same_result_and_caps():
+    body = answer(B64)  # about 4 KB: shorter than the default long-string length
+    response, _ = streamed([body[i:i + 700] for i in range(0, len(body), 700)])
+    payload = run(read_inline_json(response, 10**6, "answer"))
+    assert payload == json.loads(body)
+    assert not isinstance(payload["parts"][1]["inlineData"]["data"], Blob)
+    deep = b"[" * 200 + b"]" * 200
+    response, _ = streamed([deep])
+    with pytest.raises(ProviderError, match="nested deeper"):
+        run(read_inline_json(response, 10**6, "answer"))
+    response, _ = streamed([b'{"candidates": ['])
+    with pytest.raises(ProviderError, match="invalid JSON"):
+        run(read_inline_json(response, 10**6, "answer"))
