@@ -39,7 +39,8 @@ def run_once(s3, url: str, catalog, concurrency: int, tag: str) -> dict:
     totals = json.loads(report.read_text())["totals"]
     stats = emulator_get(url, "stats")
     unavailable = stats["by_status"].get("503", 0)
-    return {"images": totals["succeeded"], "rate": totals["succeeded"] / totals["generation_s"],
+    steady_s = totals["steady_s"] or totals["generation_s"]
+    return {"images": totals["succeeded"], "rate": totals["succeeded"] / steady_s,
             "requests": stats["requests"], "503s": unavailable}
 
 

@@ -99,7 +99,8 @@ class Pipeline:
         if child.returncode:
             raise RuntimeError(f"pipeline ({self.mode}) failed: {child.stderr[-3000:]}")
         totals = json.loads(report.read_text())["totals"]
-        return {"images": totals["succeeded"], "steady_s": totals["generation_s"],
+        steady_s = totals["steady_s"] or totals["generation_s"]  # first request, last upload
+        return {"images": totals["succeeded"], "steady_s": steady_s,
                 "wall_s": child.wall_s, "cpu_s": child.cpu_s + server_cpu,
                 "server_cpu_s": server_cpu, "rss_mib": child.max_rss_mib}
 

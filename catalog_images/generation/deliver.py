@@ -9,6 +9,7 @@ uploaded from memory, and a failed upload leaves it in the spool for the next ru
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -99,6 +100,7 @@ async def upload(ctx: RunContext, key: str, image_data: bytes, mime: str, meta: 
                 Bucket=ctx.location.bucket, Key=key, Body=image_data, ContentType=mime,
                 Metadata=meta,
             )
+            ctx.last_upload = time.time()
             return
         except (ClientError, BotoCoreError, OSError):
             if attempt == UPLOAD_ATTEMPTS:

@@ -44,6 +44,9 @@ def close_results(sink: ResultSink, progress: RunProgress, run: RunSetup,
     progress.phase = "reporting"
     progress.publish()
     totals = sink.totals.summary(time.monotonic() - run.started_wall, generation_s)
+    # requests and uploads only, as a bare loop would time itself (generation_s includes
+    # opening clients, listing the destination and writing the index snapshot)
+    totals["steady_s"] = round(generated.steady_s, 3) if generated.steady_s else None
     totals["providers"] = summarize_providers(
         generated.stats, {c.name: c for c in run.provider_configs})
     return totals

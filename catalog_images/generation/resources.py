@@ -61,6 +61,7 @@ class RunContext:
     wrong_shape: str = "quarantine"  # RunSettings.wrong_shape: quarantine, accept or fail
     thumbnails: list[SheetItem] = field(default_factory=list)  # for the contact sheet
     thumbnail_pixels: int = 0  # decoded for them so far (generation/deliver.py)
+    last_upload: float | None = None  # wall-clock time of the last image uploaded
     thumbnail_slot: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     rng: random.Random = field(default_factory=random.Random)
     on_result: Callable[[RowResult], None] | None = None

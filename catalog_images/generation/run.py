@@ -183,6 +183,13 @@ class Generated:
     index_entries: int = 0  # rows written to the destination's index parts
     stopped_by: str | None = None  # the signal that stopped the run early, if one did
     warnings: list[str] = field(default_factory=list)  # for the report, e.g. a shard's bad rows
+    steady_s: float | None = None  # first request to last upload (None: none, or shards)
+
+
+def steady_seconds(stats: dict[str, ProviderStats], last_upload: float | None) -> float | None:
+    """Seconds from the first request sent to the last image uploaded, if both happened."""
+    sends = [s.first_send for s in stats.values() if s.first_send is not None]
+    return last_upload - min(sends) if sends and last_upload else None
 
 
 async def generate_here(
@@ -222,5 +229,6 @@ async def generate_here(
                 await generate_rows(ctx, jobs_path, settings.chunk_size, recorder, parts,
                                     settled, run_chunk)
         await parts.flush()
-        return Generated(ctx.router.stats(), list(ctx.thumbnails), parts.written,
-                         ctx.stop.signal_name)
+        stats = ctx.router.stats()
+        return Generated(stats, list(ctx.thumbnails), parts.written, ctx.stop.signal_name,
+                         steady_s=steady_seconds(stats, ctx.last_upload))

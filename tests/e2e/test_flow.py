@@ -44,6 +44,8 @@ def test_sample_catalog_ends_with_every_valid_row_in_the_bucket(
     assert totals.keys() >= REPORT_TOTAL_KEYS
     assert (totals["rows"], totals["succeeded"], totals["rejected"], totals["failed"]) == (
         57, 50, 7, 0)
+    # first request to last upload: inside generation, which also opens clients and lists
+    assert 0 < totals["steady_s"] < totals["generation_s"]
     rejected = [r for r in report["rows"] if r["status"] == "rejected"]
     for reason in SAMPLE_REJECTION_REASONS:
         assert any(reason in r["reason"] for r in rejected), reason
