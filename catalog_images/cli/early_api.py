@@ -53,8 +53,8 @@ class EarlyApi:
         return f"http://127.0.0.1:{self.port}/api"
 
     def stop(self) -> None:
-        """SIGTERM the server, never used (it may be migrating: SIGKILL after 2 s, SQLite
-        rolls an unfinished migration back); idempotent."""
+        """SIGTERM the server; SIGKILL after 5 s as Prefect does with its own (2 s when the
+        run never used it: it may be migrating, and SQLite rolls that back); idempotent."""
         if self.proc.poll() is not None:
             return
         if self.adopted:  # as Prefect says of its own temporary server
@@ -63,7 +63,7 @@ class EarlyApi:
         with contextlib.suppress(ProcessLookupError):
             self.proc.terminate()
         try:
-            self.proc.wait(timeout=2)
+            self.proc.wait(timeout=5 if self.adopted else 2)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
