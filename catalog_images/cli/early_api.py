@@ -160,10 +160,8 @@ def adopt() -> bool:
     early = _EARLY[-1]
     from prefect.settings import get_current_settings
 
+    # Prefect reads the URL launch() set: the environment wins over every settings file
     settings = get_current_settings()
-    if settings.api.url != early.api_url:  # Prefect reads another API (set after launch)
-        stop_launched()
-        return False
     if not _healthy(early, settings.server.ephemeral.startup_timeout_seconds):
         code = early.proc.poll()
         stop_launched()
