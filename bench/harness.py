@@ -120,6 +120,12 @@ def pipeline_env(s3: LocalS3, emulator_url: str, extra: dict | None = None) -> d
     return env
 
 
+def steady_s(totals: dict) -> float:
+    """A pipeline report's first request to last upload (its generation span when it has
+    none: no image uploaded)."""
+    return totals["steady_s"] or totals["generation_s"]
+
+
 def print_table(title: str, header: list[str], rows: list[list]) -> None:
     """Print a markdown table (paste-ready for docs/benchmarks.md)."""
     print(f"\n### {title}\n")

@@ -23,6 +23,7 @@ from bench.harness import (
     pipeline_env,
     print_table,
     run_child,
+    steady_s,
     write_catalog,
 )
 
@@ -39,8 +40,7 @@ def run_once(s3, url: str, catalog, concurrency: int, tag: str) -> dict:
     totals = json.loads(report.read_text())["totals"]
     stats = emulator_get(url, "stats")
     unavailable = stats["by_status"].get("503", 0)
-    steady_s = totals["steady_s"] or totals["generation_s"]
-    return {"images": totals["succeeded"], "rate": totals["succeeded"] / steady_s,
+    return {"images": totals["succeeded"], "rate": totals["succeeded"] / steady_s(totals),
             "requests": stats["requests"], "503s": unavailable}
 
 

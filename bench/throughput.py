@@ -31,6 +31,7 @@ from bench.harness import (
     pipeline_env,
     print_table,
     run_child,
+    steady_s,
     write_catalog,
 )
 from catalog_images.devtools.prefect_server import PrefectServer
@@ -99,8 +100,7 @@ class Pipeline:
         if child.returncode:
             raise RuntimeError(f"pipeline ({self.mode}) failed: {child.stderr[-3000:]}")
         totals = json.loads(report.read_text())["totals"]
-        steady_s = totals["steady_s"] or totals["generation_s"]  # first request, last upload
-        return {"images": totals["succeeded"], "steady_s": steady_s,
+        return {"images": totals["succeeded"], "steady_s": steady_s(totals),
                 "wall_s": child.wall_s, "cpu_s": child.cpu_s + server_cpu,
                 "server_cpu_s": server_cpu, "rss_mib": child.max_rss_mib}
 
