@@ -29,6 +29,7 @@ class ProviderGate:
     quota is used fully without a 429.
     """
 
+    RAMP_GAP_S = 0.02  # slow start: one more slot this often while rows wait for one
     SAFETY_MARGIN_S = 0.05  # requests arrive later than they leave; keep the window honest
     DECREASE_FACTOR = 0.7
     MIN_DECREASE_INTERVAL_S = 1.0
@@ -43,7 +44,11 @@ class ProviderGate:
         # Slow start: from a small first window, one more slot per success (doubling each
         # round trip) until the maximum or the first sign of overload, so a model whose
         # capacity is below our concurrency is not met with a wall of requests it refuses.
+        # Besides, while rows wait, one more slot every RAMP_GAP_S (``_ramp``): the first
+        # round trip brings no answer to grow on, and a model beyond its capacity refuses the
+        # extra request at once, before the next slot opens.
         self._slow_start = self.limit < max_concurrency
+        self._ramping = False
         self.rpm = rpm
         self.window_s = window_s
         self.rpd = rpd
@@ -109,6 +114,21 @@ class ProviderGate:
             self.limit = min(float(self.max_concurrency), self.limit + 1.0)
             self._wake()
 
+    def _start_ramp(self) -> None:
+        """Open slow start's timed slots while rows queue (the ramp stops when none do)."""
+        if self._slow_start and not self._ramping and self.limit < self.max_concurrency:
+            self._ramping = True
+            asyncio.get_running_loop().call_later(self.RAMP_GAP_S, self._ramp)
+
+    def _ramp(self) -> None:
+        """One timed slow-start slot, and the next one scheduled while rows still wait."""
+        self._ramping = False
+        if not self._waiters:
+            return
+        self._paced = True  # a crowd now means the level before it held
+        self._grow_one()
+        self._start_ramp()
+
     def on_unavailable(self, retry_after_s: float | None,
                        admitted_at: float | None = None) -> bool:
         """A 503 (of a request admitted at ``admitted_at``, the value ``slot`` gave): shrink the
@@ -169,6 +189,7 @@ class ProviderGate:
         waiter = asyncio.get_running_loop().create_future()
         entry = (waiter, still_wanted)
         self._waiters.append(entry)
+        self._start_ramp()
         try:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             await asyncio.wait([waiter], timeout=timeout)

@@ -38,9 +38,10 @@ from catalog_images.settings import RunSettings
 REFERENCES_KEPT = 32
 
 
-# Requests in flight at first to a provider, doubled each round trip (generation/limits.py:
-# slow start): a known request quota says nothing of how many requests the model serves at
-# once, and a wall of requests beyond that capacity comes back as a storm of 503s.
+# Requests in flight at first to a provider, then one more every 20 ms while rows wait and
+# one more per success (generation/limits.py: slow start): a known request quota says
+# nothing of how many requests the model serves at once, and a wall of requests beyond that
+# capacity comes back as a storm of 503s.
 INITIAL_WINDOW = 8
 
 

@@ -197,3 +197,54 @@ def test_a_crowd_in_paced_slow_start_leaves_the_window_at_the_last_level_that_he
 
     first, after = asyncio.run(scenario())
     assert first >= 17 and after == first - 1  # the level before the first refusal held
+
+
+def test_slow_start_opens_a_slot_at_each_ramp_gap_while_rows_wait_and_none_without_them():
+    async def scenario() -> tuple[float, float, float]:
+        gate = ProviderGate(max_concurrency=64, initial_window=8)
+        idle_wait = ProviderGate.RAMP_GAP_S * 5
+        await asyncio.sleep(idle_wait)
+        idle = gate.limit  # nobody waits: nothing to ramp for
+        held = [gate.slot() for _ in range(40)]
+        entered = [asyncio.ensure_future(slot.__aenter__()) for slot in held]
+        started = time.monotonic()
+        while gate.limit < 14 and time.monotonic() - started < 5:
+            await asyncio.sleep(0.001)
+        gaps = (time.monotonic() - started) / ProviderGate.RAMP_GAP_S
+        await asyncio.sleep(ProviderGate.RAMP_GAP_S * 50)
+        for task in entered:
+            task.cancel()
+        return idle, gaps, gate.limit
+
+    idle, gaps, full = asyncio.run(scenario())
+    assert idle == 8
+    assert 5.5 <= gaps < 100  # six slots, one per gap at most, and no answer needed
+    assert full == 40  # every waiting row admitted, and no slot beyond them
+
+
+def test_a_model_refusing_at_once_stops_the_ramp_one_slot_above_its_capacity():
+    async def scenario() -> tuple[float, int]:
+        capacity = 12
+        gate = ProviderGate(max_concurrency=64, initial_window=8)
+        refused = 0
+
+        async def row() -> None:
+            nonlocal refused
+            while True:
+                async with gate.slot() as admitted_at:
+                    if gate.sending > capacity:  # beyond capacity: a 503 at once
+                        refused += 1
+                        gate.on_unavailable(None, admitted_at=admitted_at)
+                        await asyncio.sleep(0)
+                        continue
+                    await asyncio.sleep(10)  # in service for longer than the test
+
+        rows = [asyncio.ensure_future(row()) for _ in range(30)]
+        await asyncio.sleep(ProviderGate.RAMP_GAP_S * 30)
+        for task in rows:
+            task.cancel()
+        return gate.limit, refused
+
+    limit, refused = asyncio.run(scenario())
+    assert limit == 12  # the last level that held
+    assert refused <= OverloadJudge.STREAK + 1
