@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.harness import WORK, pipeline_env
 from catalog_images.catalog.fingerprint import sha256_hex
+from catalog_images.destination.spool import waiting_images
 from catalog_images.devtools.local_s3 import LocalS3
 from catalog_images.devtools.prefect_server import PrefectServer
 
@@ -89,8 +90,8 @@ def billing(outcome: Outcome, ledger: dict, prompts: list[str], bound: int) -> i
 
 
 def spooled(spool: Path) -> int:
-    """Complete images waiting in a spool (their metadata file marks them complete)."""
-    return sum(1 for _ in spool.rglob("*.json"))
+    """Images waiting in a spool: entry files, and slots holding one."""
+    return waiting_images(spool)
 
 
 def prompts_of(rows: int) -> list[str]:

@@ -170,6 +170,7 @@ class open_run_context:  # noqa: N801 - used as ``async with open_run_context(..
             force=self.force, force_skus=self.force_skus, events=self.events,
             reference_policy=self.reference_policy, wrong_shape=self.wrong_shape,
         )
+        self._stack.callback(self.spool.close)  # after the spool's threads are done
         ctx.spool_pool = ThreadPoolExecutor(min(64, s3_pool), thread_name_prefix="spool")
         self._stack.callback(ctx.spool_pool.shutdown)
         return ctx

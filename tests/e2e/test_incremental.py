@@ -292,9 +292,11 @@ def test_batch_mode_uploads_a_spooled_image_instead_of_buying_it_again(
     paid = s3.get_object(Bucket=bucket, Key=f"{prefix}/images/SKU-00000.png")
     data, fp = paid["Body"].read(), paid["Metadata"]["fingerprint"]
     # What an upload that failed leaves behind: the paid image in the spool.
-    Spool(default_spool_root(), dest).write("SKU-00000", fp, data, {
+    spool = Spool(default_spool_root(), dest)
+    spool.write("SKU-00000", fp, data, {
         "mime_type": "image/png", "width": 1024, "height": 1024, "run_id": "earlier",
         "provider": "emulator", "model": "gemini-3-pro-image-preview"})
+    spool.make_durable("SKU-00000", fp)
     billed = emulator.ledger()["images"]
     state, outcome = run_refresh(catalog=str(catalog), dest=dest, mode="batch",
                                  batch_poll_s=0.1)

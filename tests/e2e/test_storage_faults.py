@@ -42,16 +42,18 @@ def test_s3_down_at_report_time_still_gives_the_summary_and_a_local_report(
 
 def _spool_disk_full(monkeypatch) -> None:
     """The local disk of the spool is full (a full disk cannot be made here): every spool
-    write leaves a partial temporary file, then fails with ENOSPC."""
+    write leaves half an entry in its slot, then fails with ENOSPC."""
     import errno
 
-    import catalog_images.destination.spool as spool_module
+    import catalog_images.destination.spool_slots as spool_slots
 
-    def full(path, data):
-        path.with_suffix(path.suffix + ".tmp").write_bytes(data[: len(data) // 2])
+    real = spool_slots._pwrite_all
+
+    def full(fd, parts):
+        real(fd, [parts[0][: len(parts[0]) // 2]])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool_module, "_write_whole", full)
+    monkeypatch.setattr(spool_slots, "_pwrite_all", full)
 
 
 def test_a_full_spool_disk_costs_no_paid_image(emulator, dest, tmp_path, monkeypatch):

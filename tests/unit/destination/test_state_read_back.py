@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import stat
+from pathlib import Path
 
 from PIL import Image
 
 from catalog_images.destination.lease_holder import MAX_LEASE_BYTES, Holder
 from catalog_images.destination.ledger import checked_row, history_row
-from catalog_images.destination.spool import Spool
+from catalog_images.destination.spool import MAX_META_BYTES, Spool
 
 META = {"mime_type": "image/png", "width": 8, "height": 8, "provider": "p", "model": "m",
         "run_id": "r"}
@@ -35,40 +36,54 @@ def test_the_spool_is_private(tmp_path):
     spool.write("SKU-1", "f" * 64, _png(), META)
     for folder in (root, spool.dir):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    spool.make_durable("SKU-1", "f" * 64)  # an entry file of its own
+    spool.write("SKU-2", "f" * 64, _png(), META)  # in a slot
     files = list(spool.dir.iterdir())
     assert len(files) == 2
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
 
 
+def _kept_entry(spool: Spool, data: bytes, meta: dict) -> Path:
+    spool.write("SKU-1", "f" * 64, data, meta)
+    spool.close()
+    return next(spool.dir.glob("*.entry"))
+
+
 def test_a_spooled_image_changed_on_disk_is_not_uploaded(tmp_path):
     spool = Spool(tmp_path, "s3://bucket/prefix")
     data = _png()
-    spool.write("SKU-1", "f" * 64, data, META)
+    entry = _kept_entry(spool, data, META)
     found = spool.find("SKU-1", "f" * 64)
     assert found is not None and found.data == data and found.meta["sha256"]
-    image = next(spool.dir.glob("*.img"))
-    image.write_bytes(data[:-1] + b"X")
+    entry.write_bytes(entry.read_bytes()[:-1] + b"X")
+    assert spool.find("SKU-1", "f" * 64) is None
+    entry.write_bytes(entry.read_bytes()[:-1])  # torn
     assert spool.find("SKU-1", "f" * 64) is None
 
 
 def test_spool_metadata_of_another_shape_is_not_used(tmp_path):
     spool = Spool(tmp_path, "s3://bucket/prefix")
-    spool.write("SKU-1", "f" * 64, _png(), META)
-    meta_path = next(spool.dir.glob("*.json"))
-    for bad in ([], {"sha256": "x"}, {**META, "width": "8"}, "[" * 100_000):
-        meta_path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+    data = _png()
+    entry = _kept_entry(spool, data, META)
+    for bad in ([], {"sha256": "x"}, {**META, "width": "8"}, "[" * 100_000, ""):
+        header = bad if isinstance(bad, str) else json.dumps(bad)
+        entry.write_bytes(header.encode() + b"\n" + data)
         assert spool.find("SKU-1", "f" * 64) is None
+    entry.write_bytes(b"x" * (MAX_META_BYTES + 10))  # no metadata line where one must be
+    assert spool.find("SKU-1", "f" * 64) is None
 
 
 def test_a_legacy_spool_entry_without_a_hash_is_used_only_when_intact(tmp_path):
     spool = Spool(tmp_path, "s3://bucket/prefix")
-    spool.write("SKU-1", "f" * 64, _png(), META)
-    meta_path = next(spool.dir.glob("*.json"))
-    meta_path.write_text(json.dumps(META))  # as written before spool entries had a sha256
+    stem = "SKU-1." + "f" * 32  # as older versions named an image file and its metadata
+    (spool.dir / f"{stem}.img").write_bytes(_png())
+    (spool.dir / f"{stem}.json").write_text(json.dumps(META))
     assert spool.find("SKU-1", "f" * 64) is not None
-    image = next(spool.dir.glob("*.img"))
+    image = spool.dir / f"{stem}.img"
     image.write_bytes(image.read_bytes()[:40])
     assert spool.find("SKU-1", "f" * 64) is None
+    spool.remove("SKU-1", "f" * 64)
+    assert list(spool.dir.iterdir()) == []
 
 
 def test_ledger_rows_are_checked_field_by_field():

@@ -119,6 +119,8 @@ def test_a_failed_upload_leaves_the_paid_image_in_the_spool(make_ctx):
     assert result.cost_usd == 0.134 and not ctx.thumbnails
     spooled = ctx.spool.find(JOB.sku, JOB.fingerprint)
     assert spooled is not None and spooled.data == IMAGE.data
+    later_run = Spool(ctx.spool.dir.parent, "s3://bucket/p")
+    assert later_run.find(JOB.sku, JOB.fingerprint).data == IMAGE.data  # a file of its own
 
 
 def test_only_a_spool_copy_that_stays_goes_to_the_disk(make_ctx, monkeypatch):
@@ -128,7 +130,7 @@ def test_only_a_spool_copy_that_stays_goes_to_the_disk(make_ctx, monkeypatch):
     _deliver(make_ctx(Bucket()))
     assert synced == []  # uploaded at once: the page cache held it long enough
     _deliver(make_ctx(Bucket(down=True)))
-    assert len(synced) == 3  # the image, its metadata and the folder's renames
+    assert len(synced) == 2  # the entry's own file and the folder's rename
 
 
 class ThreadNoted(Spool):
@@ -153,15 +155,20 @@ def test_large_images_are_spooled_off_the_event_loop(make_ctx):
     assert ctx.spool.find(JOB.sku, "e" * 64).data == big.data
 
 
-def test_a_leftover_temporary_file_is_replaced_not_trusted(make_ctx, tmp_path):
-    ctx = make_ctx(Bucket(down=True))
-    image_path = ctx.spool._paths(JOB.sku, JOB.fingerprint)[0]
-    leftover = image_path.with_suffix(image_path.suffix + ".tmp")
-    leftover.write_bytes(b"half an image")
-    leftover.chmod(0o644)
-    _deliver(ctx)
-    assert not leftover.exists()
-    assert image_path.read_bytes() == IMAGE.data and image_path.stat().st_mode & 0o777 == 0o600
+def test_uploaded_images_reuse_one_slot_file_and_leave_nothing_behind(make_ctx):
+    ctx = make_ctx(Bucket())
+    for number in range(3):
+        job = Job(sku=f"MUG-{number}", prompt="a red mug", resolution="1K",
+                  aspect_ratio="1:1", row=number, fingerprint="f" * 64)
+
+        async def go(job: Job = job) -> None:
+            paid = await keep(ctx, job, job.fingerprint, IMAGE, get_provider("google"), 0.1)
+            await deliver(ctx, paid, f"p/images/{job.sku}.png", None)
+
+        asyncio.run(go())
+        assert [p.name[:5] for p in ctx.spool.dir.iterdir()] == ["slot-"]
+    ctx.spool.close()
+    assert list(ctx.spool.dir.iterdir()) == []
 
 
 def test_an_image_neither_spooled_nor_uploaded_says_where_it_can_still_be_had(make_ctx):
@@ -187,9 +194,10 @@ def test_without_a_spool_copy_the_image_is_uploaded_from_memory(make_ctx):
 
 def test_an_image_from_the_spool_is_uploaded_as_paid_by_its_run(make_ctx):
     bucket = Bucket()
-    ctx = make_ctx(bucket)
     earlier = make_ctx(Bucket(), run_id="run-0")  # an earlier run paid and spooled it
     asyncio.run(keep(earlier, JOB, JOB.fingerprint, IMAGE, get_provider("google"), 0.134))
+    earlier.spool.close()
+    ctx = make_ctx(bucket)
     paid = PaidImage.from_spool(JOB, JOB.fingerprint, ctx.spool.find(JOB.sku, JOB.fingerprint))
     result = asyncio.run(deliver(ctx, paid, KEY))
     assert result.status == RowStatus.SUCCEEDED and result.cost_usd == 0
