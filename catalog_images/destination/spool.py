@@ -64,6 +64,11 @@ class Spool:
             self.dir.chmod(0o700)  # a folder made before spools were private
         recover_slots(self.dir, self._settled_path, MAX_META_BYTES)
         self._slots = SlotPool(self.dir)
+        # The entries on disk now, by stem: a row whose image is not spooled (nearly every
+        # row) costs no failed open. Entries of this destination come only from this
+        # process (rows of other shards are theirs) and from earlier runs (the lease).
+        self._on_disk = {name.rsplit(".", 1)[0] for name in os.listdir(self.dir)
+                         if name.endswith((".entry", ".img"))}
 
     def _entry_path(self, sku: str, fingerprint: str) -> Path:
         """The entry's own file (metadata line, then the image)."""
@@ -88,8 +93,10 @@ class Spool:
     def find(self, sku: str, fingerprint: str) -> SpooledImage | None:
         """The spooled image for this sku and fingerprint, if a complete one is there."""
         path = self._entry_path(sku, fingerprint)
+        held = self._slots.read(path.stem)
+        if held is None and path.stem not in self._on_disk:
+            return None
         try:
-            held = self._slots.read(path.stem)
             data, meta = _read_entry(held if held is not None else path.read_bytes())
         except FileNotFoundError:
             return self._find_legacy(sku, fingerprint)
@@ -118,6 +125,7 @@ class Spool:
         """Give an entry that stays (its upload failed) its own file, synced, so a machine
         crash keeps it too."""
         path = self._entry_path(sku, fingerprint)
+        self._on_disk.add(path.stem)
         with contextlib.suppress(OSError):
             if not self._slots.keep(path.stem, path):
                 with open(path, "rb") as handle:
@@ -134,6 +142,7 @@ class Spool:
         stem = _stem(sku, fingerprint)
         if self._slots.release(stem):
             return
+        self._on_disk.discard(stem)
         try:
             self._path_of(stem).unlink()
         except FileNotFoundError:
@@ -142,7 +151,7 @@ class Spool:
 
     def close(self) -> None:
         """Entries not uploaded get files of their own; free slots are removed."""
-        self._slots.close(self._path_of)
+        self._on_disk.update(self._slots.close(self._path_of))
 
 
 def waiting_images(root: Path) -> int:

@@ -86,9 +86,9 @@ class SlotPool:
             os.close(slot.fd)  # the lock goes with it
         return True
 
-    def close(self, path_of: Callable[[str], Path]) -> None:
+    def close(self, path_of: Callable[[str], Path]) -> list[str]:
         """Turn entries still held into files of their own (``path_of(name)``), remove the
-        free slots, close them all."""
+        free slots, close them all; the names of the entries now in files."""
         with self._lock:
             held, self._held = self._held, {}
             free, self._free = self._free, []
@@ -100,6 +100,7 @@ class SlotPool:
             with contextlib.suppress(OSError):
                 slot.path.unlink()
             os.close(slot.fd)
+        return list(held)
 
     def _take(self) -> Slot:
         with self._lock:

@@ -74,10 +74,11 @@ def test_spool_metadata_of_another_shape_is_not_used(tmp_path):
 
 
 def test_a_legacy_spool_entry_without_a_hash_is_used_only_when_intact(tmp_path):
-    spool = Spool(tmp_path, "s3://bucket/prefix")
+    older = Spool(tmp_path, "s3://bucket/prefix")
     stem = "SKU-1." + "f" * 32  # as older versions named an image file and its metadata
-    (spool.dir / f"{stem}.img").write_bytes(_png())
-    (spool.dir / f"{stem}.json").write_text(json.dumps(META))
+    (older.dir / f"{stem}.img").write_bytes(_png())
+    (older.dir / f"{stem}.json").write_text(json.dumps(META))
+    spool = Spool(tmp_path, "s3://bucket/prefix")  # the next run
     assert spool.find("SKU-1", "f" * 64) is not None
     image = spool.dir / f"{stem}.img"
     image.write_bytes(image.read_bytes()[:40])
