@@ -140,8 +140,8 @@ class Spool:
     def remove(self, sku: str, fingerprint: str) -> None:
         """Forget an image once it is safely uploaded."""
         stem = _stem(sku, fingerprint)
-        if self._slots.release(stem):
-            return
+        if self._slots.release(stem) and stem not in self._on_disk:
+            return  # no older entry file of it (one refused as torn, say) to remove
         self._on_disk.discard(stem)
         try:
             self._path_of(stem).unlink()

@@ -17,12 +17,14 @@ import fcntl
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 FREE_MARK = b"\n"  # a slot's first byte once its image is uploaded: no entry in it
 SLOT_PREFIX = "slot-"
+UNNAMED_SLOT_AGE_S = 60.0  # a slot file still without its name after this was left by a crash
 
 
 @dataclass(slots=True)
@@ -106,9 +108,13 @@ class SlotPool:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        fd, name = tempfile.mkstemp(prefix=SLOT_PREFIX, dir=self.folder)  # 0600
+        # Made under another name, locked, then renamed: a recovering process never sees
+        # a slot of a live process before its lock is held.
+        fd, made = tempfile.mkstemp(prefix=f".{SLOT_PREFIX}", dir=self.folder)  # 0600
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
-        return Slot(Path(name), fd)
+        path = self.folder / Path(made).name[1:]
+        os.replace(made, path)
+        return Slot(path, fd)
 
     def _give_back(self, slot: Slot) -> None:
         try:
@@ -147,6 +153,10 @@ def recover_slots(folder: Path, settle: Callable[[bytes], Path | None],
             pass
         finally:
             os.close(fd)
+    for made in folder.glob(f".{SLOT_PREFIX}*"):  # a process died before naming its slot
+        with contextlib.suppress(OSError):
+            if time.time() - made.stat().st_mtime > UNNAMED_SLOT_AGE_S:
+                made.unlink()
 
 
 def _pwrite_all(fd: int, parts: Sequence[bytes]) -> int:

@@ -107,3 +107,29 @@ def test_waiting_images_counts_entries_and_held_slots_not_free_ones(tmp_path):
     assert waiting_images(tmp_path) == 2
     spool.close()
     assert waiting_images(tmp_path) == 2
+
+
+def test_an_entry_refused_and_paid_again_leaves_no_stale_file_after_its_upload(tmp_path):
+    earlier = Spool(tmp_path, DEST)
+    earlier.write("SKU-1", "f" * 64, _png(1), META)
+    earlier.close()
+    entry = next(earlier.dir.glob("*.entry"))
+    entry.write_bytes(entry.read_bytes()[:-5])  # torn by a machine crash
+    spool = Spool(tmp_path, DEST)
+    assert spool.find("SKU-1", "f" * 64) is None  # refused: the row pays again
+    spool.write("SKU-1", "f" * 64, _png(2), META)
+    spool.remove("SKU-1", "f" * 64)  # uploaded
+    spool.close()
+    assert list(spool.dir.iterdir()) == []
+
+
+def test_a_slot_file_left_before_it_was_named_is_removed_once_old(tmp_path):
+    import os
+
+    folder = Spool(tmp_path, DEST).dir
+    fresh, old = folder / ".slot-fresh", folder / ".slot-old"
+    fresh.write_bytes(b"")
+    old.write_bytes(b"")
+    os.utime(old, (0, 0))
+    Spool(tmp_path, DEST)
+    assert fresh.exists() and not old.exists()  # a fresh one may be another process's
