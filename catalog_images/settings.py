@@ -50,8 +50,9 @@ class RunSettings(BaseModel):
         MAX_LINK_EXPIRY_S, ge=60, le=MAX_LINK_EXPIRY_S,
         description="seconds the summary's presigned links (report, contact sheet, images "
         "listing) stay valid; at most 604800 (7 days, S3's limit)")
-    # A task run costs the client and the Prefect API about 0.1 s of CPU in all (states,
-    # events, its log line): 1 ms a row at 100 rows, a third of what a row's requests cost.
+    # Each task run is states, events and a log line for the client and the Prefect API.
+    # One pair of 10,000-row runs gave 43.0 s of CPU at 250 rows against 48.9 s at 100;
+    # later measurements found no difference between 250 and 2,000 (docs/benchmarks.md).
     chunk_size: int = Field(250, ge=1, le=5000, description="rows per Prefect task run")
     max_attempts: int = Field(6, ge=1, le=20, description="provider attempts per row")
     providers_file: str | None = Field(
